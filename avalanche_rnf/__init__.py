@@ -1,0 +1,29 @@
+"""Relevance-based Neural Freezing (RNF) for the Avalanche continual-learning framework."""
+
+from avalanche_rnf.checkpoint import maybe_load_checkpoint, save_checkpoint
+from avalanche_rnf.freezing import FreezeState
+from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
+from avalanche_rnf.plugin import RNFPlugin
+from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
+from avalanche_rnf.selection import RelevanceMass, SelectionRule, TopFraction
+from avalanche_rnf.strategy import RNF
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNF",
+    "FreezeState",
+    "RNFPlugin",
+    "RelevanceMass",
+    "SelectionRule",
+    "TopFraction",
+    "UnitLayer",
+    "UnitScores",
+    "UnsupportedModelError",
+    "find_unit_layers",
+    "make_composite",
+    "maybe_load_checkpoint",
+    "normalized_scores",
+    "save_checkpoint",
+    "unit_relevance",
+]

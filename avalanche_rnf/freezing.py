@@ -1,0 +1,115 @@
+"""Freezing that holds exactly: frozen unit masks and the values their tensors must keep.
+
+Masking gradients alone does not keep weights fixed: momentum, weight decay, Adam and AdamW
+move them anyway. :class:`FreezeState` therefore keeps a copy of every frozen value and writes
+it back after each optimizer step (:meth:`FreezeState.restore`, a masked copy per tensor), and
+zeroes frozen gradients before the step so that optimizer statistics and gradient clipping see
+only the free units (:meth:`FreezeState.mask_grads`).
+
+Everything is keyed by name, never by tensor object: Avalanche's dynamic modules replace their
+``nn.Linear`` when they grow. A layer that grew keeps its frozen units, and its new units are free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.layers import UnitLayer
+
+
+def _tensor(model: nn.Module, name: str) -> Tensor:
+    owner, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(owner), attr)
+
+
+class FreezeState:
+    """Frozen units per layer (boolean masks) and the frozen values of every tensor they own."""
+
+    def __init__(self) -> None:
+        self.unit_masks: dict[str, Tensor] = {}
+        """Layer name -> boolean mask over its units (True: frozen)."""
+        self.values: dict[str, Tensor] = {}
+        """Tensor name -> its frozen entries, ``tensor[mask]`` in row-major order."""
+        self.owners: dict[str, str] = {}
+        """Tensor name -> name of the layer whose units index its dimension 0."""
+        self._masks: dict[str, Tensor] = {}
+
+    def frozen_units(self, layer: str, n_units: int) -> Tensor:
+        """Frozen-unit mask of ``layer``, extended with free units if the layer has grown to ``n_units``."""
+        mask = self.unit_masks.get(layer)
+        if mask is None:
+            return torch.zeros(n_units, dtype=torch.bool)
+        if n_units < mask.numel():
+            raise RuntimeError(
+                f"Layer {layer!r} shrank from {mask.numel()} to {n_units} units, but its units are frozen by "
+                "RNF. Layers may grow (new units are free) but must not shrink or be rebuilt."
+            )
+        if n_units > mask.numel():
+            mask = torch.cat([mask, mask.new_zeros(n_units - mask.numel())])
+            self.unit_masks[layer] = mask
+        return mask
+
+    def frozen_fraction(self, layer: str) -> float:
+        mask = self.unit_masks.get(layer)
+        return 0.0 if mask is None or mask.numel() == 0 else float(mask.float().mean())
+
+    def _elementwise(self, name: str, tensor: Tensor) -> Tensor:
+        """Boolean mask of the frozen entries of ``tensor``, cached per shape and device."""
+        cached = self._masks.get(name)
+        if cached is not None and cached.shape == tensor.shape and cached.device == tensor.device:
+            return cached
+        units = self.frozen_units(self.owners[name], tensor.shape[0]).to(tensor.device)
+        mask = units.view(-1, *([1] * (tensor.dim() - 1))).expand_as(tensor).contiguous()
+        self._masks[name] = mask
+        return mask
+
+    @torch.no_grad()
+    def freeze(self, model: nn.Module, layer: UnitLayer, new_units: Tensor) -> None:
+        """Add ``new_units`` to the layer's frozen set and record the current values of all frozen units."""
+        old = self.frozen_units(layer.name, new_units.numel())
+        self.unit_masks[layer.name] = old | new_units.cpu().bool()
+        for name in layer.tensor_names(model):
+            self.owners[name] = layer.name
+            self._masks.pop(name, None)
+            tensor = _tensor(model, name)
+            if tensor.shape[0] != new_units.numel():
+                raise RuntimeError(f"{name} has {tensor.shape[0]} rows but {layer.name} has {new_units.numel()} units")
+            self.values[name] = tensor.detach()[self._elementwise(name, tensor)].clone()
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        """Write every frozen value back into ``model`` (bit-exact)."""
+        for name, values in self.values.items():
+            tensor = _tensor(model, name)
+            if values.device != tensor.device:
+                values = self.values[name] = values.to(tensor.device)
+            tensor.masked_scatter_(self._elementwise(name, tensor), values)
+
+    @torch.no_grad()
+    def mask_grads(self, model: nn.Module) -> None:
+        """Zero the gradients of frozen entries, so only free units drive the optimizer."""
+        for name in self.values:
+            tensor = _tensor(model, name)
+            if isinstance(tensor, nn.Parameter) and tensor.grad is not None:
+                tensor.grad.masked_fill_(self._elementwise(name, tensor), 0)
+
+    def nbytes(self) -> int:
+        """Bytes kept between experiences: the unit masks and the frozen values."""
+        tensors = list(self.unit_masks.values()) + list(self.values.values())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "unit_masks": {k: v.cpu().clone() for k, v in self.unit_masks.items()},
+            "values": {k: v.cpu().clone() for k, v in self.values.items()},
+            "owners": dict(self.owners),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.unit_masks = {k: v.clone().bool() for k, v in state["unit_masks"].items()}
+        self.values = {k: v.clone() for k, v in state["values"].items()}
+        self.owners = dict(state["owners"])
+        self._masks = {}

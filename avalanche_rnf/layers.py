@@ -1,0 +1,96 @@
+"""Find the units RNF scores and freezes: ``nn.Linear`` neurons and ``nn.Conv2d`` filters.
+
+A *unit layer* is a Linear or Conv2d module; its units are the output neurons / filters.
+A BatchNorm that directly follows it (in registration order, with one channel per unit)
+belongs to it: the BatchNorm's affine parameters and running statistics of a frozen
+unit's channel are frozen together with the unit. Every tensor RNF freezes is indexed by
+unit along dimension 0, so one boolean vector per layer describes all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from torch import nn
+
+UNIT_TYPES = (nn.Linear, nn.Conv2d)
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+_UNIT_PARAMS = ("weight", "bias")
+_NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+class UnsupportedModelError(ValueError):
+    """The model cannot be frozen unit by unit (no unit layer, or parameters RNF cannot own)."""
+
+
+@dataclass(frozen=True)
+class UnitLayer:
+    """A Linear/Conv2d module (by name) and the BatchNorm that normalises its channels, if any."""
+
+    name: str
+    norm: str | None = None
+
+    def tensor_names(self, model: nn.Module) -> Iterator[str]:
+        """Names of the parameters and buffers whose dimension 0 indexes this layer's units."""
+        owners = [(self.name, _UNIT_PARAMS)]
+        if self.norm is not None:
+            owners.append((self.norm, _NORM_TENSORS))
+        for owner, attrs in owners:
+            module = model.get_submodule(owner)
+            for attr in attrs:
+                if getattr(module, attr, None) is not None:
+                    yield f"{owner}.{attr}"
+
+
+def n_units(module: nn.Module) -> int:
+    """Number of units of a Linear (out features) or Conv2d (out channels) module."""
+    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+
+
+def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
+    """List the unit layers of ``model`` in registration order.
+
+    Raises :class:`UnsupportedModelError` when the model has no Linear/Conv2d layer, or (with
+    ``strict``) when it holds parameters that RNF cannot assign to units: modules such as
+    ``nn.LSTM``, ``nn.LayerNorm`` or ``nn.Conv1d``, or a BatchNorm that does not directly follow a
+    unit layer of the same width. Their weights would keep training and change what old tasks
+    compute; with ``strict=False`` they are left trainable (the caller decides whether to warn).
+    """
+    layers: list[UnitLayer] = []
+    unsupported: list[str] = []
+    last: tuple[str, nn.Module] | None = None
+    for name, module in model.named_modules():
+        if isinstance(module, UNIT_TYPES):
+            layers.append(UnitLayer(name))
+            last = (name, module)
+        elif isinstance(module, NORM_TYPES):
+            if last is not None and n_units(last[1]) == module.num_features and layers[-1].norm is None:
+                layers[-1] = UnitLayer(last[0], norm=name)
+            else:
+                unsupported.append(f"{name} ({type(module).__name__} not directly after a Linear/Conv2d"
+                                   f" with {module.num_features} units)")
+            last = None
+        elif any(p.requires_grad for p in module.parameters(recurse=False)):
+            unsupported.append(f"{name or '<root>'} ({type(module).__name__})")
+            last = None
+    if not layers:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer, so RNF has no units to score "
+            "and freeze. RNF needs a model built from Linear/Conv2d layers (plus BatchNorm, activations, "
+            "pooling, dropout)."
+        )
+    if unsupported and strict:
+        raise UnsupportedModelError(
+            "RNF cannot freeze the parameters of: " + "; ".join(unsupported) + ". RNF freezes units of "
+            "nn.Linear and nn.Conv2d layers and BatchNorm1d/2d layers that directly follow them; other "
+            "trainable parameters would keep changing what old tasks compute. Replace these modules, freeze "
+            "them yourself (requires_grad=False), or pass strict=False to leave them trainable."
+        )
+    return layers
+
+
+def unsupported_parameters(model: nn.Module, layers: list[UnitLayer]) -> list[str]:
+    """Names of trainable parameters that belong to no unit layer (left to train with ``strict=False``)."""
+    owned = {n for layer in layers for n in layer.tensor_names(model)}
+    return [n for n, p in model.named_parameters() if p.requires_grad and n not in owned]

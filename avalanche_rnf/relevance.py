@@ -1,0 +1,179 @@
+"""Unit relevance by Layer-wise Relevance Propagation, computed with zennit.
+
+One batched LRP pass per reference batch: the model runs in eval mode under a zennit
+composite, the starting relevance is each sample's true-label logit (a one-hot, optionally
+scaled by the logit), and a hook on every unit layer reads the gradient arriving at the
+layer's output, which under the composite *is* the relevance of that output. A unit's
+relevance for one sample is that relevance summed over spatial positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+from zennit.attribution import Gradient
+from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
+from zennit.composites import COMPOSITES
+from zennit.core import Composite
+
+from avalanche_rnf.layers import UnitLayer
+
+Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
+"""``forward(model, x, task_labels) -> logits``; how a (possibly multi-task) model is called."""
+
+Start = Literal["onehot", "logit"]
+Reduction = Literal["abs", "positive"]
+
+
+def plain_forward(model: nn.Module, x: Tensor, task_labels: Tensor) -> Tensor:
+    """Call a single-task model, ignoring task labels."""
+    return model(x)
+
+
+def make_composite(
+    composite: str | Composite = "epsilon_plus_flat", canonizers: Sequence[Canonizer] | None = None
+) -> Composite:
+    """Return a zennit composite from a registered name (``zennit.composites.COMPOSITES``) or as given.
+
+    Named composites get ``canonizers`` (default: BatchNorm merged into the preceding layer).
+    """
+    if isinstance(composite, Composite):
+        return composite
+    if composite not in COMPOSITES:
+        raise ValueError(
+            f"Unknown zennit composite {composite!r}. Use one of {sorted(COMPOSITES)} "
+            "or pass a zennit.core.Composite instance."
+        )
+    if canonizers is None:
+        canonizers = [SequentialMergeBatchNorm()]
+    return COMPOSITES[composite](canonizers=list(canonizers))
+
+
+@dataclass
+class UnitScores:
+    """Relevance and activation magnitude per unit, summed over the reference samples."""
+
+    relevance: dict[str, Tensor] = field(default_factory=dict)
+    activation: dict[str, Tensor] = field(default_factory=dict)
+    n_samples: int = 0
+
+
+class _TaskBound(nn.Module):
+    """Present ``forward(model, x, task_labels)`` as the one-argument module zennit expects."""
+
+    def __init__(self, model: nn.Module, forward: Forward):
+        super().__init__()
+        self.model = model
+        self.call = forward
+        self.task_labels: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.call(self.model, x, self.task_labels)
+
+
+def _per_unit(t: Tensor) -> Tensor:
+    """Sum a layer output (or its relevance) over spatial positions: ``[B, U, ...] -> [B, U]``."""
+    return t.flatten(2).sum(-1) if t.dim() > 2 else t
+
+
+def _start_relevance(targets: Tensor, start: Start) -> Callable[[Tensor], Tensor]:
+    def attr_output(out: Tensor) -> Tensor:
+        if targets.max() >= out.shape[-1]:
+            raise ValueError(
+                f"Target label {int(targets.max())} is outside the model output of width {out.shape[-1]}. "
+                "Labels must index the logits of the (task's) head."
+            )
+        onehot = torch.nn.functional.one_hot(targets, out.shape[-1]).to(out.dtype)
+        return onehot * out.detach() if start == "logit" else onehot
+
+    return attr_output
+
+
+def unit_relevance(
+    model: nn.Module,
+    layers: Sequence[UnitLayer],
+    batches: Iterable[tuple[Tensor, Tensor, Tensor]],
+    *,
+    composite: Composite,
+    forward: Forward = plain_forward,
+    start: Start = "onehot",
+    reduction: Reduction = "abs",
+) -> UnitScores:
+    """Score every unit of ``layers`` by LRP over ``batches`` of ``(x, y, task_labels)``.
+
+    ``reduction`` turns a sample's signed unit relevance into a non-negative score: ``"abs"``
+    (default: a unit that argues strongly against the wrong classes matters as much as one that
+    argues for the right one) or ``"positive"``. The model's train/eval flags and parameters are
+    left as they were.
+    """
+    scores = UnitScores()
+    bound = _TaskBound(model, forward)
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+
+    def hook(name: str):
+        def on_forward(_module: nn.Module, _inp, out: Tensor) -> None:
+            act = _per_unit(out.detach().abs()).sum(0)
+            scores.activation[name] = scores.activation.get(name, 0) + act
+
+            def on_relevance(rel: Tensor) -> None:
+                unit = _per_unit(rel.detach())
+                unit = unit.abs() if reduction == "abs" else unit.clamp(min=0)
+                scores.relevance[name] = scores.relevance.get(name, 0) + unit.sum(0)
+
+            if out.requires_grad:
+                out.register_hook(on_relevance)
+
+        return on_forward
+
+    try:
+        model.eval()
+        for layer in layers:
+            handles.append(model.get_submodule(layer.name).register_forward_hook(hook(layer.name)))
+        with torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
+            for x, y, t in batches:
+                bound.task_labels = t
+                attributor(x.detach().requires_grad_(True), _start_relevance(y, start))
+                scores.n_samples += len(y)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    return scores
+
+
+def normalized_scores(scores: UnitScores) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Per-layer scores that sum to 1 over the layer's units.
+
+    A layer whose relevance is NaN, infinite or all zero falls back to the units' mean activation
+    magnitude; if that is unusable too, all its scores are 0 (a selection rule then freezes nothing
+    there). Returns the scores and, per layer that fell back, the reason.
+    """
+    out: dict[str, Tensor] = {}
+    fallbacks: dict[str, str] = {}
+    for name, act in scores.activation.items():
+        rel = scores.relevance.get(name)
+        reason = _unusable(rel)
+        if reason is None:
+            out[name] = rel / rel.sum()
+            continue
+        fallbacks[name] = reason
+        act_reason = _unusable(act)
+        out[name] = torch.zeros_like(act) if act_reason is not None else act / act.sum()
+        if act_reason is not None:
+            fallbacks[name] += f"; activations are {act_reason} too, so nothing is frozen in it"
+    return out, fallbacks
+
+
+def _unusable(t: Tensor | None) -> str | None:
+    if t is None:
+        return "missing (no gradient reached the layer)"
+    if not torch.isfinite(t).all():
+        return "NaN or infinite"
+    if t.sum() <= 0:
+        return "all zero"
+    return None

@@ -1,0 +1,1 @@
+"""Benchmarks comparing RNF with Avalanche's continual-learning strategies."""
