@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from avalanche_rnf.layers import UnitLayer
 
 
-def _tensor(model: nn.Module, name: str) -> Tensor:
+def tensor_by_name(model: nn.Module, name: str) -> Tensor:
+    """The parameter or buffer of ``model`` called ``name`` (e.g. ``"features.1.running_mean"``)."""
     owner, _, attr = name.rpartition(".")
     return getattr(model.get_submodule(owner), attr)
 
@@ -56,7 +57,7 @@ class FreezeState:
         mask = self.unit_masks.get(layer)
         return 0.0 if mask is None or mask.numel() == 0 else float(mask.float().mean())
 
-    def _elementwise(self, name: str, tensor: Tensor) -> Tensor:
+    def entry_mask(self, name: str, tensor: Tensor) -> Tensor:
         """Boolean mask of the frozen entries of ``tensor``, cached per shape and device."""
         cached = self._masks.get(name)
         if cached is not None and cached.shape == tensor.shape and cached.device == tensor.device:
@@ -74,27 +75,27 @@ class FreezeState:
         for name in layer.tensor_names(model):
             self.owners[name] = layer.name
             self._masks.pop(name, None)
-            tensor = _tensor(model, name)
+            tensor = tensor_by_name(model, name)
             if tensor.shape[0] != new_units.numel():
                 raise RuntimeError(f"{name} has {tensor.shape[0]} rows but {layer.name} has {new_units.numel()} units")
-            self.values[name] = tensor.detach()[self._elementwise(name, tensor)].clone()
+            self.values[name] = tensor.detach()[self.entry_mask(name, tensor)].clone()
 
     @torch.no_grad()
     def restore(self, model: nn.Module) -> None:
         """Write every frozen value back into ``model`` (bit-exact)."""
         for name, values in self.values.items():
-            tensor = _tensor(model, name)
+            tensor = tensor_by_name(model, name)
             if values.device != tensor.device:
                 values = self.values[name] = values.to(tensor.device)
-            tensor.masked_scatter_(self._elementwise(name, tensor), values)
+            tensor.masked_scatter_(self.entry_mask(name, tensor), values)
 
     @torch.no_grad()
     def mask_grads(self, model: nn.Module) -> None:
         """Zero the gradients of frozen entries, so only free units drive the optimizer."""
         for name in self.values:
-            tensor = _tensor(model, name)
+            tensor = tensor_by_name(model, name)
             if isinstance(tensor, nn.Parameter) and tensor.grad is not None:
-                tensor.grad.masked_fill_(self._elementwise(name, tensor), 0)
+                tensor.grad.masked_fill_(self.entry_mask(name, tensor), 0)
 
     def nbytes(self) -> int:
         """Bytes kept between experiences: the unit masks and the frozen values."""

@@ -1,0 +1,212 @@
+"""RNFPlugin / RNF inside Avalanche: metrics, composability, checkpoints, clear errors."""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+
+import pytest
+import torch
+from avalanche.logging import TextLogger
+from avalanche.training import Naive
+from avalanche.training.determinism.rng_manager import RNGManager
+from avalanche.training.plugins import EvaluationPlugin, LRSchedulerPlugin, ReplayPlugin
+from torch import nn
+
+from avalanche_rnf import RNF, RNFPlugin, TopFraction, UnsupportedModelError, maybe_load_checkpoint, save_checkpoint
+from helpers import MultiHeadMLP, assert_kept, frozen_snapshot, quiet_evaluator
+
+
+def _rnf(model, **kwargs):
+    defaults = dict(optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), train_mb_size=16,
+                    train_epochs=1, reference_size=100, evaluator=quiet_evaluator())
+    return RNF(model=model, **{**defaults, **kwargs})
+
+
+def test_metrics_reach_the_loggers(digits_til):
+    torch.manual_seed(0)
+    text = io.StringIO()
+    evaluator = EvaluationPlugin(loggers=[TextLogger(text)], collect_all=True)
+    strategy = _rnf(MultiHeadMLP(), evaluator=evaluator)
+    for exp in digits_til.train_stream[:2]:
+        strategy.train(exp)
+    metrics = evaluator.get_all_metrics()
+    xs, values = metrics["RNF/FrozenFraction/features.0"]
+    assert xs == [0, 1] and 0 < values[0] <= values[1] <= 1
+    assert values == [f["features.0"] for f in strategy.rnf.frozen_fractions]
+    assert metrics["RNF/FrozenFraction/classifier.classifiers.0.classifier"][1] == [1.0, 1.0]
+    assert len(metrics["RNF/RelevanceTime_s"][1]) == 2 and min(metrics["RNF/RelevanceTime_s"][1]) > 0
+    assert 0 < metrics["RNF/FrozenFraction"][1][-1] < 1
+    assert "RNF/FrozenFraction/features.2" in text.getvalue()
+
+
+def test_raw_scores_are_kept_per_experience(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(hidden=32))
+    for exp in digits_til.train_stream[:2]:
+        strategy.train(exp)
+    rnf = strategy.rnf
+    assert len(rnf.raw_scores) == len(rnf.scores) == 2
+    assert rnf.raw_scores[0]["features.0"].shape == (32,)
+    assert rnf.scores[1]["features.2"].sum().item() == pytest.approx(1.0)
+    # task 0's head is not evaluated on task 1's data, so it is not scored there
+    assert "classifier.classifiers.0.classifier" not in rnf.scores[1]
+
+
+def test_composes_with_replay_and_lr_scheduler(digits_til):
+    torch.manual_seed(0)
+    model = MultiHeadMLP()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rnf = RNFPlugin(reference_size=100)
+    replay = ReplayPlugin(mem_size=60)
+    scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), reset_lr=False)
+    strategy = Naive(model=model, optimizer=opt, criterion=nn.CrossEntropyLoss(), train_mb_size=16, train_epochs=2,
+                     plugins=[rnf, replay, scheduler], evaluator=quiet_evaluator())
+    strategy.train(digits_til.train_stream[0])
+    first = frozen_snapshot(rnf, model)
+    for exp in digits_til.train_stream[1:3]:
+        strategy.train(exp)
+    assert_kept(first, frozen_snapshot(rnf, model))
+    assert len(replay.storage_policy.buffer) == 60
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**6)
+    assert len(rnf.frozen_fractions) == 3
+
+
+def test_strategy_keeps_user_plugins_and_does_not_mutate_the_list(digits_til):
+    replay = ReplayPlugin(mem_size=20)
+    plugins = [replay]
+    strategy = _rnf(MultiHeadMLP(), plugins=plugins)
+    assert plugins == [replay]
+    assert replay in strategy.plugins and strategy.rnf in strategy.plugins
+
+
+def test_state_dict_round_trip(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP())
+    for exp in digits_til.train_stream[:2]:
+        strategy.train(exp)
+    state = strategy.rnf.state_dict()
+    clone = RNFPlugin()
+    clone.load_state_dict(copy.deepcopy(state))
+    for key in ("unit_masks", "values"):
+        a, b = state["freeze"][key], clone.state_dict()["freeze"][key]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert clone.frozen_fractions == strategy.rnf.frozen_fractions
+    assert clone.state_nbytes() == strategy.rnf.state_nbytes() > 0
+    # a fresh model gets the frozen values written back before training continues
+    model = copy.deepcopy(strategy.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    clone.freeze.restore(model)
+    assert_kept(frozen_snapshot(strategy.rnf, strategy.model), frozen_snapshot(clone, model))
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(digits_til, tmp_path):
+    def make():
+        torch.manual_seed(123)
+        return _rnf(MultiHeadMLP(), train_epochs=2)
+
+    RNGManager.set_random_seeds(0)
+    straight = make()
+    for exp in digits_til.train_stream[:3]:
+        straight.train(exp)
+
+    RNGManager.set_random_seeds(0)
+    interrupted = make()
+    interrupted.train(digits_til.train_stream[0])
+    path = tmp_path / "rnf.ckpt"
+    save_checkpoint(interrupted, path)
+    del interrupted
+
+    RNGManager.set_random_seeds(999)
+    resumed, start = maybe_load_checkpoint(make(), path)
+    assert start == 1
+    for exp in digits_til.train_stream[start:3]:
+        resumed.train(exp)
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.rnf.frozen_fractions == straight.rnf.frozen_fractions
+    assert resumed.rnf in resumed.plugins
+
+
+def test_missing_checkpoint_starts_from_zero(tmp_path):
+    strategy = _rnf(MultiHeadMLP())
+    same, start = maybe_load_checkpoint(strategy, tmp_path / "none.ckpt")
+    assert same is strategy and start == 0
+
+
+# ---------------------------------------------------------------- bad input
+def test_model_without_units_fails_at_construction():
+    model = nn.Sequential(nn.Flatten())
+    with pytest.raises(UnsupportedModelError, match="no nn.Linear or nn.Conv2d"):
+        RNF(model=model, optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1))
+
+
+def test_unsupported_layer_is_named_when_training_starts(digits_cil):
+    model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=nn.CrossEntropyLoss(),
+                     plugins=[RNFPlugin()], evaluator=quiet_evaluator())
+    with pytest.raises(UnsupportedModelError, match=r"1 \(LayerNorm\).*strict=False"):
+        strategy.train(digits_cil.train_stream[0])
+
+
+def test_non_strict_mode_warns_and_trains(digits_cil):
+    model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=nn.CrossEntropyLoss(),
+                     train_mb_size=32, plugins=[RNFPlugin(strict=False, reference_size=50)], evaluator=quiet_evaluator())
+    with pytest.warns(UserWarning, match="leaves these parameters trainable.*1.weight"):
+        strategy.train(digits_cil.train_stream[0])
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_bad_reference_size(size):
+    with pytest.raises(ValueError, match="reference_size must be a positive number"):
+        RNFPlugin(reference_size=size)
+
+
+def test_bad_fraction():
+    with pytest.raises(ValueError, match=r"fraction in \(0, 1\], got 1.5"):
+        RNFPlugin(selection=TopFraction(1.5))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"start": "max"}, "start must be"), ({"reduction": "sum"}, "reduction"),
+                                             ({"composite": "lrp-magic"}, "Unknown zennit composite")])
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RNFPlugin(**kwargs)
+
+
+def test_empty_experience(digits_til):
+    experience = copy.copy(digits_til.train_stream[0])
+    experience.dataset = experience.dataset.subset([])
+    strategy = _rnf(MultiHeadMLP())
+    with pytest.raises(ValueError, match="experience 0 has no samples"):
+        strategy.train(experience)
+
+
+def test_all_zero_relevance_warns_and_falls_back(digits_cil):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    with torch.no_grad():
+        model[2].weight.zero_()
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), criterion=nn.CrossEntropyLoss(),
+                     plugins=[RNFPlugin(reference_size=50)], evaluator=quiet_evaluator())
+    with pytest.warns(UserWarning, match="relevance of layer '0' is all zero; scoring its units by activation"):
+        strategy.train(digits_cil.train_stream[0])
+    assert strategy.plugins[0].freeze.frozen_fraction("0") > 0
+
+
+def test_exhausted_layer_warns_once(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for exp in digits_til.train_stream[:3]:
+            strategy.train(exp)
+    exhausted = [str(w.message) for w in caught if "capacity exhausted" in str(w.message)]
+    assert exhausted and len(exhausted) == len(set(exhausted))
+    assert any("'features.0'" in m for m in exhausted)
