@@ -68,8 +68,10 @@ def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
             if last is not None and n_units(last[1]) == module.num_features and layers[-1].norm is None:
                 layers[-1] = UnitLayer(last[0], norm=name)
             else:
-                unsupported.append(f"{name} ({type(module).__name__} not directly after a Linear/Conv2d"
-                                   f" with {module.num_features} units)")
+                unsupported.append(
+                    f"{name} ({type(module).__name__} not directly after a Linear/Conv2d"
+                    f" with {module.num_features} units)"
+                )
             last = None
         elif any(p.requires_grad for p in module.parameters(recurse=False)):
             unsupported.append(f"{name or '<root>'} ({type(module).__name__})")

@@ -28,7 +28,7 @@ from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 
-DEFAULT_SELECTION = RelevanceMass(0.8)
+DEFAULT_SELECTION = RelevanceMass(0.95)
 
 
 class RNFPlugin(SupervisedPlugin):
@@ -169,7 +169,9 @@ class RNFPlugin(SupervisedPlugin):
                 for task in experience.task_labels:
                     prefix = f"{name}.classifiers.{task}".lstrip(".")
                     head = module.classifiers[str(task)]
-                    heads |= {f"{prefix}.{sub}".rstrip(".") for sub, m in head.named_modules() if isinstance(m, nn.Linear)}
+                    heads |= {
+                        f"{prefix}.{sub}".rstrip(".") for sub, m in head.named_modules() if isinstance(m, nn.Linear)
+                    }
         return heads
 
     def _select_and_freeze(self, model: nn.Module, scores: dict[str, Tensor], heads: set[str]) -> None:

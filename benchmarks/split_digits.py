@@ -20,8 +20,9 @@ def digits_datasets(image: bool = False, seed: int = 0) -> tuple[TensorDataset, 
     if image:
         x = x.view(-1, 1, 8, 8)
     y = torch.tensor(data.target, dtype=torch.long)
-    train_idx, test_idx = train_test_split(torch.arange(len(y)).numpy(), test_size=0.25, stratify=y.numpy(),
-                                           random_state=seed)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=0.25, stratify=y.numpy(), random_state=seed
+    )
     return TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[test_idx], y[test_idx])
 
 

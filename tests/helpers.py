@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import torch
-from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from avalanche_rnf.freezing import tensor_by_name
-
-
-
-class MultiHeadMLP(MultiTaskModule):
-    def __init__(self, hidden: int = 64, activation: type[nn.Module] = nn.ReLU):
-        super().__init__()
-        self.features = nn.Sequential(nn.Linear(64, hidden), activation(), nn.Linear(hidden, hidden), activation())
-        self.classifier = MultiHeadClassifier(hidden)
-
-    def forward_single_task(self, x, task_label):
-        return self.classifier(self.features(x), task_label)
-
-    def forward(self, x, task_labels):
-        return self.classifier(self.features(x), task_labels)
+from benchmarks.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
+from benchmarks.models import MultiHeadMLP
 
 
 class MultiHeadConvBN(MultiHeadMLP):
     def __init__(self, hidden: int = 32):
-        super().__init__()
+        super().__init__(hidden=hidden)
         self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(8 * 16, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(8 * 16, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
         )
         self.classifier = MultiHeadClassifier(hidden)
 
@@ -49,24 +45,15 @@ def quiet_evaluator() -> EvaluationPlugin:
     return EvaluationPlugin(loggers=[])
 
 
-@torch.no_grad()
-def task_accuracy(model: nn.Module, experience) -> float:
-    """Accuracy on one test experience, over its own head for multi-task models."""
-    model.eval()
-    ds = experience.dataset.eval()
-    x = torch.stack([ds[i][0] for i in range(len(ds))])
-    y = torch.tensor([ds[i][1] for i in range(len(ds))])
-    if isinstance(model, MultiTaskModule):
-        out = model.forward_single_task(x, experience.task_label)
-    else:
-        out = model(x)
-    return (out.argmax(1) == y).float().mean().item()
-
-
 def frozen_snapshot(plugin, model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per frozen tensor: its frozen-entry mask and a copy of the whole tensor."""
-    return {name: (plugin.freeze.entry_mask(name, tensor_by_name(model, name)).clone(), tensor_by_name(model, name).detach().clone())
-            for name in plugin.freeze.values}
+    return {
+        name: (
+            plugin.freeze.entry_mask(name, tensor_by_name(model, name)).clone(),
+            tensor_by_name(model, name).detach().clone(),
+        )
+        for name in plugin.freeze.values
+    }
 
 
 def assert_kept(earlier, later):

@@ -22,8 +22,15 @@ OPTIMIZERS = {
 def _run(model, bench, optimizer, n_exp=3):
     torch.manual_seed(0)
     plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=100)
-    strategy = Naive(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=16,
-                     train_epochs=2, plugins=[plugin], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=optimizer,
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=16,
+        train_epochs=2,
+        plugins=[plugin],
+        evaluator=quiet_evaluator(),
+    )
     snapshots, states = [], []
     for exp in bench.train_stream[:n_exp]:
         strategy.train(exp)
@@ -44,16 +51,20 @@ def test_frozen_values_are_bit_exact_across_later_experiences(opt, arch, digits_
         for later in range(first + 1, 3):
             assert_kept(snapshots[first], snapshots[later])
     # frozen units never change, but training still moved the free ones
-    free_changed = [name for name in states[0] if name.startswith("features") and name.endswith("weight")
-                    and not torch.equal(states[0][name], states[2][name])]
+    free_changed = [
+        name
+        for name in states[0]
+        if name.startswith("features") and name.endswith("weight") and not torch.equal(states[0][name], states[2][name])
+    ]
     assert free_changed
     names = set(snapshots[0])
     if arch == "conv_bn":
         assert {"features.1.running_mean", "features.1.running_var", "features.1.weight", "features.1.bias"} <= names
     assert "classifier.classifiers.0.classifier.weight" in names
     # a finished task's head is frozen whole
-    assert torch.equal(states[0]["classifier.classifiers.0.classifier.weight"],
-                       states[2]["classifier.classifiers.0.classifier.weight"])
+    assert torch.equal(
+        states[0]["classifier.classifiers.0.classifier.weight"], states[2]["classifier.classifiers.0.classifier.weight"]
+    )
 
 
 def test_grown_incremental_classifier_keeps_frozen_rows(digits_cil):
@@ -74,8 +85,15 @@ def test_frozen_state_survives_an_optimizer_reset(digits_til):
     model = MultiHeadMLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     plugin = RNFPlugin(reference_size=100)
-    strategy = Naive(model=model, optimizer=opt, criterion=nn.CrossEntropyLoss(), train_mb_size=16,
-                     train_epochs=1, plugins=[plugin], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=opt,
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=16,
+        train_epochs=1,
+        plugins=[plugin],
+        evaluator=quiet_evaluator(),
+    )
     strategy.train(digits_til.train_stream[0])
     before = frozen_snapshot(plugin, model)
     strategy.make_optimizer(reset_optimizer_state=True)

@@ -19,8 +19,13 @@ from helpers import MultiHeadMLP, assert_kept, frozen_snapshot, quiet_evaluator
 
 
 def _rnf(model, **kwargs):
-    defaults = dict(optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), train_mb_size=16,
-                    train_epochs=1, reference_size=100, evaluator=quiet_evaluator())
+    defaults = dict(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+        train_mb_size=16,
+        train_epochs=1,
+        reference_size=100,
+        evaluator=quiet_evaluator(),
+    )
     return RNF(model=model, **{**defaults, **kwargs})
 
 
@@ -32,13 +37,13 @@ def test_metrics_reach_the_loggers(digits_til):
     for exp in digits_til.train_stream[:2]:
         strategy.train(exp)
     metrics = evaluator.get_all_metrics()
-    xs, values = metrics["RNF/FrozenFraction/features.0"]
+    xs, values = metrics["RNF/FrozenFraction/features.1"]
     assert xs == [0, 1] and 0 < values[0] <= values[1] <= 1
-    assert values == [f["features.0"] for f in strategy.rnf.frozen_fractions]
+    assert values == [f["features.1"] for f in strategy.rnf.frozen_fractions]
     assert metrics["RNF/FrozenFraction/classifier.classifiers.0.classifier"][1] == [1.0, 1.0]
     assert len(metrics["RNF/RelevanceTime_s"][1]) == 2 and min(metrics["RNF/RelevanceTime_s"][1]) > 0
     assert 0 < metrics["RNF/FrozenFraction"][1][-1] < 1
-    assert "RNF/FrozenFraction/features.2" in text.getvalue()
+    assert "RNF/FrozenFraction/features.3" in text.getvalue()
 
 
 def test_raw_scores_are_kept_per_experience(digits_til):
@@ -48,8 +53,8 @@ def test_raw_scores_are_kept_per_experience(digits_til):
         strategy.train(exp)
     rnf = strategy.rnf
     assert len(rnf.raw_scores) == len(rnf.scores) == 2
-    assert rnf.raw_scores[0]["features.0"].shape == (32,)
-    assert rnf.scores[1]["features.2"].sum().item() == pytest.approx(1.0)
+    assert rnf.raw_scores[0]["features.1"].shape == (32,)
+    assert rnf.scores[1]["features.3"].sum().item() == pytest.approx(1.0)
     # task 0's head is not evaluated on task 1's data, so it is not scored there
     assert "classifier.classifiers.0.classifier" not in rnf.scores[1]
 
@@ -61,8 +66,15 @@ def test_composes_with_replay_and_lr_scheduler(digits_til):
     rnf = RNFPlugin(reference_size=100)
     replay = ReplayPlugin(mem_size=60)
     scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), reset_lr=False)
-    strategy = Naive(model=model, optimizer=opt, criterion=nn.CrossEntropyLoss(), train_mb_size=16, train_epochs=2,
-                     plugins=[rnf, replay, scheduler], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=opt,
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=16,
+        train_epochs=2,
+        plugins=[rnf, replay, scheduler],
+        evaluator=quiet_evaluator(),
+    )
     strategy.train(digits_til.train_stream[0])
     first = frozen_snapshot(rnf, model)
     for exp in digits_til.train_stream[1:3]:
@@ -148,16 +160,27 @@ def test_model_without_units_fails_at_construction():
 
 def test_unsupported_layer_is_named_when_training_starts(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
-    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=nn.CrossEntropyLoss(),
-                     plugins=[RNFPlugin()], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        criterion=nn.CrossEntropyLoss(),
+        plugins=[RNFPlugin()],
+        evaluator=quiet_evaluator(),
+    )
     with pytest.raises(UnsupportedModelError, match=r"1 \(LayerNorm\).*strict=False"):
         strategy.train(digits_cil.train_stream[0])
 
 
 def test_non_strict_mode_warns_and_trains(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
-    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=nn.CrossEntropyLoss(),
-                     train_mb_size=32, plugins=[RNFPlugin(strict=False, reference_size=50)], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=32,
+        plugins=[RNFPlugin(strict=False, reference_size=50)],
+        evaluator=quiet_evaluator(),
+    )
     with pytest.warns(UserWarning, match="leaves these parameters trainable.*1.weight"):
         strategy.train(digits_cil.train_stream[0])
 
@@ -173,8 +196,14 @@ def test_bad_fraction():
         RNFPlugin(selection=TopFraction(1.5))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"start": "max"}, "start must be"), ({"reduction": "sum"}, "reduction"),
-                                             ({"composite": "lrp-magic"}, "Unknown zennit composite")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"start": "max"}, "start must be"),
+        ({"reduction": "sum"}, "reduction"),
+        ({"composite": "lrp-magic"}, "Unknown zennit composite"),
+    ],
+)
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RNFPlugin(**kwargs)
@@ -193,8 +222,13 @@ def test_all_zero_relevance_warns_and_falls_back(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     with torch.no_grad():
         model[2].weight.zero_()
-    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), criterion=nn.CrossEntropyLoss(),
-                     plugins=[RNFPlugin(reference_size=50)], evaluator=quiet_evaluator())
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        criterion=nn.CrossEntropyLoss(),
+        plugins=[RNFPlugin(reference_size=50)],
+        evaluator=quiet_evaluator(),
+    )
     with pytest.warns(UserWarning, match="relevance of layer '0' is all zero; scoring its units by activation"):
         strategy.train(digits_cil.train_stream[0])
     assert strategy.plugins[0].freeze.frozen_fraction("0") > 0
@@ -209,4 +243,4 @@ def test_exhausted_layer_warns_once(digits_til):
             strategy.train(exp)
     exhausted = [str(w.message) for w in caught if "capacity exhausted" in str(w.message)]
     assert exhausted and len(exhausted) == len(set(exhausted))
-    assert any("'features.0'" in m for m in exhausted)
+    assert any("'features.1'" in m for m in exhausted)

@@ -24,8 +24,9 @@ def test_scores_match_hand_computed_lrp_epsilon():
     net = _tiny_net()
     x = torch.randn(6, 3)
     y = torch.tensor([0, 1, 0, 1, 1, 0])
-    scores = unit_relevance(net, find_unit_layers(net), [(x, y, torch.zeros(6))],
-                            composite=make_composite("epsilon_plus_flat"))
+    scores = unit_relevance(
+        net, find_unit_layers(net), [(x, y, torch.zeros(6))], composite=make_composite("epsilon_plus_flat")
+    )
 
     w2, b2, w3, b3 = net[2].weight, net[2].bias, net[4].weight, net[4].bias
     with torch.no_grad():
@@ -58,12 +59,21 @@ def test_logit_start_scales_relevance_by_the_logit():
 def test_relevance_is_conserved_on_bias_free_positive_net(conv):
     torch.manual_seed(1)
     if conv:
-        net = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False), nn.ReLU(), nn.Conv2d(3, 4, 3, bias=False), nn.ReLU(),
-                            nn.Flatten(), nn.Linear(4 * 4 * 4, 5, bias=False), nn.ReLU(), nn.Linear(5, 3, bias=False))
+        net = nn.Sequential(
+            nn.Conv2d(1, 3, 3, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(3, 4, 3, bias=False),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 5, bias=False),
+            nn.ReLU(),
+            nn.Linear(5, 3, bias=False),
+        )
         x = torch.rand(8, 1, 8, 8)
     else:
-        net = nn.Sequential(nn.Linear(6, 5, bias=False), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.ReLU(),
-                            nn.Linear(4, 3, bias=False))
+        net = nn.Sequential(
+            nn.Linear(6, 5, bias=False), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False)
+        )
         x = torch.rand(8, 6)
     for p in net.parameters():
         p.data.abs_()
@@ -82,7 +92,7 @@ def test_signal_unit_ranks_above_dead_units():
         net[2].weight.copy_(torch.randn(2, 5))
         net[2].weight[:, 2] = torch.tensor([2.0, -2.0])
     x = torch.rand(16, 4)
-    y = (net(x).argmax(1))
+    y = net(x).argmax(1)
     scores = unit_relevance(net, find_unit_layers(net), [(x, y, None)], composite=make_composite("epsilon_plus_flat"))
     normalized, fallbacks = normalized_scores(scores)
     assert not fallbacks
@@ -99,8 +109,9 @@ def test_batches_are_summed_and_model_state_is_untouched():
     x, y = torch.rand(10, 1, 8, 8), torch.randint(0, 3, (10,))
     layers = find_unit_layers(net)
     whole = unit_relevance(net, layers, [(x, y, None)], composite=make_composite("epsilon_plus_flat"))
-    parts = unit_relevance(net, layers, [(x[:4], y[:4], None), (x[4:], y[4:], None)],
-                           composite=make_composite("epsilon_plus_flat"))
+    parts = unit_relevance(
+        net, layers, [(x[:4], y[:4], None), (x[4:], y[4:], None)], composite=make_composite("epsilon_plus_flat")
+    )
     for name in whole.relevance:
         torch.testing.assert_close(whole.relevance[name], parts.relevance[name], rtol=1e-4, atol=1e-6)
     assert net.training and net[1].training
@@ -130,5 +141,9 @@ def test_unknown_composite_name_is_a_clear_error():
 def test_label_outside_output_is_a_clear_error():
     net = _tiny_net()
     with pytest.raises(ValueError, match="outside the model output of width 2"):
-        unit_relevance(net, find_unit_layers(net), [(torch.randn(2, 3), torch.tensor([0, 5]), None)],
-                       composite=make_composite("epsilon_plus_flat"))
+        unit_relevance(
+            net,
+            find_unit_layers(net),
+            [(torch.randn(2, 3), torch.tensor([0, 5]), None)],
+            composite=make_composite("epsilon_plus_flat"),
+        )

@@ -43,12 +43,26 @@ def test_fraction_outside_unit_interval_is_rejected(rule, bad):
 
 
 def test_find_unit_layers_links_batchnorm_to_its_layer():
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4, 3),
-                        nn.ReLU(), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+        nn.ReLU(),
+        nn.BatchNorm1d(3),
+        nn.Linear(3, 2),
+    )
     layers = find_unit_layers(net)
     assert [(lay.name, lay.norm) for lay in layers] == [("0", "1"), ("4", "6"), ("7", None)]
-    assert list(layers[0].tensor_names(net)) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                                                 "1.running_var"]
+    assert list(layers[0].tensor_names(net)) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+    ]
 
 
 def test_model_without_units_is_a_clear_error():
