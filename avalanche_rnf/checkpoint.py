@@ -9,6 +9,7 @@ a truncated checkpoint behind.
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Collection, Iterator, TypeVar
@@ -25,7 +26,10 @@ def _dill_by_reference() -> Iterator[None]:
     previous = dill.settings["byref"]
     dill.settings["byref"] = True
     try:
-        yield
+        with warnings.catch_warnings():
+            # by reference, dill reports each class it cannot find by module path; the pickle is still complete
+            warnings.filterwarnings("ignore", category=dill.PicklingWarning)
+            yield
     finally:
         dill.settings["byref"] = previous
 

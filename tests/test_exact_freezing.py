@@ -122,3 +122,16 @@ def test_gradient_masking_alone_drifts_but_restore_holds():
                 state.restore(net)
         assert torch.equal(net[0].weight[:3], frozen) == restore
         state.restore(net)
+
+
+def test_domain_incremental_single_fixed_head_runs_and_holds():
+    """Same two labels in every experience, one shared head scored like any other layer."""
+    from benchmarks.split_digits import SplitDigits
+
+    bench = SplitDigits(5, return_task_id=False, class_ids_from_zero_in_each_exp=True, seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 2))
+    plugin, snapshots, _ = _run(model, bench, torch.optim.AdamW(model.parameters(), lr=1e-2))
+    assert_kept(snapshots[0], snapshots[2])
+    assert 0 < plugin.freeze.frozen_fraction("0") < 1
+    assert plugin.freeze.frozen_fraction("2") > 0  # the shared head is frozen by relevance, not whole
