@@ -36,6 +36,8 @@ class FreezeState:
         """Tensor name -> its frozen entries, ``tensor[mask]`` in row-major order."""
         self.owners: dict[str, str] = {}
         """Tensor name -> name of the layer whose units index its dimension 0."""
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        """Tensor name -> its shape past dimension 0 (only dimension 0 may grow)."""
         self._masks: dict[str, Tensor] = {}
 
     def frozen_units(self, layer: str, n_units: int) -> Tensor:
@@ -62,6 +64,11 @@ class FreezeState:
         cached = self._masks.get(name)
         if cached is not None and cached.shape == tensor.shape and cached.device == tensor.device:
             return cached
+        if tuple(tensor.shape[1:]) != self.shapes[name]:
+            raise RuntimeError(
+                f"{name} changed shape from (*, {', '.join(map(str, self.shapes[name]))}) to {tuple(tensor.shape)} "
+                "but holds units frozen by RNF. Only dimension 0 (the units) may grow."
+            )
         units = self.frozen_units(self.owners[name], tensor.shape[0]).to(tensor.device)
         mask = units.view(-1, *([1] * (tensor.dim() - 1))).expand_as(tensor).contiguous()
         self._masks[name] = mask
@@ -76,9 +83,17 @@ class FreezeState:
             self.owners[name] = layer.name
             self._masks.pop(name, None)
             tensor = tensor_by_name(model, name)
+            self.shapes[name] = tuple(tensor.shape[1:])
             if tensor.shape[0] != new_units.numel():
                 raise RuntimeError(f"{name} has {tensor.shape[0]} rows but {layer.name} has {new_units.numel()} units")
             self.values[name] = tensor.detach()[self.entry_mask(name, tensor)].clone()
+
+    def release(self, layer: str) -> None:
+        """Unfreeze every unit of ``layer``."""
+        self.unit_masks.pop(layer, None)
+        for name in [n for n, owner in self.owners.items() if owner == layer]:
+            for table in (self.values, self.owners, self.shapes, self._masks):
+                table.pop(name, None)
 
     @torch.no_grad()
     def restore(self, model: nn.Module) -> None:
@@ -107,10 +122,12 @@ class FreezeState:
             "unit_masks": {k: v.cpu().clone() for k, v in self.unit_masks.items()},
             "values": {k: v.cpu().clone() for k, v in self.values.items()},
             "owners": dict(self.owners),
+            "shapes": dict(self.shapes),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.unit_masks = {k: v.clone().bool() for k, v in state["unit_masks"].items()}
         self.values = {k: v.clone() for k, v in state["values"].items()}
         self.owners = dict(state["owners"])
+        self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
         self._masks = {}

@@ -1,9 +1,10 @@
 """Find the units RNF scores and freezes: ``nn.Linear`` neurons and ``nn.Conv2d`` filters.
 
 A *unit layer* is a Linear or Conv2d module; its units are the output neurons / filters.
-A BatchNorm that directly follows it (in registration order, with one channel per unit)
-belongs to it: the BatchNorm's affine parameters and running statistics of a frozen
-unit's channel are frozen together with the unit. Every tensor RNF freezes is indexed by
+A BatchNorm that is the very next module (in registration order, as zennit's
+``SequentialMergeBatchNorm`` sees it, with one channel per unit) belongs to it: the
+BatchNorm's affine parameters and running statistics of a frozen unit's channel are frozen
+together with the unit. Every tensor RNF freezes is indexed by
 unit along dimension 0, so one boolean vector per layer describes all of them.
 """
 
@@ -53,29 +54,33 @@ def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
 
     Raises :class:`UnsupportedModelError` when the model has no Linear/Conv2d layer, or (with
     ``strict``) when it holds parameters that RNF cannot assign to units: modules such as
-    ``nn.LSTM``, ``nn.LayerNorm`` or ``nn.Conv1d``, or a BatchNorm that does not directly follow a
-    unit layer of the same width. Their weights would keep training and change what old tasks
+    ``nn.LSTM``, ``nn.LayerNorm`` or ``nn.Conv1d``, or a BatchNorm that is not the module right
+    after a unit layer of the same width (zennit could not merge it, and LRP would pass through it
+    as a plain gradient). Their weights would keep training and change what old tasks
     compute; with ``strict=False`` they are left trainable (the caller decides whether to warn).
     """
     layers: list[UnitLayer] = []
     unsupported: list[str] = []
-    last: tuple[str, nn.Module] | None = None
+    previous_leaf: nn.Module | None = None
     for name, module in model.named_modules():
+        if next(module.children(), None) is not None:  # containers: only their own parameters matter
+            if any(p.requires_grad for p in module.parameters(recurse=False)):
+                unsupported.append(f"{name or '<root>'} ({type(module).__name__} own parameters)")
+            continue
         if isinstance(module, UNIT_TYPES):
             layers.append(UnitLayer(name))
-            last = (name, module)
         elif isinstance(module, NORM_TYPES):
-            if last is not None and n_units(last[1]) == module.num_features and layers[-1].norm is None:
-                layers[-1] = UnitLayer(last[0], norm=name)
+            follows = isinstance(previous_leaf, UNIT_TYPES) and n_units(previous_leaf) == module.num_features
+            if follows and module.affine and module.track_running_stats:
+                layers[-1] = UnitLayer(layers[-1].name, norm=name)
             else:
                 unsupported.append(
-                    f"{name} ({type(module).__name__} not directly after a Linear/Conv2d"
-                    f" with {module.num_features} units)"
+                    f"{name} ({type(module).__name__} must come right after a Linear/Conv2d with "
+                    f"{module.num_features} units, with affine parameters and running statistics)"
                 )
-            last = None
         elif any(p.requires_grad for p in module.parameters(recurse=False)):
             unsupported.append(f"{name or '<root>'} ({type(module).__name__})")
-            last = None
+        previous_leaf = module
     if not layers:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer, so RNF has no units to score "
@@ -85,7 +90,7 @@ def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
     if unsupported and strict:
         raise UnsupportedModelError(
             "RNF cannot freeze the parameters of: " + "; ".join(unsupported) + ". RNF freezes units of "
-            "nn.Linear and nn.Conv2d layers and BatchNorm1d/2d layers that directly follow them; other "
+            "nn.Linear and nn.Conv2d layers and BatchNorm1d/2d layers placed right after them; other "
             "trainable parameters would keep changing what old tasks compute. Replace these modules, freeze "
             "them yourself (requires_grad=False), or pass strict=False to leave them trainable."
         )

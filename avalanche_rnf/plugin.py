@@ -88,6 +88,8 @@ class RNFPlugin(SupervisedPlugin):
         """Per experience: the scores the selection rule saw (per layer, summing to 1)."""
         self.frozen_fractions: list[dict[str, float]] = []
         self.relevance_seconds: list[float] = []
+        self.whole_heads: set[str] = set()
+        """Head layers frozen whole because their task finished (multi-head models)."""
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ callbacks
@@ -105,6 +107,10 @@ class RNFPlugin(SupervisedPlugin):
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._scan(strategy.model)
+        # a task that comes back trains its own head again; it is frozen whole once more afterwards
+        for head in self._task_heads(strategy.model, strategy.experience) & self.whole_heads:
+            self.freeze.release(head)
+            self.whole_heads.discard(head)
         self.freeze.restore(strategy.model)
 
     def after_backward(self, strategy: Any, **kwargs: Any) -> None:
@@ -135,7 +141,7 @@ class RNFPlugin(SupervisedPlugin):
                 "instead. Check the model for NaNs or dead layers, or try another composite.",
                 stacklevel=2,
             )
-        self._select_and_freeze(model, normalized, self._finished_heads(model, strategy.experience))
+        self._select_and_freeze(model, normalized, self._task_heads(model, strategy.experience))
         self.raw_scores.append({k: (v / max(scores.n_samples, 1)).cpu() for k, v in scores.relevance.items()})
         self.scores.append({k: v.cpu() for k, v in normalized.items()})
         self.relevance_seconds.append(seconds)
@@ -161,8 +167,8 @@ class RNFPlugin(SupervisedPlugin):
             yield x.to(strategy.device), y.to(strategy.device), t.to(strategy.device)
 
     @staticmethod
-    def _finished_heads(model: nn.Module, experience: Any) -> set[str]:
-        """Unit layers inside the heads of the experience's tasks (frozen whole in multi-head models)."""
+    def _task_heads(model: nn.Module, experience: Any) -> set[str]:
+        """Unit layers inside the ``MultiHeadClassifier`` heads of the experience's tasks."""
         heads: set[str] = set()
         for name, module in model.named_modules():
             if isinstance(module, MultiHeadClassifier):
@@ -180,6 +186,7 @@ class RNFPlugin(SupervisedPlugin):
             frozen = self.freeze.frozen_units(layer.name, size)
             if layer.name in heads:
                 new = ~frozen
+                self.whole_heads.add(layer.name)
             elif layer.name in scores:
                 new = self.selection(scores[layer.name].cpu(), frozen) & ~frozen
             else:
@@ -217,6 +224,7 @@ class RNFPlugin(SupervisedPlugin):
             "scores": [dict(s) for s in self.scores],
             "frozen_fractions": [dict(f) for f in self.frozen_fractions],
             "relevance_seconds": list(self.relevance_seconds),
+            "whole_heads": sorted(self.whole_heads),
             "warned": sorted(self._warned),
         }
 
@@ -226,6 +234,7 @@ class RNFPlugin(SupervisedPlugin):
         self.scores = [dict(s) for s in state["scores"]]
         self.frozen_fractions = [dict(f) for f in state["frozen_fractions"]]
         self.relevance_seconds = list(state["relevance_seconds"])
+        self.whole_heads = set(state["whole_heads"])
         self._warned = set(state["warned"])
 
     def state_nbytes(self) -> int:

@@ -9,6 +9,7 @@ relevance for one sample is that relevance summed over spatial positions.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, Sequence
 
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from zennit.attribution import Gradient
 from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
-from zennit.composites import COMPOSITES
+from zennit.composites import COMPOSITES, SpecialFirstLayerMapComposite
 from zennit.core import Composite
 
 from avalanche_rnf.layers import UnitLayer
@@ -74,8 +75,13 @@ class _TaskBound(nn.Module):
         return self.call(self.model, x, self.task_labels)
 
 
-def _per_unit(t: Tensor) -> Tensor:
-    """Sum a layer output (or its relevance) over spatial positions: ``[B, U, ...] -> [B, U]``."""
+def _per_unit(t: Tensor, module: nn.Module) -> Tensor:
+    """Sum a layer output (or its relevance) over all but the batch and unit axes: ``-> [B, U]``.
+
+    Conv2d units are channels (dimension 1); Linear units are the last dimension.
+    """
+    if isinstance(module, nn.Linear) and t.dim() > 2:
+        t = t.movedim(-1, 1)
     return t.flatten(2).sum(-1) if t.dim() > 2 else t
 
 
@@ -114,13 +120,17 @@ def unit_relevance(
     modes = {m: m.training for m in model.modules()}
     handles = []
 
+    executed: list[str] = []
+
     def hook(name: str):
-        def on_forward(_module: nn.Module, _inp, out: Tensor) -> None:
-            act = _per_unit(out.detach().abs()).sum(0)
+        def on_forward(module: nn.Module, _inp, out: Tensor) -> None:
+            if name not in executed:
+                executed.append(name)
+            act = _per_unit(out.detach().abs(), module).sum(0)
             scores.activation[name] = scores.activation.get(name, 0) + act
 
             def on_relevance(rel: Tensor) -> None:
-                unit = _per_unit(rel.detach())
+                unit = _per_unit(rel.detach(), module)
                 unit = unit.abs() if reduction == "abs" else unit.clamp(min=0)
                 scores.relevance[name] = scores.relevance.get(name, 0) + unit.sum(0)
 
@@ -143,6 +153,13 @@ def unit_relevance(
             h.remove()
         for m, mode in modes.items():
             m.training = mode
+    if isinstance(composite, SpecialFirstLayerMapComposite) and executed and executed[0] != layers[0].name:
+        warnings.warn(
+            f"zennit applies its first-layer rule to {layers[0].name!r}, the first unit layer registered in the "
+            f"model, but {executed[0]!r} runs first. Register modules in the order they run (or pass a composite "
+            "that names its layers) so the input layer gets the first-layer rule.",
+            stacklevel=2,
+        )
     return scores
 
 

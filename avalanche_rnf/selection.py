@@ -43,7 +43,7 @@ class TopFraction:
 
     def __call__(self, scores: Tensor, frozen: Tensor) -> Tensor:
         free = ~frozen
-        k = math.ceil(self.fraction * int(free.sum()))
+        k = math.ceil(round(self.fraction * int(free.sum()), 9))  # 0.07 * 100 is 7, not 8
         return _top(scores, free & (scores > 0), k)
 
     def __repr__(self) -> str:

@@ -135,3 +135,29 @@ def test_domain_incremental_single_fixed_head_runs_and_holds():
     assert_kept(snapshots[0], snapshots[2])
     assert 0 < plugin.freeze.frozen_fraction("0") < 1
     assert plugin.freeze.frozen_fraction("2") > 0  # the shared head is frozen by relevance, not whole
+
+
+def test_input_width_change_of_a_frozen_layer_is_a_clear_error():
+    from avalanche_rnf import FreezeState
+    from avalanche_rnf.layers import UnitLayer
+
+    net = nn.Sequential(nn.Linear(4, 3))
+    state = FreezeState()
+    state.freeze(net, UnitLayer("0"), torch.tensor([True, False, False]))
+    net[0] = nn.Linear(5, 3)
+    with pytest.raises(RuntimeError, match="changed shape.*Only dimension 0"):
+        state.restore(net)
+
+
+def test_a_returning_task_trains_its_head_again(digits_til):
+    """Multi-head model on a stream where every experience is task 0 (domain-incremental)."""
+    from benchmarks.split_digits import SplitDigits
+
+    bench = SplitDigits(5, return_task_id=False, class_ids_from_zero_in_each_exp=True, seed=0)
+    torch.manual_seed(0)
+    model = MultiHeadMLP(hidden=32)
+    plugin, snapshots, states = _run(model, bench, torch.optim.SGD(model.parameters(), lr=0.1))
+    head = "classifier.classifiers.0.classifier.weight"
+    assert not torch.equal(states[0][head], states[1][head])  # released while task 0 trains again
+    assert plugin.freeze.frozen_fraction("classifier.classifiers.0.classifier") == 1.0  # and frozen again after
+    assert_kept({k: v for k, v in snapshots[0].items() if not k.startswith("classifier")}, snapshots[2])

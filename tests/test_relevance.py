@@ -147,3 +147,30 @@ def test_label_outside_output_is_a_clear_error():
             [(torch.randn(2, 3), torch.tensor([0, 5]), None)],
             composite=make_composite("epsilon_plus_flat"),
         )
+
+
+def test_linear_units_are_the_last_dimension_of_sequence_outputs():
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 6, 2))
+    x, y = torch.rand(3, 5, 4), torch.tensor([0, 1, 0])
+    scores = unit_relevance(net, find_unit_layers(net), [(x, y, None)], composite=make_composite("epsilon_plus"))
+    assert scores.relevance["0"].shape == (6,) and scores.activation["0"].shape == (6,)
+
+
+def test_warns_when_first_registered_layer_does_not_run_first():
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 2)
+            self.body = nn.Linear(4, 8)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    net = HeadFirst()
+    with pytest.warns(UserWarning, match="first-layer rule to 'head'.*'body' runs first"):
+        unit_relevance(
+            net,
+            find_unit_layers(net),
+            [(torch.rand(2, 4), torch.tensor([0, 1]), None)],
+            composite=make_composite("epsilon_plus_flat"),
+        )

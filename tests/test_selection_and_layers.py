@@ -31,6 +31,10 @@ def test_relevance_mass_counts_frozen_units_for_free():
     assert RelevanceMass(0.8)(scores, frozen).tolist() == [False, True, True, False]
 
 
+def test_top_fraction_rounds_the_count_exactly():
+    assert TopFraction(0.07)(torch.linspace(1, 2, 100), torch.zeros(100, dtype=torch.bool)).sum() == 7
+
+
 def test_relevance_mass_with_all_zero_scores_selects_nothing():
     assert not RelevanceMass(0.9)(torch.zeros(3), torch.zeros(3, dtype=torch.bool)).any()
 
@@ -49,12 +53,12 @@ def test_find_unit_layers_links_batchnorm_to_its_layer():
         nn.ReLU(),
         nn.Flatten(),
         nn.Linear(4, 3),
-        nn.ReLU(),
         nn.BatchNorm1d(3),
+        nn.ReLU(),
         nn.Linear(3, 2),
     )
     layers = find_unit_layers(net)
-    assert [(lay.name, lay.norm) for lay in layers] == [("0", "1"), ("4", "6"), ("7", None)]
+    assert [(lay.name, lay.norm) for lay in layers] == [("0", "1"), ("4", "5"), ("7", None)]
     assert list(layers[0].tensor_names(net)) == [
         "0.weight",
         "0.bias",
@@ -78,9 +82,17 @@ def test_unsupported_layers_are_named():
     assert unsupported_parameters(net, layers) == ["1.weight", "1.bias"]
 
 
-def test_orphan_batchnorm_is_unsupported():
-    net = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2))
-    with pytest.raises(UnsupportedModelError, match="BatchNorm1d not directly after"):
+@pytest.mark.parametrize(
+    "net",
+    [
+        nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)),
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)),  # zennit would not merge it
+        nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4, affine=False)),
+        nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4, track_running_stats=False)),
+    ],
+)
+def test_batchnorm_rnf_cannot_own_is_unsupported(net):
+    with pytest.raises(UnsupportedModelError, match="BatchNorm1d must come right after a Linear/Conv2d"):
         find_unit_layers(net)
 
 
