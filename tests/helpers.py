@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier
+from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
@@ -43,6 +44,18 @@ class IncrementalMLP(nn.Module):
 
 def quiet_evaluator() -> EvaluationPlugin:
     return EvaluationPlugin(loggers=[])
+
+
+def naive(model: nn.Module, optimizer, plugins, **kwargs) -> Naive:
+    """Avalanche's Naive strategy with cross-entropy, no loggers and the given plugins."""
+    return Naive(
+        model=model,
+        optimizer=optimizer,
+        criterion=nn.CrossEntropyLoss(),
+        plugins=plugins,
+        evaluator=quiet_evaluator(),
+        **kwargs,
+    )
 
 
 def frozen_snapshot(plugin, model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from avalanche.training import Naive
 from torch import nn
 
 from avalanche_rnf import RNFPlugin, TopFraction
-from helpers import IncrementalMLP, MultiHeadConvBN, MultiHeadMLP, assert_kept, frozen_snapshot, quiet_evaluator
+from helpers import IncrementalMLP, MultiHeadConvBN, MultiHeadMLP, assert_kept, frozen_snapshot, naive
 
 OPTIMIZERS = {
     "sgd_momentum_wd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-2),
@@ -22,15 +21,7 @@ OPTIMIZERS = {
 def _run(model, bench, optimizer, n_exp=3):
     torch.manual_seed(0)
     plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=100)
-    strategy = Naive(
-        model=model,
-        optimizer=optimizer,
-        criterion=nn.CrossEntropyLoss(),
-        train_mb_size=16,
-        train_epochs=2,
-        plugins=[plugin],
-        evaluator=quiet_evaluator(),
-    )
+    strategy = naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2)
     snapshots, states = [], []
     for exp in bench.train_stream[:n_exp]:
         strategy.train(exp)
@@ -85,15 +76,7 @@ def test_frozen_state_survives_an_optimizer_reset(digits_til):
     model = MultiHeadMLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     plugin = RNFPlugin(reference_size=100)
-    strategy = Naive(
-        model=model,
-        optimizer=opt,
-        criterion=nn.CrossEntropyLoss(),
-        train_mb_size=16,
-        train_epochs=1,
-        plugins=[plugin],
-        evaluator=quiet_evaluator(),
-    )
+    strategy = naive(model, opt, [plugin], train_mb_size=16, train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     before = frozen_snapshot(plugin, model)
     strategy.make_optimizer(reset_optimizer_state=True)

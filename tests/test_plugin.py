@@ -9,13 +9,12 @@ import warnings
 import pytest
 import torch
 from avalanche.logging import TextLogger
-from avalanche.training import Naive
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin, LRSchedulerPlugin, ReplayPlugin
 from torch import nn
 
 from avalanche_rnf import RNF, RNFPlugin, TopFraction, UnsupportedModelError, maybe_load_checkpoint, save_checkpoint
-from helpers import MultiHeadMLP, assert_kept, frozen_snapshot, quiet_evaluator
+from helpers import MultiHeadMLP, assert_kept, frozen_snapshot, naive, quiet_evaluator
 
 
 def _rnf(model, **kwargs):
@@ -66,15 +65,7 @@ def test_composes_with_replay_and_lr_scheduler(digits_til):
     rnf = RNFPlugin(reference_size=100)
     replay = ReplayPlugin(mem_size=60)
     scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), reset_lr=False)
-    strategy = Naive(
-        model=model,
-        optimizer=opt,
-        criterion=nn.CrossEntropyLoss(),
-        train_mb_size=16,
-        train_epochs=2,
-        plugins=[rnf, replay, scheduler],
-        evaluator=quiet_evaluator(),
-    )
+    strategy = naive(model, opt, [rnf, replay, scheduler], train_mb_size=16, train_epochs=2)
     strategy.train(digits_til.train_stream[0])
     first = frozen_snapshot(rnf, model)
     for exp in digits_til.train_stream[1:3]:
@@ -160,26 +151,18 @@ def test_model_without_units_fails_at_construction():
 
 def test_unsupported_layer_is_named_when_training_starts(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
-    strategy = Naive(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        criterion=nn.CrossEntropyLoss(),
-        plugins=[RNFPlugin()],
-        evaluator=quiet_evaluator(),
-    )
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [RNFPlugin()])
     with pytest.raises(UnsupportedModelError, match=r"1 \(LayerNorm\).*strict=False"):
         strategy.train(digits_cil.train_stream[0])
 
 
 def test_non_strict_mode_warns_and_trains(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
-    strategy = Naive(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        criterion=nn.CrossEntropyLoss(),
+    strategy = naive(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        [RNFPlugin(strict=False, reference_size=50)],
         train_mb_size=32,
-        plugins=[RNFPlugin(strict=False, reference_size=50)],
-        evaluator=quiet_evaluator(),
     )
     with pytest.warns(UserWarning, match="leaves these parameters trainable.*1.weight"):
         strategy.train(digits_cil.train_stream[0])
@@ -222,13 +205,7 @@ def test_all_zero_relevance_warns_and_falls_back(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     with torch.no_grad():
         model[2].weight.zero_()
-    strategy = Naive(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
-        criterion=nn.CrossEntropyLoss(),
-        plugins=[RNFPlugin(reference_size=50)],
-        evaluator=quiet_evaluator(),
-    )
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.0), [RNFPlugin(reference_size=50)])
     with pytest.warns(UserWarning, match="relevance of layer '0' is all zero; scoring its units by activation"):
         strategy.train(digits_cil.train_stream[0])
     assert strategy.plugins[0].freeze.frozen_fraction("0") > 0
