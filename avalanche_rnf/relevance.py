@@ -120,12 +120,12 @@ def unit_relevance(
     modes = {m: m.training for m in model.modules()}
     handles = []
 
-    executed: list[str] = []
+    first_run: list[str] = []  # the unit layer that runs first
 
     def hook(name: str):
         def on_forward(module: nn.Module, _inp, out: Tensor) -> None:
-            if name not in executed:
-                executed.append(name)
+            if not first_run:
+                first_run.append(name)
             act = _per_unit(out.detach().abs(), module).sum(0)
             scores.activation[name] = scores.activation.get(name, 0) + act
 
@@ -153,10 +153,10 @@ def unit_relevance(
             h.remove()
         for m, mode in modes.items():
             m.training = mode
-    if isinstance(composite, SpecialFirstLayerMapComposite) and executed and executed[0] != layers[0].name:
+    if isinstance(composite, SpecialFirstLayerMapComposite) and first_run and first_run[0] != layers[0].name:
         warnings.warn(
             f"zennit applies its first-layer rule to {layers[0].name!r}, the first unit layer registered in the "
-            f"model, but {executed[0]!r} runs first. Register modules in the order they run (or pass a composite "
+            f"model, but {first_run[0]!r} runs first. Register modules in the order they run (or pass a composite "
             "that names its layers) so the input layer gets the first-layer rule.",
             stacklevel=2,
         )
