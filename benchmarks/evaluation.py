@@ -9,7 +9,8 @@ own head (``forward_single_task``) avoids that; report both where both matter.
 from __future__ import annotations
 
 import torch
-from avalanche.models import MultiTaskModule
+from avalanche.evaluation.metrics.accuracy import ExperienceAccuracy, StreamAccuracy
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -32,3 +33,49 @@ def task_accuracy(model: nn.Module, experience, device: str | torch.device = "cp
         total += len(y)
     model.train(was_training)
     return correct / max(total, 1)
+
+
+def head_widths(model: nn.Module) -> dict[int, int]:
+    """Output width of each task's head, for models with a ``MultiHeadClassifier`` (empty otherwise)."""
+    head = next((m for m in model.modules() if isinstance(m, MultiHeadClassifier)), None)
+    if head is None:
+        return {}
+    return {int(t): int(h.classifier.out_features) for t, h in head.classifiers.items()}
+
+
+def own_head_logits(output: torch.Tensor, task_labels: torch.Tensor, widths: dict[int, int]) -> torch.Tensor:
+    """Mask the zero padding ``MultiTaskModule.forward`` adds beyond each sample's own head with -inf."""
+    if not widths:
+        return output
+    width = torch.tensor([widths.get(int(t), output.shape[1]) for t in task_labels.tolist()], device=output.device)
+    padded = torch.arange(output.shape[1], device=output.device)[None, :] >= width[:, None]
+    return output.masked_fill(padded, float("-inf"))
+
+
+class _OwnHead:
+    def update(self, strategy):
+        widths = head_widths(strategy.model)
+        self._metric.update(own_head_logits(strategy.mb_output, strategy.mb_task_id, widths), strategy.mb_y)
+
+
+class OwnHeadExperienceAccuracy(_OwnHead, ExperienceAccuracy):
+    """Avalanche's experience accuracy, scored over each sample's own head (``Top1_OwnHeadAcc_Exp``)."""
+
+    def __str__(self):
+        return "Top1_OwnHeadAcc_Exp"
+
+
+class OwnHeadStreamAccuracy(_OwnHead, StreamAccuracy):
+    """Avalanche's stream accuracy, scored over each sample's own head (``Top1_OwnHeadAcc_Stream``)."""
+
+    def __str__(self):
+        return "Top1_OwnHeadAcc_Stream"
+
+
+def own_head_accuracy_metrics() -> list:
+    """Experience and stream accuracy over each sample's own head, for an ``EvaluationPlugin``.
+
+    Equal to Avalanche's accuracy for single-head models; for multi-head models it counts the
+    samples that Avalanche's zero padding scores wrong.
+    """
+    return [OwnHeadExperienceAccuracy(), OwnHeadStreamAccuracy()]

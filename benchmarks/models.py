@@ -1,8 +1,15 @@
-"""Models used by the benchmarks and the demo."""
+"""Models used by the benchmarks and the demo.
+
+- MNIST family and split digits: Avalanche's ``SimpleMLP`` (no dropout), hidden width and depth
+  from the hyperparameter table.
+- CIFAR-10 and ImageFolder data: :class:`SmallCNN`, four 3x3 conv layers with BatchNorm.
+- Task-incremental: the same backbone, its ``classifier`` turned into a ``MultiHeadClassifier``
+  by Avalanche's ``as_multitask``.
+"""
 
 from __future__ import annotations
 
-from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from avalanche.models import MultiHeadClassifier, MultiTaskModule, SimpleMLP, as_multitask
 from torch import nn
 
 
@@ -21,3 +28,40 @@ class MultiHeadMLP(MultiTaskModule):
 
     def forward(self, x, task_labels):
         return self.classifier(self.features(x), task_labels)
+
+
+class SmallCNN(nn.Module):
+    """conv-BN-ReLU x2, max-pool, conv-BN-ReLU x2, max-pool, global 4x4 pool, Linear-ReLU, classifier.
+
+    ``width`` channels in the first block, twice that in the second; small enough to train on a CPU.
+    """
+
+    def __init__(self, n_classes: int = 10, in_channels: int = 3, width: int = 32, hidden: int = 256):
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(in_channels, width), *block(width, width), nn.MaxPool2d(2),
+            *block(width, 2 * width), *block(2 * width, 2 * width), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU(),
+        )
+        self.classifier = nn.Linear(hidden, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_head: bool,
+               hidden_size: int = 256, hidden_layers: int = 2, width: int = 32) -> nn.Module:
+    """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images."""
+    if family == "image":
+        model: nn.Module = SmallCNN(n_outputs, in_channels=input_shape[0], width=width, hidden=hidden_size)
+    else:
+        size = 1
+        for d in input_shape:
+            size *= d
+        model = SimpleMLP(n_outputs, input_size=size, hidden_size=hidden_size, hidden_layers=hidden_layers,
+                          drop_rate=0)
+    return as_multitask(model, "classifier") if multi_head else model

@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: the same as the ``rnf-bench`` console script."""
+
+from benchmarks.cli import main
+
+raise SystemExit(main())

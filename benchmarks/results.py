@@ -1,0 +1,227 @@
+"""Run records, continual-learning scores, and the run directory's result files.
+
+``A[i][j]`` is the accuracy on experience ``j`` after training on experience ``i`` (the
+accuracy matrix; joint training has a single row, after training on everything).
+
+- average accuracy: mean of the last row;
+- forgetting (Chaudhry et al. 2018): mean over old experiences of the best accuracy reached
+  before the last step minus the final accuracy;
+- backward transfer (Lopez-Paz & Ranzato 2017): mean of ``A[T-1][j] - A[j][j]`` over old ones.
+
+Files are replaced atomically after each finished run, so an interrupted sweep loses at most
+the run in progress.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+Matrix = list[list[float]]
+
+
+def average_accuracy(matrix: Matrix) -> float:
+    return sum(matrix[-1]) / len(matrix[-1])
+
+
+def forgetting(matrix: Matrix) -> float | None:
+    """Mean drop from the best earlier accuracy to the final one (None with a single row)."""
+    t = len(matrix)
+    if t < 2:
+        return None
+    return sum(max(matrix[i][j] for i in range(j, t - 1)) - matrix[-1][j] for j in range(t - 1)) / (t - 1)
+
+
+def backward_transfer(matrix: Matrix) -> float | None:
+    """Mean change from just after learning an experience to the end (None with a single row)."""
+    t = len(matrix)
+    if t < 2:
+        return None
+    return sum(matrix[-1][j] - matrix[j][j] for j in range(t - 1)) / (t - 1)
+
+
+@dataclass
+class RunRecord:
+    """Everything measured in one run (a strategy on a benchmark with one seed)."""
+
+    benchmark: str
+    scenario: str
+    strategy: str
+    seed: int
+    config: dict[str, Any]
+    status: str = "ok"  # "ok", "skipped" or "failed"
+    reason: str = ""
+    matrix: Matrix = field(default_factory=list)  # own-head accuracy (equal to Avalanche's for single heads)
+    matrix_avalanche: Matrix = field(default_factory=list)  # Avalanche's Top1_Acc_Exp
+    stream_accuracy_avalanche: float | None = None  # Avalanche's Top1_Acc_Stream after the last experience
+    train_seconds: list[float] = field(default_factory=list)  # per training step
+    eval_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    peak_rss_delta_mb: float = 0.0
+    peak_cuda_mb: float | None = None
+    state_bytes: list[int] = field(default_factory=list)  # after each training step
+    relevance_seconds: list[float] = field(default_factory=list)  # RNF only
+    frozen_fractions: list[dict[str, float]] = field(default_factory=list)  # RNF only, per layer
+    device: str = "cpu"
+
+    @property
+    def key(self) -> str:
+        return run_key(self.strategy, self.seed, self.config)
+
+    @property
+    def average_accuracy(self) -> float | None:
+        return average_accuracy(self.matrix) if self.matrix else None
+
+    @property
+    def forgetting(self) -> float | None:
+        return forgetting(self.matrix) if self.matrix else None
+
+    @property
+    def backward_transfer(self) -> float | None:
+        return backward_transfer(self.matrix) if self.matrix else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(key=self.key, average_accuracy=self.average_accuracy, forgetting=self.forgetting,
+                    backward_transfer=self.backward_transfer, total_train_seconds=sum(self.train_seconds))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def run_key(strategy: str, seed: int, config: dict[str, Any]) -> str:
+    """Identifies a run: same strategy, seed and configuration means the same run."""
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{strategy}/seed{seed}/{digest}"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    """``results.json`` and ``results.csv`` of a run directory, rewritten after every finished run."""
+
+    def __init__(self, out: str | os.PathLike, meta: dict[str, Any] | None = None, resume: bool = False):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.json_path = self.out / "results.json"
+        self.records: dict[str, RunRecord] = {}
+        self.meta = dict(meta or {})
+        if resume and self.json_path.is_file():
+            stored = json.loads(self.json_path.read_text())
+            self.records = {r["key"]: RunRecord.from_json(r) for r in stored["runs"] if r["status"] != "failed"}
+            self.meta = {**stored.get("meta", {}), **self.meta}
+
+    def done(self, key: str) -> bool:
+        return key in self.records
+
+    def add(self, record: RunRecord) -> None:
+        self.records[record.key] = record
+        self.save()
+
+    def save(self) -> None:
+        runs = [r.to_json() for r in self.records.values()]
+        atomic_write(self.json_path, json.dumps({"meta": self.meta, "runs": runs}, indent=1))
+        atomic_write(self.out / "results.csv", to_csv(self.records.values()))
+
+
+CSV_RUN_COLUMNS = ("benchmark", "scenario", "strategy", "seed", "status")
+
+
+def to_csv(records: Iterable[RunRecord]) -> str:
+    """One row per strategy x seed x training step, with the accuracy on every experience."""
+    records = [r for r in records if r.matrix]
+    width = max((len(r.matrix[0]) for r in records), default=0)
+    header = [*CSV_RUN_COLUMNS, "trained_up_to", *(f"acc_exp{j}" for j in range(width)), "average_accuracy",
+              "avalanche_average_accuracy", "train_seconds", "state_bytes", "relevance_seconds", "frozen_fraction",
+              "final_forgetting", "final_backward_transfer", "peak_rss_delta_mb"]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for r in records:
+        steps = len(r.matrix)
+        for i, row in enumerate(r.matrix):
+            step = i if steps > 1 else len(row) - 1
+            reported = r.matrix_avalanche[i] if i < len(r.matrix_avalanche) else []
+            writer.writerow([
+                r.benchmark, r.scenario, r.strategy, r.seed, r.status, step, *row, *([""] * (width - len(row))),
+                _f(sum(row) / len(row)), _f(sum(reported) / len(reported)) if reported else "",
+                _f(r.train_seconds[i]) if i < len(r.train_seconds) else "",
+                r.state_bytes[i] if i < len(r.state_bytes) else "",
+                _f(r.relevance_seconds[i]) if i < len(r.relevance_seconds) else "",
+                _f(r.frozen_fractions[i].get("all", "")) if i < len(r.frozen_fractions) else "",
+                _f(r.forgetting), _f(r.backward_transfer), _f(r.peak_rss_delta_mb),
+            ])
+    return buf.getvalue()
+
+
+def _f(x: float | None) -> str:
+    return "" if x is None or x == "" else f"{x:.6g}"
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summary_table(records: Iterable[RunRecord], order: Iterable[str] = ()) -> str:
+    """Markdown table: one line per strategy, mean ± std over seeds."""
+    by_strategy: dict[str, list[RunRecord]] = {}
+    for r in records:
+        by_strategy.setdefault(r.strategy, []).append(r)
+    order = [s for s in order if s in by_strategy] + [s for s in by_strategy if s not in order]
+    lines = ["| strategy | seeds | average accuracy | forgetting | BWT | Avalanche-reported | train time (s) | "
+             "peak RSS delta (MiB) | state kept (KiB) | RNF relevance (s) |", "|---" * 10 + "|"]
+    for name in order:
+        runs = [r for r in by_strategy[name] if r.status == "ok"]
+        if not runs:
+            reason = by_strategy[name][0].reason
+            lines.append(f"| {name} | 0 | {by_strategy[name][0].status}: {reason} |" + " |" * 7)
+            continue
+
+        def col(get, runs=runs):
+            return mean_std([v for v in (get(r) for r in runs) if v is not None])
+
+        lines.append(" | ".join([
+            f"| {name}", str(len(runs)), col(lambda r: r.average_accuracy), col(lambda r: r.forgetting),
+            col(lambda r: r.backward_transfer), col(lambda r: r.stream_accuracy_avalanche),
+            _fmt(col(lambda r: sum(r.train_seconds)), 1), _fmt(col(lambda r: r.peak_rss_delta_mb), 0),
+            _fmt(col(lambda r: r.state_bytes[-1] / 1024 if r.state_bytes else None), 1),
+            _fmt(col(lambda r: sum(r.relevance_seconds) if r.relevance_seconds else None), 2) + " |",
+        ]))
+    return "\n".join(lines)
+
+
+def _fmt(text: str, digits: int) -> str:
+    """Re-round a ``mean_std`` string's numbers to ``digits`` decimals."""
+    parts = text.split(" ± ")
+    try:
+        return " ± ".join(f"{float(p):.{digits}f}" for p in parts)
+    except ValueError:
+        return text
+
+
+def load_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[RunRecord]]:
+    """Meta data and run records of a ``results.json`` (or of the run directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    data = json.loads(path.read_text())
+    return data.get("meta", {}), [RunRecord.from_json(r) for r in data["runs"]]

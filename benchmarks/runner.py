@@ -1,0 +1,136 @@
+"""One run: a strategy trained on a stream with one seed, measured into a :class:`RunRecord`."""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.training.determinism.rng_manager import RNGManager
+from avalanche.training.plugins import EvaluationPlugin
+
+from avalanche_rnf.layers import n_units
+from benchmarks.evaluation import own_head_accuracy_metrics
+from benchmarks.hparams import Training
+from benchmarks.measure import PeakMemory, strategy_state_nbytes
+from benchmarks.models import make_model
+from benchmarks.results import RunRecord
+from benchmarks.strategies import build_strategy, not_applicable
+from benchmarks.streams import Stream
+
+
+@dataclass
+class RunSpec:
+    """What to run: strategy, its parameters, the shared training setup and the seed."""
+
+    strategy: str
+    params: dict[str, Any]
+    training: Training
+    seed: int
+    validation: float = 0.0  # > 0: hold out this fraction of training data and score on it (searches)
+
+    def config(self, stream: Stream) -> dict[str, Any]:
+        return {"benchmark": stream.info.name, "scenario": stream.scenario, "n_experiences": stream.n_experiences,
+                "training": self.training.as_dict(), "params": self.params, "validation": self.validation}
+
+
+def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: str = "cpu",
+        raise_errors: bool = False) -> RunRecord:
+    """Train ``spec.strategy`` on ``stream``; evaluate on every experience after each training step.
+
+    A failing run returns a record with ``status="failed"`` and the error (unless ``raise_errors``).
+    """
+    record = RunRecord(stream.info.name, stream.scenario, spec.strategy, spec.seed, spec.config(stream),
+                       device=str(device))
+    reason = not_applicable(spec.strategy, stream.scenario, spec.training, stream.info.family)
+    if reason:
+        record.status, record.reason = "skipped", reason
+        return record
+    try:
+        _train_and_measure(spec, stream, record, loggers or [], device)
+    except Exception as error:
+        if raise_errors:
+            raise
+        record.status = "failed"
+        record.reason = f"{type(error).__name__}: {error}"
+        record.config["traceback"] = traceback.format_exc(limit=-6)
+    return record
+
+
+def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers: list, device: str) -> None:
+    RNGManager.set_random_seeds(spec.seed)
+    bench = stream.benchmark
+    eval_stream = bench.test_stream
+    if spec.validation:
+        from avalanche.benchmarks import benchmark_with_validation_stream
+
+        bench = benchmark_with_validation_stream(bench, validation_size=spec.validation, shuffle=True,
+                                                 seed=spec.seed)
+        eval_stream = bench.valid_stream
+    t = spec.training
+    # Avalanche's PackNetModel calls the wrapped model without task labels: one head, per-task sub-networks.
+    multi_head = stream.multi_head and spec.strategy != "packnet"
+    model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, multi_head,
+                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width)
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(epoch=True, experience=True, stream=True), *own_head_accuracy_metrics(),
+        loss_metrics(epoch=True, experience=True), loggers=loggers,
+    )
+    strategy = build_strategy(spec.strategy, model, t, spec.params, evaluator=evaluator, device=device,
+                              seed=spec.seed)
+    steps = [bench.train_stream] if spec.strategy == "joint" else list(bench.train_stream)
+    n = len(eval_stream)
+    with PeakMemory() as memory:
+        for step in steps:
+            start = time.perf_counter()
+            strategy.train(step)
+            record.train_seconds.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            metrics = strategy.eval(eval_stream)
+            record.eval_seconds += time.perf_counter() - start
+            record.matrix.append(experience_accuracies(metrics, "Top1_OwnHeadAcc_Exp", n))
+            record.matrix_avalanche.append(experience_accuracies(metrics, "Top1_Acc_Exp", n))
+            record.stream_accuracy_avalanche = _stream_accuracy(metrics)
+            record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy))
+            if spec.strategy == "rnf":
+                record.relevance_seconds.append(strategy.rnf.relevance_seconds[-1])
+                record.frozen_fractions.append(_frozen_fractions(strategy.rnf, strategy.model))
+    record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
+        memory.peak_mb, memory.delta_mb, memory.cuda_mb)
+
+
+def _frozen_fractions(plugin, model) -> dict[str, float]:
+    """Frozen fraction per layer after the last experience, and over all units (``"all"``)."""
+    fractions = plugin.frozen_fractions[-1]
+    units = {name: n_units(model.get_submodule(name)) for name in fractions}
+    frozen = sum(fractions[name] * units[name] for name in fractions)
+    return {**fractions, "all": frozen / max(sum(units.values()), 1)}
+
+
+_EXP = re.compile(r"/Exp(\d+)$")
+
+
+def experience_accuracies(metrics: dict[str, Any], name: str, n: int) -> list[float]:
+    """Accuracy per experience, in order, from an evaluator's last metrics (``name/eval_phase/.../ExpNNN``)."""
+    found: dict[int, float] = {}
+    for key, value in metrics.items():
+        match = _EXP.search(key)
+        if key.startswith(f"{name}/eval_phase/") and match:
+            found[int(match.group(1))] = float(value)
+    if sorted(found) != list(range(n)):
+        raise RuntimeError(f"expected {name} for experiences 0..{n - 1}, got {sorted(found)}")
+    return [found[j] for j in range(n)]
+
+
+def _stream_accuracy(metrics: dict[str, Any]) -> float:
+    return float(next(v for k, v in metrics.items() if k.startswith("Top1_Acc_Stream/eval_phase/")))
+
+
+def default_device(requested: str = "auto") -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested

@@ -1,0 +1,95 @@
+"""Build Avalanche's strategies (and RNF) by name, with the hyperparameter table's values.
+
+The baselines are Avalanche's own classes and plugins; nothing is reimplemented. Two upstream
+bugs are worked around, each by building the strategy as a ``SupervisedTemplate`` with
+Avalanche's plugin, as the strategy class itself does:
+
+- ``avalanche.training.PackNet`` drops the user's plugins (it nests them in a list): PackNet is
+  ``PackNetPlugin`` next to them.
+- ``SynapticIntelligence`` does nothing on CPU (see :mod:`benchmarks.fixes`): ``si`` uses
+  :class:`~benchmarks.fixes.CopyingSIPlugin`; ``si_upstream`` is Avalanche's class unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avalanche.models.packnet import PackNetModel, PackNetPlugin
+from avalanche.training import (
+    EWC,
+    MAS,
+    JointTraining,
+    LwF,
+    Naive,
+    Replay,
+    SynapticIntelligence,
+)
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from avalanche_rnf import RNF, RelevanceMass
+from benchmarks.fixes import CopyingSIPlugin
+from benchmarks.hparams import Training
+
+_CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS,
+            "replay": Replay, "joint": JointTraining}
+
+
+def not_applicable(strategy: str, scenario: str, training: Training, family: str) -> str | None:
+    """Why ``strategy`` cannot run in this setting (None when it can)."""
+    if strategy == "packnet":
+        if scenario != "task":
+            return "PackNet selects a sub-network by task label: task-incremental only"
+        if family == "image":
+            return "Avalanche's PackNet does not support BatchNorm (SmallCNN has it)"
+        if training.epochs < 2:
+            return "PackNet needs at least 2 epochs (train, prune, fine-tune)"
+    return None
+
+
+def make_optimizer(training: Training, model: nn.Module) -> torch.optim.Optimizer:
+    if training.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=training.lr)
+    if training.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
+    raise ValueError(f"unknown optimizer {training.optimizer!r}: use 'sgd' or 'adam'")
+
+
+def build_strategy(
+    name: str,
+    model: nn.Module,
+    training: Training,
+    params: dict[str, Any],
+    *,
+    evaluator,
+    plugins: list | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+):
+    """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params``."""
+    params = dict(params)
+    if name == "packnet":
+        model = PackNetModel(model)
+        plugins = [*(plugins or []), PackNetPlugin(params.pop("post_prune_epochs"), params.pop("prune_proportion"))]
+        cls: Any = SupervisedTemplate
+    elif name == "si":
+        plugins = [*(plugins or []), CopyingSIPlugin(si_lambda=params.pop("si_lambda"), eps=params.pop("eps"))]
+        cls = SupervisedTemplate
+    elif name == "rnf":
+        params = {"selection": RelevanceMass(params.pop("mass")), "seed": seed, **params}
+        cls = RNF
+    else:
+        cls = _CLASSES[name]
+    return cls(
+        model=model,
+        optimizer=make_optimizer(training, model),
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=training.batch_size,
+        train_epochs=training.epochs,
+        eval_mb_size=training.eval_batch_size,
+        device=device,
+        plugins=plugins,
+        evaluator=evaluator,
+        **params,
+    )

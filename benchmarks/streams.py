@@ -1,0 +1,121 @@
+"""The benchmark streams the harness runs on, built from Avalanche's classic benchmarks.
+
+Scenarios (van de Ven et al.'s three types):
+
+- ``task``: each experience has its own task label and class ids from 0; multi-head model.
+- ``class``: no task labels, one head over all classes seen so far.
+- ``domain``: no task labels, one head shared by all experiences (class ids from 0 in each
+  split experience; PermutedMNIST is domain-incremental by nature).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.data import FASHION_MNIST_FILES, MNIST_FILES, data_root
+from benchmarks.imagefolder import cifar10_tensors, imagefolder_tensors, split_tensors
+from benchmarks.split_digits import SplitDigits
+
+SCENARIOS = ("task", "class", "domain")
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What a benchmark is and which scenarios and model family it supports."""
+
+    name: str
+    description: str
+    scenarios: tuple[str, ...]
+    default_scenario: str
+    n_experiences: int
+    n_classes: int
+    family: str  # "digits", "mnist" (MLP on 28x28) or "image" (CNN on RGB images)
+    needs_data: bool = True
+
+
+BENCHMARKS: dict[str, BenchmarkInfo] = {
+    b.name: b
+    for b in (
+        BenchmarkInfo("split_digits", "scikit-learn's 8x8 digits, 5 experiences of 2 classes (no download)",
+                      SCENARIOS, "task", 5, 10, "digits", needs_data=False),
+        BenchmarkInfo("split_mnist", "MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "mnist"),
+        BenchmarkInfo("permuted_mnist", "MNIST under 10 fixed pixel permutations, 10 classes each",
+                      ("domain", "task"), "domain", 10, 10, "mnist"),
+        BenchmarkInfo("split_fmnist", "Fashion-MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "mnist"),
+        BenchmarkInfo("split_cifar10", "CIFAR-10, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "image"),
+        BenchmarkInfo("imagefolder", "your ImageFolder data (ROOT/train/<class>, ROOT/test/<class>), "
+                      "split into class-incremental experiences", SCENARIOS, "class", 5, 0, "image"),
+    )
+}
+
+
+@dataclass
+class Stream:
+    """A built benchmark with what the model needs to know about it."""
+
+    info: BenchmarkInfo
+    scenario: str
+    benchmark: Any
+    n_experiences: int
+    n_outputs: int  # width of the single head, or of each task's head
+    input_shape: tuple[int, ...]
+
+    @property
+    def multi_head(self) -> bool:
+        return self.scenario == "task"
+
+
+def build_stream(
+    name: str,
+    scenario: str | None = None,
+    *,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    n_experiences: int | None = None,
+    image_size: int = 32,
+) -> Stream:
+    """Build benchmark ``name`` in ``scenario`` with class order and permutations drawn from ``seed``.
+
+    ``root`` is the data root (``--data-root`` or ``$RNF_DATA_ROOT``); a missing dataset raises
+    :class:`benchmarks.data.DataNotFoundError` naming the directory and the files expected.
+    """
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    info = BENCHMARKS[name]
+    scenario = scenario or info.default_scenario
+    if scenario not in info.scenarios:
+        raise ValueError(f"{name} supports the scenarios {', '.join(info.scenarios)}, not {scenario!r}")
+    n_exp = n_experiences or info.n_experiences
+    task = scenario == "task"
+    from_zero = scenario in ("task", "domain")
+    split = dict(return_task_id=task, seed=seed, class_ids_from_zero_in_each_exp=from_zero)
+
+    if name == "split_digits":
+        bench = SplitDigits(n_exp, return_task_id=task, class_ids_from_zero_in_each_exp=from_zero, seed=seed)
+        return _stream(info, scenario, bench, n_exp, 10, (64,))
+    if name in ("split_mnist", "split_fmnist"):
+        from avalanche.benchmarks.classic import SplitFMNIST, SplitMNIST
+
+        files, factory = (MNIST_FILES, SplitMNIST) if name == "split_mnist" else (FASHION_MNIST_FILES, SplitFMNIST)
+        bench = factory(n_exp, dataset_root=data_root(root, files), **split)
+        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28))
+    if name == "permuted_mnist":
+        from avalanche.benchmarks.classic import PermutedMNIST
+
+        bench = PermutedMNIST(n_exp, return_task_id=task, seed=seed, dataset_root=data_root(root, MNIST_FILES))
+        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28), split_classes=False)
+    if name == "split_cifar10":
+        train, test, mean, std = cifar10_tensors(root)
+    else:
+        train, test, mean, std = imagefolder_tensors(root, image_size=image_size)
+    bench = split_tensors(train, test, n_exp, mean=mean, std=std, **split)
+    n_classes = len(train.classes)
+    return _stream(info, scenario, bench, n_exp, n_classes, tuple(train.tensors[0].shape[1:]))
+
+
+def _stream(info, scenario, bench, n_exp, n_classes, input_shape, split_classes=True) -> Stream:
+    per_exp = n_classes // n_exp if split_classes else n_classes
+    n_outputs = n_classes if scenario == "class" else per_exp
+    return Stream(info, scenario, bench, n_exp, n_outputs, input_shape)

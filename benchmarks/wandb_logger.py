@@ -1,0 +1,72 @@
+"""A Weights & Biases logger for Avalanche that works with current wandb.
+
+Avalanche 0.6's ``WandBLogger`` calls ``wandb.util.generate_id`` and ``wandb.viz.CustomChart``,
+which current wandb no longer has. This one is a plain Avalanche ``BaseLogger``: every metric
+the evaluator emits is logged (scalars, images, figures), plus the harness's accuracy matrix
+(as a table) and plots. Runs go online when wandb has credentials, offline otherwise (or as
+``WANDB_MODE`` says); offline runs sync later with ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from avalanche.evaluation.metric_results import AlternativeValues, TensorImage
+from avalanche.logging import BaseLogger
+
+
+class WandBLogger(BaseLogger):
+    """Log Avalanche metrics to a W&B run (``project``, ``name``, ``group``, ``config``)."""
+
+    def __init__(self, project: str, name: str | None = None, group: str | None = None,
+                 config: dict[str, Any] | None = None, dir: str | os.PathLike | None = None,
+                 mode: str | None = None):
+        super().__init__()
+        import wandb
+
+        self.wandb = wandb
+        if mode is None:
+            mode = os.environ.get("WANDB_MODE") or ("online" if wandb.login(prompt=False) else "offline")
+        if dir is not None:
+            Path(dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, name=name, group=group, config=config, dir=dir, mode=mode,
+                              reinit="create_new")
+
+    def log_single_metric(self, name: str, value: Any, x_plot: int) -> None:
+        value = self._convert(value)
+        if value is not None:
+            self.run.log({name: value})
+
+    def _convert(self, value: Any):
+        if isinstance(value, AlternativeValues):
+            value = value.best_supported_value(float, int, torch.Tensor, TensorImage, object)
+        if isinstance(value, (int, float)):
+            return value
+        if isinstance(value, torch.Tensor):
+            return value.item() if value.numel() == 1 else self.wandb.Histogram(value.detach().cpu().numpy())
+        if isinstance(value, TensorImage):
+            return self.wandb.Image(np.moveaxis(np.asarray(value.image), 0, -1))
+        try:
+            return self.wandb.Image(value)  # PIL images and matplotlib figures
+        except Exception:
+            return None
+
+    def log_matrix(self, name: str, matrix: list[list[float]]) -> None:
+        """An accuracy matrix as a table (row: after training step, column: experience)."""
+        columns = ["after step", *(f"exp {j}" for j in range(len(matrix[0])))]
+        self.run.log({name: self.wandb.Table(columns=columns, data=[[i, *row] for i, row in enumerate(matrix)])})
+
+    def log_summary(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if value is not None:
+                self.run.summary[key] = value
+
+    def log_images(self, paths: list[Path]) -> None:
+        self.run.log({f"plots/{Path(p).stem}": self.wandb.Image(str(p)) for p in paths})
+
+    def close(self) -> None:
+        self.run.finish()
