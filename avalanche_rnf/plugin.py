@@ -210,9 +210,8 @@ class RNFPlugin(SupervisedPlugin):
         fractions = self.frozen_fractions[-1]
         for name, fraction in fractions.items():
             evaluator.publish_metric_value(MetricValue(self, f"RNF/FrozenFraction/{name}", fraction, x))
-        total = sum(self.freeze.unit_masks[n].sum().item() for n in fractions if n in self.freeze.unit_masks)
-        units = sum(n_units(strategy.model.get_submodule(n)) for n in fractions)
-        evaluator.publish_metric_value(MetricValue(self, "RNF/FrozenFraction", total / units, x))
+        overall = self.overall_frozen_fraction(strategy.model)
+        evaluator.publish_metric_value(MetricValue(self, "RNF/FrozenFraction", overall, x))
         evaluator.publish_metric_value(MetricValue(self, "RNF/RelevanceTime_s", self.relevance_seconds[-1], x))
 
     # ------------------------------------------------------------------ state
@@ -236,6 +235,13 @@ class RNFPlugin(SupervisedPlugin):
         self.relevance_seconds = list(state["relevance_seconds"])
         self.whole_heads = set(state["whole_heads"])
         self._warned = set(state["warned"])
+
+    def overall_frozen_fraction(self, model: Any) -> float:
+        """Frozen fraction over all units of the layers scored after the last experience."""
+        fractions = self.frozen_fractions[-1] if self.frozen_fractions else {}
+        total = sum(self.freeze.unit_masks[n].sum().item() for n in fractions if n in self.freeze.unit_masks)
+        units = sum(n_units(model.get_submodule(n)) for n in fractions)
+        return total / units if units else 0.0
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences to enforce freezing (masks and frozen values)."""

@@ -84,7 +84,7 @@ class UsageError(ValueError):
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from benchmarks.results import ResultStore, run_key, summary_table
+    from benchmarks.results import ResultStore, run_key
     from benchmarks.runner import default_device, run
     from benchmarks.streams import build_stream
 
@@ -96,11 +96,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     device = default_device(args.device)
     meta = {"command": "rnf-bench " + shlex.join(argv), "machine": machine_facts(device), "plan": plan["describe"]}
     store = ResultStore(out, meta=meta, resume=args.resume)
-    if not args.resume:
-        store.records.clear()
     streams: dict[int, Any] = {}
     specs = plan["specs"]
     failed = []
+    planned: list[str] = []
     bar = tqdm(specs, desc="runs", unit="run", position=0, disable=len(specs) < 2)
     for spec in bar:
         if spec.seed not in streams:
@@ -112,6 +111,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                 raise UsageError(str(error)) from None
         stream = streams[spec.seed]
         key = run_key(spec.strategy, spec.seed, spec.config(stream))
+        planned.append(key)
         if store.done(key):
             bar.write(f"{spec.strategy} seed {spec.seed}: finished earlier, skipped (--resume)")
             continue
@@ -125,17 +125,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             bar.write(f"{spec.strategy} seed {spec.seed} FAILED: {record.reason}")
         elif record.status == "skipped":
             bar.write(f"{spec.strategy}: skipped ({record.reason})")
-    records = list(store.records.values())
-    title = f"{plan['benchmark']} ({plan['scenario']}-incremental)"
-    if args.search:
-        table = search_table(records)
-    else:
-        table = summary_table(records, order=[s.strategy for s in specs])
-    header = f"# {title}\n\n`{meta['command']}`\n\n"
-    from benchmarks.results import atomic_write
-
-    atomic_write(out / "summary.md", header + table + "\n")
-    plots = [] if args.no_plots or args.search else _plots(records, out, title)
+    records = [store.records[k] for k in planned]  # this plan's runs, not older ones kept in the store
+    table, plots = write_summary(out, store.meta, records, search=args.search, plots=not args.no_plots,
+                                 order=[s.strategy for s in specs])
     if args.wandb and plots:
         _wandb_summary(args, out, plan, plots, table)
     print("\n" + table)
@@ -255,10 +247,18 @@ def _close(loggers: list, wandb, record) -> None:
             logger.close()
 
 
-def _plots(records, out: Path, title: str) -> list[Path]:
+def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: bool = False, plots: bool = True,
+                  order: list[str] | tuple[str, ...] = STRATEGIES) -> tuple[str, list[Path]]:
+    """Write ``summary.md`` (and, unless a search, the plots) of a run directory; return the table and plot paths."""
     from benchmarks.plots import plot_all
+    from benchmarks.results import atomic_write, summary_table
 
-    return plot_all(records, out / "plots", title)
+    plan = meta.get("plan", {})
+    title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
+    table = search_table(records) if search else summary_table(records, order=order)
+    atomic_write(out / "summary.md", f"# {title}\n\n`{meta.get('command', '')}`\n\n{table}\n")
+    paths = plot_all(records, out / "plots", title) if plots and not search else []
+    return table, paths
 
 
 def _wandb_summary(args, out: Path, plan, plots: list[Path], table: str) -> None:
@@ -280,6 +280,9 @@ def search_table(records) -> str:
         key = SEARCH.get(strategy, (None,))[0]
         ok = [r for r in runs if r.status == "ok"]
         best = max(ok, key=lambda r: r.average_accuracy, default=None)
+        if not ok:  # not applicable here: one line with the reason, not one per value
+            runs = runs[:1]
+            key = None
         for r in runs:
             value = r.config["params"].get(key, "–") if key else "–"
             acc = f"{r.average_accuracy:.4f}" if r.status == "ok" else f"{r.status}: {r.reason}"

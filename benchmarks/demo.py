@@ -24,6 +24,7 @@ from tqdm import tqdm
 from avalanche_rnf import RNF
 from benchmarks.evaluation import task_accuracy
 from benchmarks.models import MultiHeadMLP
+from benchmarks.results import forgetting
 from benchmarks.split_digits import SplitDigits
 
 STRATEGIES: dict[str, Callable[..., object]] = {"Naive": Naive, "RNF": RNF}
@@ -70,9 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in STRATEGIES:
         matrix, stream, strategy = run(name, args.epochs, args.seed, args.lr)
         final = matrix[-1]
-        forgetting = sum(matrix[i][i] - final[i] for i in range(4)) / 4
         cells = " | ".join(f"{a:.3f}" for a in final)
-        print(f"| {name} | {cells} | {sum(final) / 5:.3f} | {forgetting:.3f} | {stream:.3f} |")
+        print(f"| {name} | {cells} | {sum(final) / 5:.3f} | {forgetting(matrix):.3f} | {stream:.3f} |")
         rnf = strategy if name == "RNF" else rnf
     fractions = ", ".join(f"{k} {v:.2f}" for k, v in rnf.rnf.frozen_fractions[-1].items() if k.startswith("features"))
     print(f"\nRNF frozen fraction per backbone layer after the last task: {fractions}")

@@ -1,13 +1,16 @@
 """Image data held in memory as uint8 tensors: CIFAR-10 (torchvision or ImageFolder copy) and users' ImageFolder trees.
 
 Decoding tens of thousands of JPEGs takes a while, so a decoded tree is cached next to it
-(``<tree>.rnf-cache-<size>.pt``) and reused while the tree's file list is unchanged.
+(``<tree>-<split>.rnf-cache-<size>.pt``) and reused while its files (paths and modification
+times) are unchanged; a read-only data root only loses the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -82,29 +85,36 @@ def imagefolder_tensors(root: str | os.PathLike | None, image_size: int = 32):
 
 def _load_tree(folder: Path, size: int) -> LabelledTensors:
     folder_set = ImageFolder(str(folder))
-    cache = folder.parent / f"{folder.parent.name}-{folder.name}.rnf-cache-{size}.pt"
     files = [p for p, _ in folder_set.samples]
+    stamp = hashlib.sha1("\n".join(f"{p}:{os.path.getmtime(p)}" for p in files).encode()).hexdigest()
+    cache = folder.parent / f"{folder.parent.name}-{folder.name}.rnf-cache-{size}.pt"
     if cache.is_file():
         stored = torch.load(cache, weights_only=True)
-        if stored["files"] == len(files) and stored["classes"] == folder_set.classes:
+        if stored.get("stamp") == stamp and stored.get("classes") == folder_set.classes:
             return LabelledTensors(stored["images"], stored["labels"], folder_set.classes)
     resize = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
     images = torch.stack([resize(folder_set.loader(p).convert("RGB")) for p in files])
     labels = torch.tensor(folder_set.targets)
     tmp = cache.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels, "files": len(files), "classes": folder_set.classes}, tmp)
-    os.replace(tmp, cache)
+    try:
+        torch.save({"images": images, "labels": labels, "stamp": stamp, "classes": folder_set.classes}, tmp)
+        os.replace(tmp, cache)
+    except OSError as error:
+        warnings.warn(f"could not cache the decoded images at {cache} ({error}); they are decoded again next time",
+                      stacklevel=2)
     return LabelledTensors(images, labels, folder_set.classes)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1]."""
+    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1] (1 for a constant channel)."""
     x = images.float().div_(255).transpose(0, 1).flatten(1)
-    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
+    std = x.std(1)
+    return tuple(x.mean(1).tolist()), tuple(torch.where(std > 0, std, torch.ones_like(std)).tolist())
 
 
 def split_tensors(train: LabelledTensors, test: LabelledTensors, n_experiences: int, *, mean, std,
-                  return_task_id: bool, seed: int, class_ids_from_zero_in_each_exp: bool):
+                  return_task_id: bool, seed: int, class_ids_from_zero_in_each_exp: bool,
+                  per_exp_classes: dict[int, int] | None = None):
     """Class-incremental Avalanche benchmark over in-memory images, with CIFAR-style crop and flip for training."""
     from avalanche.benchmarks import nc_benchmark
 
@@ -113,6 +123,6 @@ def split_tensors(train: LabelledTensors, test: LabelledTensors, n_experiences: 
     augment = [transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()]
     return nc_benchmark(
         train, test, n_experiences, task_labels=return_task_id, seed=seed,
-        class_ids_from_zero_in_each_exp=class_ids_from_zero_in_each_exp,
+        class_ids_from_zero_in_each_exp=class_ids_from_zero_in_each_exp, per_exp_classes=per_exp_classes,
         train_transform=transforms.Compose(augment + to_float), eval_transform=transforms.Compose(to_float),
     )

@@ -23,7 +23,9 @@ def _by_strategy(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:
 
 
 def seen_average(matrix: list[list[float]]) -> list[float]:
-    """Mean accuracy over the experiences trained so far, after each step."""
+    """Mean accuracy over the experiences trained so far, after each step (joint: over all)."""
+    if len(matrix) == 1:
+        return [float(np.mean(matrix[0]))]
     return [float(np.mean(row[: i + 1])) for i, row in enumerate(matrix)]
 
 
@@ -114,8 +116,8 @@ def costs(groups: dict[str, list[RunRecord]], path: Path, title: str) -> Path:
 
 
 def frozen_fractions(runs: list[RunRecord], path: Path, title: str) -> Path:
-    """RNF's frozen fraction per layer after each experience."""
-    layers = list(runs[0].frozen_fractions[0])
+    """RNF's frozen fraction per layer after each experience (per-task heads, frozen whole, left out)."""
+    layers = list(dict.fromkeys(k for f in runs[0].frozen_fractions for k in f if ".classifiers." not in k))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     steps = np.arange(1, len(runs[0].frozen_fractions) + 1)
     for layer in layers:

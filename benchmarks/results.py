@@ -58,6 +58,7 @@ class RunRecord:
     config: dict[str, Any]
     status: str = "ok"  # "ok", "skipped" or "failed"
     reason: str = ""
+    traceback: str = ""
     matrix: Matrix = field(default_factory=list)  # own-head accuracy (equal to Avalanche's for single heads)
     matrix_avalanche: Matrix = field(default_factory=list)  # Avalanche's Top1_Acc_Exp
     stream_accuracy_avalanche: float | None = None  # Avalanche's Top1_Acc_Stream after the last experience
@@ -124,7 +125,11 @@ class ResultStore:
         if resume and self.json_path.is_file():
             stored = json.loads(self.json_path.read_text())
             self.records = {r["key"]: RunRecord.from_json(r) for r in stored["runs"] if r["status"] != "failed"}
-            self.meta = {**stored.get("meta", {}), **self.meta}
+            old = stored.get("meta", {})
+            resumed = [*old.get("resumed", []),
+                       {"command": self.meta.get("command"), "machine": self.meta.get("machine")}]
+            self.meta = {**self.meta, **{k: v for k, v in old.items() if k in ("command", "machine")},
+                         "resumed": resumed}
 
     def done(self, key: str) -> bool:
         return key in self.records
@@ -143,22 +148,29 @@ CSV_RUN_COLUMNS = ("benchmark", "scenario", "strategy", "seed", "status")
 
 
 def to_csv(records: Iterable[RunRecord]) -> str:
-    """One row per strategy x seed x training step, with the accuracy on every experience."""
-    records = [r for r in records if r.matrix]
-    width = max((len(r.matrix[0]) for r in records), default=0)
-    header = [*CSV_RUN_COLUMNS, "trained_up_to", *(f"acc_exp{j}" for j in range(width)), "average_accuracy",
+    """One row per strategy x seed x training step, with the accuracy on every experience.
+
+    A skipped or failed run without results gets one row with its status and reason.
+    """
+    records = list(records)
+    width = max((len(r.matrix[0]) for r in records if r.matrix), default=0)
+    header = [*CSV_RUN_COLUMNS, "reason", "trained_up_to", *(f"acc_exp{j}" for j in range(width)), "average_accuracy",
               "avalanche_average_accuracy", "train_seconds", "state_bytes", "relevance_seconds", "frozen_fraction",
               "final_forgetting", "final_backward_transfer", "peak_rss_delta_mb"]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
     for r in records:
+        if not r.matrix:
+            writer.writerow([r.benchmark, r.scenario, r.strategy, r.seed, r.status, r.reason])
+            continue
         steps = len(r.matrix)
         for i, row in enumerate(r.matrix):
             step = i if steps > 1 else len(row) - 1
             reported = r.matrix_avalanche[i] if i < len(r.matrix_avalanche) else []
             writer.writerow([
-                r.benchmark, r.scenario, r.strategy, r.seed, r.status, step, *row, *([""] * (width - len(row))),
+                r.benchmark, r.scenario, r.strategy, r.seed, r.status, r.reason, step,
+                *row, *([""] * (width - len(row))),
                 _f(sum(row) / len(row)), _f(sum(reported) / len(reported)) if reported else "",
                 _f(r.train_seconds[i]) if i < len(r.train_seconds) else "",
                 r.state_bytes[i] if i < len(r.state_bytes) else "",
@@ -186,7 +198,7 @@ def summary_table(records: Iterable[RunRecord], order: Iterable[str] = ()) -> st
     by_strategy: dict[str, list[RunRecord]] = {}
     for r in records:
         by_strategy.setdefault(r.strategy, []).append(r)
-    order = [s for s in order if s in by_strategy] + [s for s in by_strategy if s not in order]
+    order = [s for s in dict.fromkeys(order) if s in by_strategy] + [s for s in by_strategy if s not in order]
     lines = ["| strategy | seeds | average accuracy | forgetting | BWT | Avalanche-reported | train time (s) | "
              "peak RSS delta (MiB) | state kept (KiB) | RNF relevance (s) |", "|---" * 10 + "|"]
     for name in order:
@@ -199,8 +211,10 @@ def summary_table(records: Iterable[RunRecord], order: Iterable[str] = ()) -> st
         def col(get, runs=runs):
             return mean_std([v for v in (get(r) for r in runs) if v is not None])
 
+        failed = sum(r.status == "failed" for r in by_strategy[name])
         lines.append(" | ".join([
-            f"| {name}", str(len(runs)), col(lambda r: r.average_accuracy), col(lambda r: r.forgetting),
+            f"| {name}", str(len(runs)) + (f" ({failed} failed)" if failed else ""),
+            col(lambda r: r.average_accuracy), col(lambda r: r.forgetting),
             col(lambda r: r.backward_transfer), col(lambda r: r.stream_accuracy_avalanche),
             _fmt(col(lambda r: sum(r.train_seconds)), 1), _fmt(col(lambda r: r.peak_rss_delta_mb), 0),
             _fmt(col(lambda r: r.state_bytes[-1] / 1024 if r.state_bytes else None), 1),

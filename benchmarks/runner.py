@@ -13,14 +13,13 @@ from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
-from avalanche_rnf.layers import n_units
 from benchmarks.evaluation import own_head_accuracy_metrics
 from benchmarks.hparams import Training
 from benchmarks.measure import PeakMemory, strategy_state_nbytes
 from benchmarks.models import make_model
 from benchmarks.results import RunRecord
 from benchmarks.strategies import build_strategy, not_applicable
-from benchmarks.streams import Stream
+from benchmarks.streams import Stream, with_validation
 
 
 @dataclass
@@ -31,10 +30,11 @@ class RunSpec:
     params: dict[str, Any]
     training: Training
     seed: int
-    validation: float = 0.0  # > 0: hold out this fraction of training data and score on it (searches)
+    validation: float = 0.0  # > 0: hold out this fraction of the training data and score on it (searches)
 
     def config(self, stream: Stream) -> dict[str, Any]:
         return {"benchmark": stream.info.name, "scenario": stream.scenario, "n_experiences": stream.n_experiences,
+                "input_shape": list(stream.input_shape), "n_outputs": stream.n_outputs,
                 "training": self.training.as_dict(), "params": self.params, "validation": self.validation}
 
 
@@ -57,20 +57,16 @@ def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: s
             raise
         record.status = "failed"
         record.reason = f"{type(error).__name__}: {error}"
-        record.config["traceback"] = traceback.format_exc(limit=-6)
+        record.traceback = traceback.format_exc(limit=-6)
     return record
 
 
 def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers: list, device: str) -> None:
     RNGManager.set_random_seeds(spec.seed)
+    if spec.validation:
+        stream = with_validation(stream, spec.validation, spec.seed)
     bench = stream.benchmark
     eval_stream = bench.test_stream
-    if spec.validation:
-        from avalanche.benchmarks import benchmark_with_validation_stream
-
-        bench = benchmark_with_validation_stream(bench, validation_size=spec.validation, shuffle=True,
-                                                 seed=spec.seed)
-        eval_stream = bench.valid_stream
     t = spec.training
     # Avalanche's PackNetModel calls the wrapped model without task labels: one head, per-task sub-networks.
     multi_head = stream.multi_head and spec.strategy != "packnet"
@@ -105,10 +101,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
 
 def _frozen_fractions(plugin, model) -> dict[str, float]:
     """Frozen fraction per layer after the last experience, and over all units (``"all"``)."""
-    fractions = plugin.frozen_fractions[-1]
-    units = {name: n_units(model.get_submodule(name)) for name in fractions}
-    frozen = sum(fractions[name] * units[name] for name in fractions)
-    return {**fractions, "all": frozen / max(sum(units.values()), 1)}
+    return {**plugin.frozen_fractions[-1], "all": plugin.overall_frozen_fraction(model)}
 
 
 _EXP = re.compile(r"/Exp(\d+)$")

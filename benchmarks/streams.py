@@ -3,7 +3,7 @@
 Scenarios (van de Ven et al.'s three types):
 
 - ``task``: each experience has its own task label and class ids from 0; multi-head model.
-- ``class``: no task labels, one head over all classes seen so far.
+- ``class``: no task labels, one head over all the benchmark's classes.
 - ``domain``: no task labels, one head shared by all experiences (class ids from 0 in each
   split experience; PermutedMNIST is domain-incremental by nature).
 """
@@ -30,23 +30,21 @@ class BenchmarkInfo:
     scenarios: tuple[str, ...]
     default_scenario: str
     n_experiences: int
-    n_classes: int
     family: str  # "digits", "mnist" (MLP on 28x28) or "image" (CNN on RGB images)
-    needs_data: bool = True
 
 
 BENCHMARKS: dict[str, BenchmarkInfo] = {
     b.name: b
     for b in (
         BenchmarkInfo("split_digits", "scikit-learn's 8x8 digits, 5 experiences of 2 classes (no download)",
-                      SCENARIOS, "task", 5, 10, "digits", needs_data=False),
-        BenchmarkInfo("split_mnist", "MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "mnist"),
+                      SCENARIOS, "task", 5, "digits"),
+        BenchmarkInfo("split_mnist", "MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, "mnist"),
         BenchmarkInfo("permuted_mnist", "MNIST under 10 fixed pixel permutations, 10 classes each",
-                      ("domain", "task"), "domain", 10, 10, "mnist"),
-        BenchmarkInfo("split_fmnist", "Fashion-MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "mnist"),
-        BenchmarkInfo("split_cifar10", "CIFAR-10, 5 experiences of 2 classes", SCENARIOS, "task", 5, 10, "image"),
+                      ("domain", "task"), "domain", 10, "mnist"),
+        BenchmarkInfo("split_fmnist", "Fashion-MNIST, 5 experiences of 2 classes", SCENARIOS, "task", 5, "mnist"),
+        BenchmarkInfo("split_cifar10", "CIFAR-10, 5 experiences of 2 classes", SCENARIOS, "task", 5, "image"),
         BenchmarkInfo("imagefolder", "your ImageFolder data (ROOT/train/<class>, ROOT/test/<class>), "
-                      "split into class-incremental experiences", SCENARIOS, "class", 5, 0, "image"),
+                      "split into class-incremental experiences", SCENARIOS, "class", 5, "image"),
     )
 }
 
@@ -110,12 +108,33 @@ def build_stream(
         train, test, mean, std = cifar10_tensors(root)
     else:
         train, test, mean, std = imagefolder_tensors(root, image_size=image_size)
-    bench = split_tensors(train, test, n_exp, mean=mean, std=std, **split)
     n_classes = len(train.classes)
+    if not 0 < n_exp <= n_classes:
+        raise ValueError(f"{name}: {n_classes} classes cannot be split into {n_exp} experiences")
+    # Classes that do not divide evenly go one each to the first experiences.
+    per_exp = {i: n_classes // n_exp + 1 for i in range(n_classes % n_exp)}
+    bench = split_tensors(train, test, n_exp, mean=mean, std=std, per_exp_classes=per_exp or None, **split)
     return _stream(info, scenario, bench, n_exp, n_classes, tuple(train.tensors[0].shape[1:]))
 
 
 def _stream(info, scenario, bench, n_exp, n_classes, input_shape, split_classes=True) -> Stream:
-    per_exp = n_classes // n_exp if split_classes else n_classes
+    per_exp = -(-n_classes // n_exp) if split_classes else n_classes  # the widest experience
     n_outputs = n_classes if scenario == "class" else per_exp
     return Stream(info, scenario, bench, n_exp, n_outputs, input_shape)
+
+
+def with_validation(stream: Stream, fraction: float, seed: int) -> Stream:
+    """The same stream, each experience trained on ``1 - fraction`` of its training data (stratified by
+    class) and evaluated on the held-out rest instead of the test set. Used to tune hyperparameters."""
+    from avalanche.benchmarks.scenarios.deprecated.generators import dataset_benchmark
+    from sklearn.model_selection import train_test_split
+
+    train, valid = [], []
+    for exp in stream.benchmark.train_stream:
+        targets = list(exp.dataset.targets)
+        keep, held = train_test_split(list(range(len(targets))), test_size=fraction, stratify=targets,
+                                      random_state=seed)
+        train.append(exp.dataset.subset(keep))
+        valid.append(exp.dataset.subset(held).eval())
+    split = dataset_benchmark(train, valid)
+    return Stream(stream.info, stream.scenario, split, stream.n_experiences, stream.n_outputs, stream.input_shape)

@@ -19,6 +19,14 @@ from avalanche.evaluation.metric_results import AlternativeValues, TensorImage
 from avalanche.logging import BaseLogger
 
 
+def _logged_in(wandb) -> bool:
+    """Whether wandb has usable credentials, without prompting; any failure (no network, bad key) means no."""
+    try:
+        return bool(wandb.login(prompt=False))
+    except Exception:
+        return False
+
+
 class WandBLogger(BaseLogger):
     """Log Avalanche metrics to a W&B run (``project``, ``name``, ``group``, ``config``)."""
 
@@ -30,7 +38,7 @@ class WandBLogger(BaseLogger):
 
         self.wandb = wandb
         if mode is None:
-            mode = os.environ.get("WANDB_MODE") or ("online" if wandb.login(prompt=False) else "offline")
+            mode = os.environ.get("WANDB_MODE") or ("online" if _logged_in(wandb) else "offline")
         if dir is not None:
             Path(dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=name, group=group, config=config, dir=dir, mode=mode,

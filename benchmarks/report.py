@@ -1,0 +1,135 @@
+"""Generate the README's results tables from the committed result files.
+
+``python -m benchmarks.report`` rewrites the blocks between ``<!-- results:NAME -->`` and
+``<!-- /results:NAME -->`` in README.md and benchmarks/README.md from
+``benchmarks/results/*/results.json``; ``--check`` only reports whether they are up to date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from benchmarks.hparams import PRESETS, SEARCH, STRATEGIES, STRATEGY_DEFAULTS, TRAINING, TUNED
+from benchmarks.results import load_records, mean_std
+from benchmarks.streams import BENCHMARKS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "permuted_mnist-domain", "split_cifar10-task")
+
+
+def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """Average accuracy after the last experience, mean ± std over seeds: strategies x benchmarks."""
+    runs = {d.name: load_records(d)[1] for d in sorted(results.iterdir()) if (d / "results.json").is_file()
+            and d.name in ORDER}
+    columns = [c for c in ORDER if c in runs]
+    head = "| strategy | " + " | ".join(f"[{c}]({link}{c}/summary.md)" for c in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    present = {r.strategy for records in runs.values() for r in records}
+    for strategy in [*STRATEGIES, *sorted(present - set(STRATEGIES))]:
+        cells = []
+        for c in columns:
+            ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
+            other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
+            cells.append(mean_std([r.average_accuracy for r in ok]) if ok else ("n/a" if other else "–"))
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    seeds = {c: len({r.seed for r in runs[c]}) for c in columns}
+    lines.append("")
+    lines.append("Seeds per column: " + ", ".join(f"{c} {n}" for c, n in seeds.items())
+                 + ". n/a: not applicable (reason in the column's summary).")
+    return "\n".join(lines)
+
+
+def presets_table(results: Path = RESULTS) -> str:
+    """Each preset's published result next to what the harness measured."""
+    lines = ["| preset | strategy on benchmark (scenario) | published | measured (own head) | Avalanche-reported "
+             "| epochs run / published | seeds |", "|---|---|---|---|---|---|---|"]
+    for name, preset in PRESETS.items():
+        folder = results / f"preset-{name}"
+        if not (folder / "results.json").is_file():
+            lines.append(f"| {name} | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
+                         f"{preset.expected:.2f} | not run yet (CPU time: `benchmarks/reproduce.sh` has the command) "
+                         f"| | – / {preset.training.epochs} | |")
+            continue
+        records = [r for r in load_records(folder)[1] if r.status == "ok"]
+        epochs = records[0].config["training"]["epochs"] if records else "?"
+        acc = mean_std([r.average_accuracy for r in records])
+        reported = mean_std([r.stream_accuracy_avalanche for r in records])
+        lines.append(f"| [{name}]({preset.source}) | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
+                     f"{preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | "
+                     f"{len(records)} |")
+    return "\n".join(lines)
+
+
+def hparams_table() -> str:
+    """The hyperparameter table: shared training setup per benchmark, then each strategy's parameters."""
+    lines = ["| benchmark | epochs | batch | optimizer | lr | model |", "|---|---|---|---|---|---|"]
+    for name, t in TRAINING.items():
+        model = (f"SmallCNN(width {t.width}, hidden {t.hidden_size})" if BENCHMARKS[name].family == "image"
+                 else f"SimpleMLP({t.hidden_layers} x {t.hidden_size})")
+        opt = f"SGD, momentum {t.momentum}" if t.optimizer == "sgd" else "Adam"
+        lines.append(f"| {name} | {t.epochs} | {t.batch_size} | {opt} | {t.lr} | {model} |")
+    lines += ["", "| strategy | defaults | searched (`--search`) | tuned values |", "|---|---|---|---|"]
+    for strategy in STRATEGIES:
+        defaults = ", ".join(f"{k}={v}" for k, v in STRATEGY_DEFAULTS[strategy].items()) or "–"
+        key, values = SEARCH.get(strategy, ("", ()))
+        searched = f"{key} in {{{', '.join(str(v) for v in values)}}}" if key else "–"
+        tuned = "; ".join(f"{b}-{s}: " + ", ".join(f"{k}={v}" for k, v in p[strategy].items())
+                          for (b, s), p in TUNED.items() if strategy in p) or "–"
+        lines.append(f"| {strategy} | {defaults} | {searched} | {tuned} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    ROOT / "README.md": {"comparison": comparison_table},
+    ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table,
+                                        "comparison": lambda: comparison_table(link="results/")},
+}
+
+
+def render(text: str, blocks: dict) -> str:
+    for name, make in blocks.items():
+        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"no <!-- results:{name} --> block to fill")
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
+    return text
+
+
+def rewrite_run_dirs(results: Path = RESULTS) -> None:
+    """Regenerate every result directory's ``summary.md`` and plots from its ``results.json``."""
+    from benchmarks.cli import write_summary
+
+    for folder in sorted(results.iterdir()):
+        if (folder / "results.json").is_file():
+            meta, records = load_records(folder)
+            write_summary(folder, meta, records, search=bool(meta.get("plan", {}).get("search")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a README is out of date, write nothing")
+    parser.add_argument("--run-dirs", action="store_true",
+                        help="also regenerate each result directory's summary.md and plots from its results.json")
+    args = parser.parse_args(argv)
+    if args.run_dirs and not args.check:
+        rewrite_run_dirs()
+    stale = []
+    for path, blocks in BLOCKS.items():
+        text = path.read_text()
+        new = render(text, blocks)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print("out of date (run python -m benchmarks.report): " + ", ".join(str(p) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The rnf-bench command line on split digits: files written, resume, failures, search, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.results import load_records
+
+FAST = ["--epochs", "2", "--loggers", "text,csv,tensorboard"]
+
+
+def bench(tmp_path, *args, name="run"):
+    out = tmp_path / name
+    code = cli.main([*FAST, "--out", str(out), *args])
+    return code, out
+
+
+def test_cli_writes_results_csv_summary_plots_and_logs(tmp_path):
+    code, out = bench(tmp_path, "--strategies", "naive,rnf,packnet,joint", "--seeds", "0", "1")
+    assert code == 0
+    meta, records = load_records(out)
+    assert meta["command"].startswith("rnf-bench ") and meta["machine"]["cpu_count"] >= 1
+    assert sorted((r.strategy, r.seed) for r in records) == sorted(
+        (s, seed) for s in ("naive", "rnf", "packnet", "joint") for seed in (0, 1))
+    for r in records:
+        assert r.status == "ok"
+        rows = 1 if r.strategy == "joint" else 5
+        assert len(r.matrix) == rows and all(len(row) == 5 for row in r.matrix)
+        assert len(r.train_seconds) == rows and r.peak_rss_mb > 0
+        assert all(0 <= a <= 1 for row in r.matrix for a in row)
+    rnf = next(r for r in records if r.strategy == "rnf")
+    assert len(rnf.relevance_seconds) == 5 and 0 < rnf.frozen_fractions[-1]["all"] <= 1
+    assert rnf.state_bytes[-1] > 0 and rnf.forgetting is not None
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * (5 + 5 + 5 + 1)
+    assert {"acc_exp4", "average_accuracy", "state_bytes", "frozen_fraction"} <= set(rows[0])
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {s} | 2 |" in summary for s in ("naive", "rnf", "packnet", "joint"))
+    assert " ± " in summary
+    for plot in ("average_accuracy", "accuracy_matrices", "costs", "rnf_frozen_fraction"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+    logs = out / "logs" / "rnf-seed0"
+    assert "RNF/FrozenFraction" in (logs / "log.txt").read_text()
+    assert (logs / "csv" / "eval_results.csv").is_file()
+    assert any((logs / "tensorboard").iterdir())
+
+
+def test_resume_skips_finished_runs_and_reruns_failed_ones(tmp_path, monkeypatch, capsys):
+    import benchmarks.runner as runner
+
+    real = runner.build_strategy
+
+    def flaky(name, *args, **kwargs):
+        if name == "ewc":
+            raise RuntimeError("worker died")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "build_strategy", flaky)
+    code, out = bench(tmp_path, "--strategies", "naive,ewc")
+    assert code == 1
+    assert "failed: ewc seed 0: RuntimeError: worker died" in capsys.readouterr().err
+    _, records = load_records(out)
+    assert {r.strategy: r.status for r in records} == {"naive": "ok", "ewc": "failed"}
+    naive_before = next(r for r in records if r.strategy == "naive").to_json()
+
+    monkeypatch.setattr(runner, "build_strategy", real)
+    code, _ = bench(tmp_path, "--strategies", "naive,ewc", "--resume")
+    assert code == 0
+    assert "naive seed 0: finished earlier, skipped" in capsys.readouterr().out
+    _, records = load_records(out)
+    assert {r.strategy: r.status for r in records} == {"naive": "ok", "ewc": "ok"}
+    assert next(r for r in records if r.strategy == "naive").to_json() == naive_before
+
+
+def test_resume_reruns_a_run_whose_configuration_changed(tmp_path, capsys):
+    bench(tmp_path, "--strategies", "rnf")
+    bench(tmp_path, "--strategies", "rnf", "--resume", "--param", "rnf.mass=0.9")
+    assert "finished earlier" not in capsys.readouterr().out
+    _, records = load_records(tmp_path / "run")
+    assert sorted(r.config["params"]["mass"] for r in records) == [0.9, 0.95]
+    # the summary covers this invocation's runs only, not the older configuration kept in the store
+    assert "| rnf | 1 |" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_same_seed_reproduces_the_same_accuracy_matrix(tmp_path):
+    bench(tmp_path, "--strategies", "ewc,rnf", name="a")
+    bench(tmp_path, "--strategies", "ewc,rnf", name="b")
+    a, b = (load_records(tmp_path / n)[1] for n in "ab")
+    assert [r.matrix for r in a] == [r.matrix for r in b]
+
+
+def test_search_scores_key_parameter_on_validation_data(tmp_path):
+    code, out = bench(tmp_path, "--search", "--strategies", "rnf,naive")
+    assert code == 0
+    _, records = load_records(out)
+    assert sorted(r.config["params"].get("mass", 0) for r in records) == [0, 0.9, 0.95, 0.99]
+    assert all(r.config["validation"] == 0.1 for r in records)
+    summary = (out / "summary.md").read_text()
+    assert summary.count("**best**") == 1 and "| rnf | mass | 0.9 |" in summary
+
+
+def test_skipped_strategy_is_reported_with_its_reason(tmp_path):
+    code, out = bench(tmp_path, "--strategies", "packnet", "--scenario", "class")
+    assert code == 0
+    _, (record,) = load_records(out)
+    assert record.status == "skipped" and "task-incremental only" in record.reason
+    assert "skipped: PackNet" in (out / "summary.md").read_text()
+
+
+def test_missing_dataset_names_directory_and_files_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--benchmark", "split_mnist", "--data-root", str(tmp_path),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 2
+    assert str(tmp_path.resolve()) in result.stderr and "MNIST/raw/train-images-idx3-ubyte.gz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_options_are_reported_without_traceback(tmp_path, capsys):
+    assert cli.main(["--benchmark", "permuted_mnist", "--scenario", "class", "--out", str(tmp_path)]) == 2
+    assert "supports the scenarios domain, task" in capsys.readouterr().err
+    assert cli.main(["--param", "ewc.ewc_lambda", "--out", str(tmp_path)]) == 2
+    assert "STRATEGY.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--benchmark", "--scenario", "--strategies", "--epochs", "--seeds", "--data-root", "--out",
+                   "--wandb", "--resume", "--preset", "--search", "imagefolder", "split_cifar10"):
+        assert option in text
+
+
+def test_wandb_logger_writes_offline_runs(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    code, out = bench(tmp_path, "--strategies", "naive,rnf", "--wandb", "rnf-test")
+    assert code == 0
+    runs = sorted((out / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3  # naive, rnf and the summary with the plots
+    assert all(list(r.glob("run-*.wandb")) for r in runs)
+    # offline runs keep what was logged in their .wandb file (protobuf: keys are stored as plain bytes)
+    data = [next(r.glob("run-*.wandb")).read_bytes() for r in runs]
+    per_run = [d for d in data if b"accuracy_matrix" in d]
+    assert len(per_run) == 2
+    keys = (b"average_accuracy", b"forgetting", b"state_bytes", b"Top1_OwnHeadAcc_Exp", b"RNF/FrozenFraction")
+    assert all(k in b"".join(per_run) for k in keys)
+    assert sum(b"plots/average_accuracy" in d for d in data) == 1
+
+
+def test_readme_tables_are_generated_from_the_committed_results():
+    from benchmarks import report
+
+    assert report.main(["--check"]) == 0, "run: python -m benchmarks.report"

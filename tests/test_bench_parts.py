@@ -1,0 +1,140 @@
+"""Harness parts: scores, own-head accuracy, state sizes, the SI fix, ImageFolder and CIFAR-10 loading."""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks.data import DataNotFoundError
+from benchmarks.evaluation import own_head_logits
+from benchmarks.hparams import TRAINING, strategy_params
+from benchmarks.imagefolder import cifar10_tensors, imagefolder_tensors
+from benchmarks.models import make_model
+from benchmarks.plots import seen_average
+from benchmarks.results import average_accuracy, backward_transfer, forgetting
+from benchmarks.runner import RunSpec, run
+from benchmarks.streams import build_stream
+
+
+def test_scores_of_a_known_matrix():
+    m = [[0.9, 0.1, 0.2],
+         [0.7, 0.8, 0.1],
+         [0.5, 0.9, 0.6]]
+    assert average_accuracy(m) == pytest.approx((0.5 + 0.9 + 0.6) / 3)
+    # best earlier accuracy minus final: exp 0: 0.9 - 0.5, exp 1: 0.8 - 0.9
+    assert forgetting(m) == pytest.approx((0.4 - 0.1) / 2)
+    assert backward_transfer(m) == pytest.approx(((0.5 - 0.9) + (0.9 - 0.8)) / 2)
+    assert forgetting([[1.0, 0.5]]) is None and backward_transfer([[1.0, 0.5]]) is None
+
+
+def test_own_head_logits_ignore_the_zero_padding_of_narrow_heads():
+    # Task 0's head has 2 outputs, task 1's head 3: Avalanche pads task 0's logits with a zero.
+    out = torch.tensor([[-1.0, -2.0, 0.0], [-3.0, -1.0, 0.0], [0.1, 0.5, 0.2]])
+    tasks = torch.tensor([0, 0, 1])
+    assert out.argmax(1).tolist() == [2, 2, 1]  # padding wins for the first two samples
+    assert own_head_logits(out, tasks, {0: 2, 1: 3}).argmax(1).tolist() == [0, 1, 1]
+    assert own_head_logits(out, tasks, {}) is out
+
+
+@pytest.fixture(scope="module")
+def digits_task():
+    return build_stream("split_digits", "task", seed=0)
+
+
+def _run(strategy, stream, **params):
+    spec = RunSpec(strategy, {**strategy_params(strategy, "split_digits", "task"), **params},
+                   TRAINING["split_digits"], seed=0)
+    return run(spec, stream, raise_errors=True)
+
+
+def test_si_fix_makes_synaptic_intelligence_act_on_cpu(digits_task):
+    naive = _run("naive", digits_task)
+    upstream = _run("si_upstream", digits_task, si_lambda=100.0)
+    fixed = _run("si", digits_task, si_lambda=100.0)
+    assert upstream.matrix == naive.matrix  # Avalanche 0.6 on CPU: the penalty is exactly zero
+    assert fixed.matrix != naive.matrix
+    assert fixed.forgetting < naive.forgetting
+
+
+def test_state_kept_between_experiences(digits_task):
+    sizes = {s: _run(s, digits_task).state_bytes for s in ("naive", "ewc", "replay", "rnf")}
+    assert sizes["naive"] == [0] * 5
+    assert all(b > 0 for b in sizes["ewc"]) and sizes["ewc"][-1] > sizes["ewc"][0]  # one importance set per task
+    per_sample = 64 * 4 + 8  # 64 float32 pixels and an int64 label
+    assert sizes["replay"][-1] == min(500, 1347) * per_sample
+    assert 0 < sizes["rnf"][-1] < sizes["ewc"][-1]
+
+
+def _image_tree(root, classes=("a", "b", "c", "d"), per_class=3, size=10):
+    for split in ("train", "test"):
+        for i, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for k in range(per_class):
+                Image.new("RGB", (size, size), (40 * i, 10 * k, 200)).save(folder / f"{k}.png")
+
+
+def test_imagefolder_loads_resizes_and_caches(tmp_path):
+    _image_tree(tmp_path)
+    train, test, mean, std = imagefolder_tensors(tmp_path, image_size=8)
+    assert train.tensors[0].shape == (12, 3, 8, 8) and train.tensors[0].dtype == torch.uint8
+    assert train.classes == ["a", "b", "c", "d"] and train.targets.count(3) == 3
+    assert len(mean) == 3 and std[2] == 1.0  # the blue channel is constant: no division by zero
+    assert len(list(tmp_path.glob("*.rnf-cache-8.pt"))) == 2
+    again = imagefolder_tensors(tmp_path, image_size=8)[0]
+    assert torch.equal(again.tensors[0], train.tensors[0])
+
+
+def test_imagefolder_benchmark_runs_class_incremental(tmp_path):
+    _image_tree(tmp_path)
+    stream = build_stream("imagefolder", "class", root=tmp_path, n_experiences=2, image_size=8)
+    assert stream.n_outputs == 4 and stream.input_shape == (3, 8, 8)
+    record = run(RunSpec("rnf", strategy_params("rnf", "imagefolder", "class"),
+                         TRAINING["imagefolder"], seed=0), stream, raise_errors=True)
+    assert len(record.matrix) == 2 and record.frozen_fractions
+
+
+def test_imagefolder_classes_that_do_not_divide_evenly(tmp_path):
+    _image_tree(tmp_path, classes=("a", "b", "c", "d", "e"), per_class=2)
+    stream = build_stream("imagefolder", "task", root=tmp_path, n_experiences=2, image_size=8)
+    sizes = sorted(len(e.classes_in_this_experience) for e in stream.benchmark.train_stream)
+    assert sizes == [2, 3] and stream.n_outputs == 3
+
+
+def test_joint_training_is_plotted_at_its_average_over_all_experiences():
+    assert seen_average([[1.0, 0.5, 0.0]]) == [0.5]
+    assert seen_average([[1.0, 0.0], [0.8, 0.6]]) == [1.0, 0.7]
+
+
+def test_imagefolder_missing_split_names_what_it_expected(tmp_path):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataNotFoundError, match="did not find test/"):
+        imagefolder_tensors(tmp_path)
+
+
+def test_cifar10_from_the_archived_imagefolder_copy(tmp_path):
+    tree = tmp_path / "src" / "cifar10-jpg"
+    _image_tree(tree, classes=tuple(f"c{i}" for i in range(10)), per_class=1, size=32)
+    with tarfile.open(tmp_path / "cifar10-jpg.tar.gz", "w:gz") as tar:
+        tar.add(tree, arcname="cifar10-jpg")
+    train, test, _, _ = cifar10_tensors(tmp_path)
+    assert train.tensors[0].shape == (10, 3, 32, 32) and (tmp_path / "cifar10-jpg" / "train").is_dir()
+
+
+def test_cifar10_missing_lists_the_three_accepted_layouts(tmp_path):
+    with pytest.raises(DataNotFoundError) as error:
+        cifar10_tensors(tmp_path)
+    text = str(error.value)
+    assert str(tmp_path.resolve()) in text
+    assert "cifar-10-batches-py" in text and "cifar10-jpg/train" in text and "cifar10-jpg.tar.gz" in text
+
+
+def test_lwf_state_is_its_teacher_copy_of_the_model(digits_task):
+    record = _run("lwf", digits_task)
+    model = make_model("digits", (64,), 2, True, hidden_size=128, hidden_layers=2)
+    backbone = sum(p.nbytes for n, p in model.named_parameters() if "classifier" not in n)
+    head = 2 * 128 * 4 + 2 * 4
+    assert backbone + head <= record.state_bytes[0] <= backbone + 5 * head
