@@ -256,7 +256,9 @@ def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: boo
     plan = meta.get("plan", {})
     title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
     table = search_table(records) if search else summary_table(records, order=order)
-    atomic_write(out / "summary.md", f"# {title}\n\n`{meta.get('command', '')}`\n\n{table}\n")
+    resumed = [r["command"] for r in meta.get("resumed", [])]
+    commands = "\n".join(f"`{c}`  " for c in [meta.get("command", ""), *resumed])
+    atomic_write(out / "summary.md", f"# {title}\n\n{commands}\n\n{table}\n")
     paths = plot_all(records, out / "plots", title) if plots and not search else []
     return table, paths
 
