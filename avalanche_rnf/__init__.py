@@ -7,6 +7,7 @@ from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, TopFraction
 from avalanche_rnf.strategy import RNF
+from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 
 __version__ = "0.1.0"
 
@@ -15,11 +16,14 @@ __all__ = [
     "FreezeState",
     "RNFPlugin",
     "RelevanceMass",
+    "SearchResult",
     "SelectionRule",
+    "ToleranceSearch",
     "TopFraction",
     "UnitLayer",
     "UnitScores",
     "UnsupportedModelError",
+    "fair_share",
     "find_unit_layers",
     "make_composite",
     "maybe_load_checkpoint",

@@ -3,32 +3,40 @@
 After each training experience the plugin scores every unit by LRP on a class-balanced
 reference set of that experience, freezes the units a selection rule picks (plus the whole
 head of a finished task in multi-head models), and from then on keeps them bit-for-bit fixed.
-All state lives here, so the plugin works inside any strategy next to any other plugin.
+With ``max_drop`` the rule's relevance mass is searched per experience on held-out data
+(:mod:`avalanche_rnf.tolerance`); with isolation (:mod:`avalanche_rnf.isolation`) frozen units
+stop reading free ones, so a finished task's function is kept exactly. All state lives here, so
+the plugin works inside any strategy next to any other plugin.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Iterator, Sequence
+from dataclasses import replace
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metric_results import MetricValue
-from avalanche.models import MultiHeadClassifier
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from avalanche.models.utils import avalanche_forward
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
-from avalanche_rnf.freezing import FreezeState
+from avalanche_rnf.freezing import FreezeState, tensor_by_name
+from avalanche_rnf.isolation import Source, calibrated_norms, evaluating, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, find_unit_layers, n_units, unsupported_parameters
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
-from avalanche_rnf.selection import RelevanceMass, SelectionRule
+from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
+from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
+CALIBRATION_SAMPLES = 512
+"""Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
 
 
 class RNFPlugin(SupervisedPlugin):
@@ -47,6 +55,20 @@ class RNFPlugin(SupervisedPlugin):
     :param batch_size: batch size of the relevance pass.
     :param seed: seed of the reference-set sampling.
     :param strict: raise on trainable parameters RNF cannot freeze (``False``: warn, leave them).
+    :param max_drop: accuracy tolerance. ``None``: freeze what ``selection`` picks. A fraction
+        (e.g. ``0.01``): hold out ``holdout`` of each experience's training data, and search the
+        smallest relevance mass whose kept units lose at most ``max_drop`` accuracy on it
+        (:class:`~avalanche_rnf.tolerance.ToleranceSearch`, ``search_steps`` bisection steps).
+    :param holdout: fraction of each experience's training data held out for the search.
+    :param search_steps: bisection steps of the search.
+    :param isolate: zero and freeze the weights from free units into newly frozen units and into a
+        finished task's head, so each task's function is kept exactly
+        (:mod:`~avalanche_rnf.isolation`). ``None``: on for multi-head (task-incremental) models.
+    :param capacity: ``"fair"``: an experience may freeze at most an equal share of each layer's
+        free units among the experiences left in the stream (:func:`~avalanche_rnf.tolerance.fair_share`);
+        ``"unlimited"``: no cap.
+    :param n_experiences: stream length for the fair share; ``None``: read from the experience's
+        origin stream (no cap if unknown).
     """
 
     def __init__(
@@ -61,8 +83,20 @@ class RNFPlugin(SupervisedPlugin):
         batch_size: int = 256,
         seed: int = 0,
         strict: bool = True,
+        max_drop: float | None = None,
+        holdout: float = 0.1,
+        search_steps: int = 7,
+        isolate: bool | None = None,
+        capacity: Literal["fair", "unlimited"] = "fair",
+        n_experiences: int | None = None,
     ):
         super().__init__()
+        if not 0 < holdout < 1:
+            raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout!r}.")
+        if capacity not in ("fair", "unlimited"):
+            raise ValueError(f"capacity must be 'fair' or 'unlimited', got {capacity!r}.")
+        if n_experiences is not None and n_experiences < 1:
+            raise ValueError(f"n_experiences must be positive, got {n_experiences!r}.")
         if start not in ("onehot", "logit"):
             raise ValueError(f"start must be 'onehot' or 'logit', got {start!r}.")
         if reduction not in ("abs", "positive"):
@@ -79,6 +113,11 @@ class RNFPlugin(SupervisedPlugin):
         self.batch_size = batch_size
         self.seed = seed
         self.strict = strict
+        self.search = ToleranceSearch(max_drop, search_steps) if max_drop is not None else None
+        self.holdout = holdout
+        self.isolate = isolate
+        self.capacity = capacity
+        self.n_experiences = n_experiences
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
@@ -90,7 +129,11 @@ class RNFPlugin(SupervisedPlugin):
         self.relevance_seconds: list[float] = []
         self.whole_heads: set[str] = set()
         """Head layers frozen whole because their task finished (multi-head models)."""
+        self.searches: list[SearchResult] = []
+        """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
         self._warned: set[str] = set()
+        self._train_part: Any = None
+        self._holdout_part: Any = None
 
     # ------------------------------------------------------------------ callbacks
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
@@ -119,6 +162,23 @@ class RNFPlugin(SupervisedPlugin):
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.restore(strategy.model)
 
+    def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
+        """Hold out part of the experience's training data for the tolerance search."""
+        dataset = strategy.adapted_dataset
+        self._train_part, self._holdout_part = dataset, None
+        if self.search is None:
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + strategy.experience.current_experience)
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        n_holdout = max(1, round(self.holdout * len(dataset)))
+        if n_holdout >= len(dataset):
+            raise ValueError(
+                f"Experience {strategy.experience.current_experience} has {len(dataset)} training samples: too few "
+                f"to hold out {self.holdout:.0%} for the max_drop search and train on the rest."
+            )
+        self._holdout_part = dataset.subset(sorted(order[:n_holdout]))
+        self._train_part = strategy.adapted_dataset = dataset.subset(sorted(order[n_holdout:]))
+
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         model = strategy.model
         self.freeze.restore(model)
@@ -127,7 +187,7 @@ class RNFPlugin(SupervisedPlugin):
         scores = unit_relevance(
             model,
             self.layers,
-            self._reference_batches(strategy),
+            self._batches(strategy, self._train_part, self.reference_size),
             composite=make_composite(self.composite, self.canonizers),
             forward=avalanche_forward,
             start=self.start,
@@ -141,12 +201,20 @@ class RNFPlugin(SupervisedPlugin):
                 "instead. Check the model for NaNs or dead layers, or try another composite.",
                 stacklevel=2,
             )
-        self._select_and_freeze(model, normalized, self._task_heads(model, strategy.experience))
+        heads = self._task_heads(model, strategy.experience)
+        sources = unit_sources(model, self.layers, self._all_heads(model))
+        budgets = self._budgets(model, strategy.experience)
+        if self.search is None:
+            new = self._new_units(model, normalized, heads, budgets, self.selection)
+        else:
+            new = self._searched_units(strategy, normalized, heads, budgets, sources)
+        self._freeze(model, new, heads, sources, self._calibration_batches(strategy))
         self.raw_scores.append({k: (v / max(scores.n_samples, 1)).cpu() for k, v in scores.relevance.items()})
         self.scores.append({k: v.cpu() for k, v in normalized.items()})
         self.relevance_seconds.append(seconds)
         self.frozen_fractions.append({layer.name: self.freeze.frozen_fraction(layer.name) for layer in self.layers})
         self._publish(strategy)
+        self._train_part = self._holdout_part = None
 
     # ------------------------------------------------------------------ helpers
     def _scan(self, model: nn.Module) -> None:
@@ -156,23 +224,32 @@ class RNFPlugin(SupervisedPlugin):
             self._warned.add("unsupported")
             warnings.warn(f"RNF leaves these parameters trainable (strict=False): {', '.join(loose)}", stacklevel=3)
 
-    def _reference_batches(self, strategy: Any) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    def _batches(self, strategy: Any, dataset: Any, size: int | None) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Batches of a class-balanced sample of ``size`` items of ``dataset`` (eval transforms)."""
         experience = strategy.experience
-        dataset = experience.dataset.eval()
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + experience.current_experience)
-        indices = balanced_indices(torch.as_tensor(list(dataset.targets)), self.reference_size, generator)
-        subset = dataset.subset(indices.tolist())
-        loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False, collate_fn=subset.collate_fn)
+        dataset = (dataset if dataset is not None else experience.dataset).eval()
+        if size is not None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + experience.current_experience)
+            dataset = dataset.subset(balanced_indices(torch.as_tensor(list(dataset.targets)), size, generator).tolist())
+        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=dataset.collate_fn)
         for x, y, t, *_ in loader:
             yield x.to(strategy.device), y.to(strategy.device), t.to(strategy.device)
 
     @staticmethod
     def _task_heads(model: nn.Module, experience: Any) -> set[str]:
         """Unit layers inside the ``MultiHeadClassifier`` heads of the experience's tasks."""
+        return RNFPlugin._heads(model, experience.task_labels)
+
+    @staticmethod
+    def _all_heads(model: nn.Module) -> set[str]:
+        return RNFPlugin._heads(model, None)
+
+    @staticmethod
+    def _heads(model: nn.Module, tasks: Any) -> set[str]:
         heads: set[str] = set()
         for name, module in model.named_modules():
             if isinstance(module, MultiHeadClassifier):
-                for task in experience.task_labels:
+                for task in tasks if tasks is not None else list(module.classifiers.keys()):
                     prefix = f"{name}.classifiers.{task}".lstrip(".")
                     head = module.classifiers[str(task)]
                     heads |= {
@@ -180,27 +257,149 @@ class RNFPlugin(SupervisedPlugin):
                     }
         return heads
 
-    def _select_and_freeze(self, model: nn.Module, scores: dict[str, Tensor], heads: set[str]) -> None:
+    def _budgets(self, model: nn.Module, experience: Any) -> dict[str, int]:
+        """Per layer: how many units this experience may newly freeze (the capacity budget)."""
+        left = None
+        if self.capacity == "fair":
+            total = self.n_experiences
+            if total is None:
+                total = _stream_length(experience)
+            left = None if total is None else total - experience.current_experience
+        out = {}
         for layer in self.layers:
             size = n_units(model.get_submodule(layer.name))
-            frozen = self.freeze.frozen_units(layer.name, size)
+            free = int((~self.freeze.frozen_units(layer.name, size)).sum())
+            out[layer.name] = fair_share(free, left)
+        return out
+
+    def _new_units(
+        self,
+        model: nn.Module,
+        scores: dict[str, Tensor],
+        heads: set[str],
+        budgets: dict[str, int],
+        rule: SelectionRule | None,
+    ) -> dict[str, Tensor]:
+        """Per layer, the free units to freeze now: ``rule``'s pick within the budget; whole task heads."""
+        new: dict[str, Tensor] = {}
+        for layer in self.layers:
+            frozen = self.freeze.frozen_units(layer.name, n_units(model.get_submodule(layer.name)))
             if layer.name in heads:
-                new = ~frozen
-                self.whole_heads.add(layer.name)
-            elif layer.name in scores:
-                new = self.selection(scores[layer.name].cpu(), frozen) & ~frozen
+                new[layer.name] = ~frozen
+            elif layer.name in scores and rule is not None:
+                score = scores[layer.name].cpu()
+                new[layer.name] = limit(score, rule(score, frozen) & ~frozen, budgets[layer.name])
             else:
-                continue
-            if new.any():
-                self.freeze.freeze(model, layer, new)
-            if layer.name not in heads and bool(self.freeze.frozen_units(layer.name, size).all()):
-                if layer.name not in self._warned:
-                    self._warned.add(layer.name)
-                    warnings.warn(
-                        f"RNF: all {size} units of layer {layer.name!r} are frozen, so later experiences cannot "
-                        "train it (capacity exhausted). Use a smaller selection fraction/mass or a wider layer.",
-                        stacklevel=3,
-                    )
+                new[layer.name] = torch.zeros_like(frozen)
+        return new
+
+    def _searched_units(
+        self,
+        strategy: Any,
+        scores: dict[str, Tensor],
+        heads: set[str],
+        budgets: dict[str, int],
+        sources: dict[str, Source | None],
+    ) -> dict[str, Tensor]:
+        """The smallest selection within ``max_drop`` held-out accuracy (:class:`ToleranceSearch`)."""
+        model = strategy.model
+        batches = list(self._batches(strategy, self._holdout_part, None))
+        calibration = self._calibration_batches(strategy)
+        cache: dict[bytes, float] = {}
+
+        def pick(mass: float) -> dict[str, Tensor]:
+            rule = RelevanceMass(mass) if mass > 0 else None
+            return self._new_units(model, scores, heads, budgets, rule)
+
+        def accuracy(mass: float, whole: bool = False) -> float:
+            new = pick(mass)
+            keep = {
+                layer.name: self.freeze.frozen_units(layer.name, new[layer.name].numel()) | new[layer.name]
+                for layer in self.layers
+            }
+            key = b"".join(k.numpy().tobytes() for k in keep.values())
+            if whole or key not in cache:
+                tensors = {} if whole else self._isolated(model, sources, keep, new, calibration)
+                cache[b"whole" if whole else key] = self._accuracy(model, tensors, batches)
+            return cache[b"whole" if whole else key]
+
+        start = time.perf_counter()
+        result = self.search(accuracy, accuracy(1.0, whole=True))
+        self.searches.append(replace(result, seconds=time.perf_counter() - start))
+        return pick(result.mass)
+
+    def _calibration_batches(self, strategy: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Training samples on which newly frozen BatchNorm channels get their statistics (isolation)."""
+        if not any(layer.norm for layer in self.layers):
+            return []
+        return list(self._batches(strategy, self._train_part, CALIBRATION_SAMPLES))
+
+    def _calibrated(
+        self, model: nn.Module, weights: dict[str, Tensor], new: dict[str, Tensor], calibration: list
+    ) -> dict[str, Tensor]:
+        norms = [(layer.norm, new[layer.name]) for layer in self.layers if layer.norm is not None]
+        tensors = calibrated_norms(model, weights, norms, calibration, _call)
+        return {k: v for k, v in tensors.items() if k not in weights}
+
+    def _isolated(
+        self,
+        model: nn.Module,
+        sources: dict[str, Source | None],
+        keep: dict[str, Tensor],
+        new: dict[str, Tensor],
+        calibration: list,
+    ) -> dict[str, Tensor]:
+        """Weights (and recalibrated BatchNorm statistics) of the sub-network of the ``keep`` units."""
+        weights = isolated_weights(model, sources, keep)
+        return {**weights, **self._calibrated(model, weights, new, calibration)}
+
+    @staticmethod
+    @torch.no_grad()
+    def _accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[tuple[Tensor, Tensor, Tensor]]) -> float:
+        """Accuracy of ``model`` with ``weights`` swapped in (eval mode; the model is left as it was)."""
+        correct = total = 0
+        with evaluating(model):
+            for batch in batches:
+                logits = _call(model, weights, batch)
+                correct += int((logits.argmax(-1) == batch[1]).sum())
+                total += len(batch[1])
+        return correct / max(total, 1)
+
+    def _freeze(
+        self,
+        model: nn.Module,
+        new: dict[str, Tensor],
+        heads: set[str],
+        sources: dict[str, Source | None],
+        calibration: list[tuple[Tensor, Tensor, Tensor]],
+    ) -> None:
+        isolate = self.isolate if self.isolate is not None else bool(self._all_heads(model))
+        keep = {
+            layer.name: self.freeze.frozen_units(layer.name, new[layer.name].numel()) | new[layer.name]
+            for layer in self.layers
+        }
+        if isolate:
+            for layer in self.layers:
+                source = sources[layer.name]
+                if source is not None:
+                    sever(model, layer.name, source, new[layer.name], keep[source.layer])
+            with torch.no_grad():
+                for name, value in self._calibrated(model, {}, new, calibration).items():
+                    tensor_by_name(model, name).copy_(value)
+        for layer in self.layers:
+            units = new[layer.name]
+            if layer.name in heads:
+                self.whole_heads.add(layer.name)
+            if units.any():
+                self.freeze.freeze(model, layer, units)
+            if layer.name not in self.whole_heads and bool(keep[layer.name].all()) and layer.name not in self._warned:
+                self._warned.add(layer.name)
+                warnings.warn(
+                    f"RNF: all {units.numel()} units of layer {layer.name!r} are frozen, so later experiences cannot "
+                    "train it (capacity exhausted). Use a smaller selection fraction/mass, max_drop, "
+                    "capacity='fair' or a wider layer.",
+                    stacklevel=3,
+                )
 
     def _publish(self, strategy: Any) -> None:
         evaluator = getattr(strategy, "evaluator", None)
@@ -213,6 +412,11 @@ class RNFPlugin(SupervisedPlugin):
         overall = self.overall_frozen_fraction(strategy.model)
         evaluator.publish_metric_value(MetricValue(self, "RNF/FrozenFraction", overall, x))
         evaluator.publish_metric_value(MetricValue(self, "RNF/RelevanceTime_s", self.relevance_seconds[-1], x))
+        if self.search is not None and self.searches:
+            result = self.searches[-1]
+            evaluator.publish_metric_value(MetricValue(self, "RNF/SearchMass", result.mass, x))
+            evaluator.publish_metric_value(MetricValue(self, "RNF/HoldoutAcc_full", result.full_accuracy, x))
+            evaluator.publish_metric_value(MetricValue(self, "RNF/HoldoutAcc_kept", result.accuracy, x))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -224,6 +428,7 @@ class RNFPlugin(SupervisedPlugin):
             "frozen_fractions": [dict(f) for f in self.frozen_fractions],
             "relevance_seconds": list(self.relevance_seconds),
             "whole_heads": sorted(self.whole_heads),
+            "searches": [vars(r) for r in self.searches],
             "warned": sorted(self._warned),
         }
 
@@ -234,6 +439,7 @@ class RNFPlugin(SupervisedPlugin):
         self.frozen_fractions = [dict(f) for f in state["frozen_fractions"]]
         self.relevance_seconds = list(state["relevance_seconds"])
         self.whole_heads = set(state["whole_heads"])
+        self.searches = [SearchResult(**r) for r in state.get("searches", [])]
         self._warned = set(state["warned"])
 
     def overall_frozen_fraction(self, model: Any) -> float:
@@ -246,3 +452,23 @@ class RNFPlugin(SupervisedPlugin):
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences to enforce freezing (masks and frozen values)."""
         return self.freeze.nbytes()
+
+
+def _call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]) -> Tensor:
+    """Logits of ``model`` on ``batch = (x, y, task_labels)`` with ``tensors`` swapped in."""
+    x, _, t = batch[:3]
+    return torch.func.functional_call(model, tensors, (x, t) if isinstance(model, MultiTaskModule) else (x,))
+
+
+def _stream_length(experience: Any) -> int | None:
+    """Length of the benchmark stream the experience comes from (not of a slice of it), if known."""
+    try:
+        stream = experience.origin_stream
+    except Exception:  # hand-made experiences have no origin stream
+        return None
+    benchmark = getattr(stream, "benchmark", None)
+    full = getattr(benchmark, f"{getattr(stream, 'name', '')}_stream", None) if benchmark is not None else None
+    try:
+        return len(full if full is not None else stream)
+    except TypeError:  # lazy streams have no length
+        return None

@@ -71,3 +71,8 @@ class RelevanceMass:
 
     def __repr__(self) -> str:
         return f"RelevanceMass({self.mass})"
+
+
+def limit(scores: Tensor, picked: Tensor, k: int) -> Tensor:
+    """Keep at most the ``k`` highest-scoring units of ``picked``."""
+    return picked if int(picked.sum()) <= k else _top(scores, picked, k)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -42,6 +42,12 @@ class RNF(SupervisedTemplate):
         relevance_batch_size: int = 256,
         seed: int = 0,
         strict: bool = True,
+        max_drop: float | None = None,
+        holdout: float = 0.1,
+        search_steps: int = 7,
+        isolate: bool | None = None,
+        capacity: Literal["fair", "unlimited"] = "fair",
+        n_experiences: int | None = None,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -62,6 +68,12 @@ class RNF(SupervisedTemplate):
             batch_size=relevance_batch_size,
             seed=seed,
             strict=strict,
+            max_drop=max_drop,
+            holdout=holdout,
+            search_steps=search_steps,
+            isolate=isolate,
+            capacity=capacity,
+            n_experiences=n_experiences,
         )
         super().__init__(
             model=model,

@@ -70,6 +70,7 @@ class RunRecord:
     state_bytes: list[int] = field(default_factory=list)  # after each training step
     relevance_seconds: list[float] = field(default_factory=list)  # RNF only
     frozen_fractions: list[dict[str, float]] = field(default_factory=list)  # RNF only, per layer
+    rnf_search: list[dict[str, float]] = field(default_factory=list)  # RNF with max_drop: the search per step
     device: str = "cpu"
 
     @property

@@ -95,6 +95,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
             if spec.strategy == "rnf":
                 record.relevance_seconds.append(strategy.rnf.relevance_seconds[-1])
                 record.frozen_fractions.append(_frozen_fractions(strategy.rnf, strategy.model))
+                if strategy.rnf.searches:
+                    record.rnf_search.append(vars(strategy.rnf.searches[-1]))
     record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
         memory.peak_mb, memory.delta_mb, memory.cuda_mb)
 

@@ -77,7 +77,8 @@ def build_strategy(
         plugins = [*(plugins or []), CopyingSIPlugin(si_lambda=params.pop("si_lambda"), eps=params.pop("eps"))]
         cls = SupervisedTemplate
     elif name == "rnf":
-        params = {"selection": RelevanceMass(params.pop("mass")), "seed": seed, **params}
+        mass = params.pop("mass", None)
+        params = {"selection": RelevanceMass(mass) if mass is not None else None, "seed": seed, **params}
         cls = RNF
     else:
         cls = _CLASSES[name]

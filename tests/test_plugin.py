@@ -213,7 +213,7 @@ def test_all_zero_relevance_warns_and_falls_back(digits_cil):
 
 def test_exhausted_layer_warns_once(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0))
+    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0), capacity="unlimited")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for exp in digits_til.train_stream[:3]:
@@ -221,3 +221,12 @@ def test_exhausted_layer_warns_once(digits_til):
     exhausted = [str(w.message) for w in caught if "capacity exhausted" in str(w.message)]
     assert exhausted and len(exhausted) == len(set(exhausted))
     assert any("'features.1'" in m for m in exhausted)
+
+
+def test_fair_capacity_keeps_free_units_for_the_rest_of_the_stream(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0))
+    for k, exp in enumerate(digits_til.train_stream[:3]):
+        strategy.train(exp)
+        # 5 experiences, 8 units: each takes at most ceil(free / experiences left)
+        assert strategy.rnf.frozen_fractions[-1]["features.1"] == [2 / 8, 4 / 8, 6 / 8][k]

@@ -1,0 +1,171 @@
+"""Isolation: frozen units read only frozen units, so a finished task's function never changes.
+
+Freezing a unit fixes its own weights, but its inputs come from the layer below, whose free units
+keep training for later tasks. When a unit is frozen, its weights from the units of the layer
+below that are not frozen (by then) are set to zero and frozen with it. A task-incremental task's
+sub-network (its frozen units plus its frozen head) then reads nothing that trains later: its
+outputs stay bit-for-bit what they were when the task finished, for every input. This is the
+per-task inference mask of "units still free after task k are switched off when evaluating task k",
+stored in the weights themselves, so evaluation needs no task-dependent masking and Avalanche's
+forward and metrics run unchanged.
+
+Which layer feeds which is read from registration order: a unit layer's *source* is the nearest
+earlier unit layer that is not a task head. ``Conv2d -> Conv2d`` maps channels to channels, and a
+``Linear`` after a flatten reads ``in_features / units`` consecutive features per source unit
+(channel-major, as ``torch.flatten`` lays out ``NCHW``).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, n_units
+
+
+@dataclass(frozen=True)
+class Source:
+    """The unit layer feeding a layer, and how many input features each of its units provides."""
+
+    layer: str
+    group: int
+
+
+def unit_sources(model: nn.Module, layers: list[UnitLayer], heads: set[str]) -> dict[str, Source | None]:
+    """Map each unit layer to its :class:`Source` (``None`` for layers that read the model input).
+
+    Raises :class:`~avalanche_rnf.layers.UnsupportedModelError` when a layer's input width does
+    not match the layer before it (branches, skips, grouped convolutions): isolation cannot tell
+    which units feed it.
+    """
+    sources: dict[str, Source | None] = {}
+    previous: UnitLayer | None = None
+    for layer in layers:
+        module = model.get_submodule(layer.name)
+        if previous is None:
+            sources[layer.name] = None
+        else:
+            src = model.get_submodule(previous.name)
+            sources[layer.name] = Source(previous.name, _group(layer.name, module, previous.name, src))
+        if layer.name not in heads:
+            previous = layer
+    return sources
+
+
+def _group(name: str, module: nn.Module, src_name: str, src: nn.Module) -> int:
+    units = n_units(src)
+    if isinstance(module, nn.Conv2d):
+        if module.groups == 1 and isinstance(src, nn.Conv2d) and module.in_channels == units:
+            return 1
+    elif module.in_features % units == 0:
+        return module.in_features // units
+    raise UnsupportedModelError(
+        f"RNF isolation cannot tell which units feed {name!r}: it does not read the {units} units of {src_name!r}, "
+        "the unit layer registered before it. Isolation needs a chain of Linear/Conv2d layers (plus norms, "
+        "activations, pooling, flatten); pass isolate=False for other architectures."
+    )
+
+
+def input_mask(module: nn.Module, source: Source, keep: Tensor) -> Tensor:
+    """Boolean mask over ``module.weight``'s input axis: True for inputs from kept source units."""
+    cols = keep.to(module.weight.device).repeat_interleave(source.group)
+    shape = [1, -1] + [1] * (module.weight.dim() - 2)
+    return cols.view(shape)
+
+
+def isolated_weights(model: nn.Module, sources: dict[str, Source | None], keep: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights of every layer with its inputs from non-kept source units zeroed (nothing in place).
+
+    With these weights (e.g. through ``torch.func.functional_call``), the output of a kept unit,
+    and of a head, depends on kept units only: the model as the kept sub-network computes it.
+    """
+    out: dict[str, Tensor] = {}
+    for name, source in sources.items():
+        if source is None:
+            continue
+        module = model.get_submodule(name)
+        out[f"{name}.weight"] = module.weight * input_mask(module, source, keep[source.layer])
+    return out
+
+
+@torch.no_grad()
+def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor, keep: Tensor) -> None:
+    """Zero the weights of units ``rows`` of layer ``name`` from source units outside ``keep`` (in place)."""
+    if source is None or not rows.any():
+        return
+    weight = model.get_submodule(name).weight
+    cut = ~input_mask(model.get_submodule(name), source, keep) & rows.to(weight.device).view(
+        [-1] + [1] * (weight.dim() - 1)
+    )
+    weight.masked_fill_(cut, 0)
+
+
+@torch.no_grad()
+def calibrated_norms(
+    model: nn.Module,
+    weights: dict[str, Tensor],
+    norms: list[tuple[str, Tensor]],
+    batches: list[tuple[Tensor, ...]],
+    call: Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor],
+) -> dict[str, Tensor]:
+    """Running statistics of BatchNorm channels recomputed for the network with ``weights``.
+
+    Isolation changes what a newly frozen channel sums up, so the running mean and variance it
+    was trained with no longer fit. ``norms`` lists ``(norm layer name, channels to recompute)``
+    in forward order; each is measured on ``batches`` in eval mode after the ones before it, so
+    a channel's statistics describe exactly the inputs it sees at inference. Other channels keep
+    theirs. ``call(model, tensors, batch)`` runs the model with the given tensors swapped in.
+    """
+    tensors = dict(weights)
+    with evaluating(model):
+        for name, channels in norms:
+            _calibrate(model, tensors, name, channels, batches, call)
+    return tensors
+
+
+def _calibrate(
+    model: nn.Module,
+    tensors: dict[str, Tensor],
+    name: str,
+    channels: Tensor,
+    batches: list[tuple[Tensor, ...]],
+    call: Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor],
+) -> None:
+    """Measure the input statistics of norm layer ``name`` and write them for ``channels`` into ``tensors``."""
+    if not channels.any():
+        return
+    module = model.get_submodule(name)
+    total, total_sq, count = 0.0, 0.0, 0
+
+    def measure(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        nonlocal total, total_sq, count
+        x = inputs[0].transpose(0, 1).flatten(1).double()  # channels x (batch * positions)
+        total, total_sq, count = total + x.sum(1), total_sq + (x * x).sum(1), count + x.shape[1]
+
+    handle = module.register_forward_pre_hook(measure)
+    try:
+        for batch in batches:
+            call(model, tensors, batch)
+    finally:
+        handle.remove()
+    mean = total / count
+    var = (total_sq / count - mean * mean).clamp(min=0) * count / max(count - 1, 1)
+    mask = channels.to(module.running_mean.device)
+    tensors[f"{name}.running_mean"] = torch.where(mask, mean.to(module.running_mean), module.running_mean)
+    tensors[f"{name}.running_var"] = torch.where(mask, var.to(module.running_var), module.running_var)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode (BatchNorm statistics untouched), then restore every module's mode."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode

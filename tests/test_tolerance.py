@@ -1,0 +1,191 @@
+"""Accuracy-tolerance selection, isolation and the capacity budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from avalanche.models.utils import avalanche_forward
+from torch import nn
+
+from avalanche_rnf import RNF, ToleranceSearch, fair_share
+from avalanche_rnf.isolation import Source, isolated_weights, sever, unit_sources
+from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
+from helpers import MultiHeadConvBN, MultiHeadMLP, quiet_evaluator
+
+
+# ---------------------------------------------------------------- the search
+def test_bisection_finds_the_smallest_passing_mass_in_steps_plus_two_passes():
+    calls = []
+
+    def accuracy(mass):
+        calls.append(mass)
+        return 0.5 + 0.5 * min(mass / 0.3, 1.0)  # reaches 0.99 at mass 0.294
+
+    result = ToleranceSearch(0.01, steps=7)(accuracy, 1.0)
+    assert len(calls) == result.evaluations == 9
+    assert accuracy(result.mass) >= 0.99 and 0.294 <= result.mass <= 0.294 + 2**-7
+    assert result.full_accuracy == 1.0
+
+
+def test_search_ends():
+    assert ToleranceSearch(0.01)(lambda m: 0.995, 1.0).mass == 0.0  # earlier units suffice
+    unreachable = ToleranceSearch(0.01)(lambda m: 0.5, 1.0)
+    assert unreachable.mass == 1.0 and unreachable.evaluations == 2 and unreachable.accuracy == 0.5
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.1"])
+def test_search_rejects_bad_tolerance(bad):
+    with pytest.raises(ValueError, match="max_drop"):
+        ToleranceSearch(bad)
+
+
+def test_fair_share():
+    assert fair_share(10, None) == 10 and fair_share(10, 1) == 10
+    assert fair_share(10, 4) == 3 and fair_share(0, 4) == 0
+
+
+# ---------------------------------------------------------------- isolation
+def test_sources_follow_the_chain_and_skip_heads():
+    model = MultiHeadConvBN()
+    for task in (0, 1):
+        model.classifier.adaptation(type("E", (), {"task_labels": [task], "classes_in_this_experience": [0, 1]})())
+    layers = find_unit_layers(model)
+    heads = {n.name for n in layers if ".classifiers." in n.name}
+    sources = unit_sources(model, layers, heads)
+    assert sources["features.0"] is None
+    assert sources["features.3"] == Source("features.0", 1)
+    assert sources["features.8"] == Source("features.3", 16)  # 8 channels x 4x4 after pooling
+    assert {sources[h] for h in heads} == {Source("features.8", 1)}
+
+
+def test_unreadable_chain_is_rejected():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
+    with pytest.raises(UnsupportedModelError, match="isolate=False"):
+        unit_sources(model, find_unit_layers(model), set())
+
+
+def test_kept_units_read_only_kept_units():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    layers = find_unit_layers(model)
+    sources = unit_sources(model, layers, set())
+    keep = {
+        "0": torch.tensor([1, 0, 1, 0, 1]).bool(),
+        "2": torch.tensor([1, 1, 0, 0]).bool(),
+        "4": torch.ones(3).bool(),
+    }
+    x = torch.randn(7, 6)
+    pruned = torch.func.functional_call(model, isolated_weights(model, sources, keep), (x,))
+    for layer in layers:
+        if sources[layer.name] is not None:
+            sever(
+                model,
+                layer.name,
+                sources[layer.name],
+                torch.ones_like(keep[layer.name]),
+                keep[sources[layer.name].layer],
+            )
+    assert torch.equal(model(x), pruned)
+    with torch.no_grad():  # whatever non-kept units do now, kept units and outputs do not change
+        model[0].weight[~keep["0"]] += 5
+        model[2].weight[~keep["2"]] -= 3
+    assert torch.equal(model(x), pruned)
+
+
+# ---------------------------------------------------------------- the plugin
+def _rnf(model, **kwargs):
+    defaults = dict(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
+        train_mb_size=16,
+        train_epochs=4,
+        reference_size=200,
+        max_drop=0.02,
+        evaluator=quiet_evaluator(),
+    )
+    return RNF(model=model, **{**defaults, **kwargs})
+
+
+@torch.no_grad()
+def _logits(model, experience):
+    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) for v in zip(*experience.dataset))
+    model.eval()
+    return avalanche_forward(model, x, t)
+
+
+@pytest.mark.parametrize("make", [MultiHeadMLP, MultiHeadConvBN], ids=["mlp", "conv-bn"])
+def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, digits_til, digits_til_images):
+    bench = digits_til if make is MultiHeadMLP else digits_til_images
+    torch.manual_seed(0)
+    strategy = _rnf(make(), capacity="unlimited")  # the budget may stop the search short of max_drop
+    after_own: list[torch.Tensor] = []
+    holdout_accuracy = []
+    for k, exp in enumerate(bench.train_stream[:3]):
+        strategy.train(exp)
+        result = strategy.rnf.searches[-1]
+        assert result.accuracy >= result.full_accuracy - 0.02  # the tolerance, on held-out data
+        holdout_accuracy.append(result.accuracy)
+        after_own.append(_logits(strategy.model, bench.test_stream[k]))
+        for j in range(k + 1):  # every earlier task computes exactly what it did when it finished
+            assert torch.equal(_logits(strategy.model, bench.test_stream[j]), after_own[j])
+    assert all(0.8 < a for a in holdout_accuracy)
+
+
+def test_holdout_is_taken_out_of_training(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), holdout=0.25, train_epochs=1)
+    exp = digits_til.train_stream[0]
+    seen = []
+    original = strategy.rnf.after_train_dataset_adaptation
+
+    def spy(s, **kw):
+        original(s, **kw)
+        seen.append((len(s.adapted_dataset), len(strategy.rnf._holdout_part)))
+
+    strategy.rnf.after_train_dataset_adaptation = spy
+    strategy.train(exp)
+    ((train, held),) = seen
+    assert held == round(0.25 * len(exp.dataset)) and train + held == len(exp.dataset)
+
+
+def test_without_max_drop_nothing_is_held_out(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), max_drop=None, train_epochs=1)
+    strategy.train(digits_til.train_stream[0])
+    assert strategy.rnf.searches == [] and strategy.rnf.frozen_fractions
+
+
+def test_budget_from_n_experiences(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(hidden=10), max_drop=0.0, n_experiences=2, train_epochs=1)
+    strategy.train(digits_til.train_stream[0])
+    assert strategy.rnf.frozen_fractions[-1]["features.1"] <= 0.5
+    assert strategy.rnf.frozen_fractions[-1]["features.3"] <= 0.5
+
+
+def test_bad_options_are_rejected():
+    model = MultiHeadMLP()
+    with pytest.raises(ValueError, match="holdout"):
+        _rnf(model, holdout=1.5)
+    with pytest.raises(ValueError, match="capacity"):
+        _rnf(model, capacity="some")
+    with pytest.raises(ValueError, match="max_drop"):
+        _rnf(model, max_drop=2)
+
+
+def test_search_survives_a_checkpoint(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=1)
+    strategy.train(digits_til.train_stream[0])
+    clone = type(strategy.rnf)(max_drop=0.02)
+    clone.load_state_dict(strategy.rnf.state_dict())
+    assert clone.searches == strategy.rnf.searches
+
+
+def test_isolation_is_off_for_single_head_models(digits_cil):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    strategy = _rnf(model, train_epochs=1)
+    strategy.train(digits_cil.train_stream[0])
+    layer = UnitLayer("2")
+    frozen = strategy.rnf.freeze.frozen_units(layer.name, 10)
+    assert frozen.any() and (model[2].weight[frozen] != 0).all()
