@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help=f"directory holding the datasets (default: ${ENV_VAR})")
     p.add_argument("--out", help="run directory (default: runs/<benchmark>-<scenario>)")
     p.add_argument("--resume", action="store_true", help="keep finished runs found in the run directory, run the rest")
+    p.add_argument("--rerun", default="", metavar="STRATEGIES",
+                   help="with --resume: discard the stored runs of these comma-separated strategies first, so "
+                        "they run again (after their code changed; otherwise a run with the same configuration "
+                        "counts as finished)")
     p.add_argument("--wandb", metavar="PROJECT",
                    help="log to Weights & Biases project PROJECT (online when logged in, offline otherwise)")
     p.add_argument("--loggers", default=",".join(LOGGERS),
@@ -96,6 +100,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     device = default_device(args.device)
     meta = {"command": "rnf-bench " + shlex.join(argv), "machine": machine_facts(device), "plan": plan["describe"]}
     store = ResultStore(out, meta=meta, resume=args.resume)
+    store.discard({name.strip() for name in args.rerun.split(",") if name.strip()})
     streams: dict[int, Any] = {}
     specs = plan["specs"]
     failed = []
@@ -279,7 +284,7 @@ def search_table(records) -> str:
     for r in records:
         by_strategy.setdefault(r.strategy, []).append(r)
     for strategy, runs in by_strategy.items():
-        key = SEARCH.get(strategy, (None,))[0]
+        key = _searched_key(strategy, runs)
         ok = [r for r in runs if r.status == "ok"]
         best = max(ok, key=lambda r: r.average_accuracy, default=None)
         if not ok:  # not applicable here: one line with the reason, not one per value
@@ -290,6 +295,16 @@ def search_table(records) -> str:
             acc = f"{r.average_accuracy:.4f}" if r.status == "ok" else f"{r.status}: {r.reason}"
             lines.append(f"| {strategy} | {key or '–'} | {value} | {acc} | {'**best**' if r is best and key else ''} |")
     return "\n".join(lines)
+
+
+def _searched_key(strategy: str, runs) -> str | None:
+    """The parameter a search varied: the strategy's key parameter, or (older searches) the one that varies."""
+    key = SEARCH.get(strategy, (None,))[0]
+    if key is None or any(key in r.config["params"] for r in runs):
+        return key
+    names = {k for r in runs for k in r.config["params"]}
+    varying = [k for k in sorted(names) if len({repr(r.config["params"].get(k)) for r in runs}) > 1]
+    return varying[0] if varying else None
 
 
 def machine_facts(device: str) -> dict[str, Any]:

@@ -55,7 +55,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "packnet": {"prune_proportion": 0.7, "post_prune_epochs": 1},
     "replay": {"mem_size": 500},
     "joint": {},
-    "rnf": {"mass": 0.95, "reference_size": 1000},
+    "rnf": {"max_drop": 0.005, "reference_size": 300},
 }
 
 #: The key parameter of each strategy and the values ``rnf-bench --search`` tries.
@@ -66,19 +66,18 @@ SEARCH: dict[str, tuple[str, tuple[float, ...]]] = {
     "lwf": ("alpha", (0.5, 1.0, 2.0)),
     "mas": ("lambda_reg", (0.1, 1.0, 10.0)),
     "packnet": ("prune_proportion", (0.5, 0.7, 0.9)),
-    "rnf": ("mass", (0.9, 0.95, 0.99)),
+    "rnf": ("max_drop", (0.002, 0.005, 0.01)),
 }
 
 #: Chosen values per (benchmark, scenario), from the searches under ``benchmarks/results/search-*``.
 TUNED: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("split_mnist", "task"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 100.0},
                               "si_upstream": {"si_lambda": 100.0}, "lwf": {"alpha": 1.0}, "mas": {"lambda_reg": 1.0},
-                              "packnet": {"prune_proportion": 0.7}, "rnf": {"mass": 0.9}},
+                              "packnet": {"prune_proportion": 0.7}},
     ("split_mnist", "class"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 1000.0}, "lwf": {"alpha": 2.0},
-                               "mas": {"lambda_reg": 0.1}, "rnf": {"mass": 0.95}},
+                               "mas": {"lambda_reg": 0.1}},
     ("split_fmnist", "task"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 1000.0}, "lwf": {"alpha": 1.0},
-                               "mas": {"lambda_reg": 10.0}, "packnet": {"prune_proportion": 0.9},
-                               "rnf": {"mass": 0.99}},
+                               "mas": {"lambda_reg": 10.0}, "packnet": {"prune_proportion": 0.9}},
 }
 
 

@@ -43,6 +43,81 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/")
     return "\n".join(lines)
 
 
+def _rnf_and(records, strategy="rnf"):
+    return [r for r in records if r.strategy == strategy and r.status == "ok"]
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _verdict(ok: bool, gap: str) -> str:
+    return "**met**" if ok else f"missed by {gap}"
+
+
+def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """Issue 4's targets for RNF, each met or missed, from the committed result files."""
+    lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict | results |", "|---|---|---|---|---|"]
+
+    def load(name):
+        folder = results / name
+        return load_records(folder)[1] if (folder / "results.json").is_file() else []
+
+    def row(target, name, measured, seeds, verdict):
+        lines.append(f"| {target} | {measured} | {seeds} | {verdict} | [{name}]({link}{name}/summary.md) |")
+
+    for name, label, acc_min, forget_max in (
+        ("split_mnist-task", "SplitMNIST task-IL", 0.99, 0.003),
+        ("split_fmnist-task", "SplitFashionMNIST task-IL", 0.97, None),
+        ("split_cifar10-task", "SplitCIFAR-10 task-IL", 0.85, 0.01),
+    ):
+        rnf = _rnf_and(load(name))
+        if not rnf:
+            row(f"{label}: accuracy >= {acc_min}", name, "not run", 0, "–")
+            continue
+        acc, forget = _mean(r.average_accuracy for r in rnf), _mean(r.forgetting for r in rnf)
+        row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.3f}", len(rnf),
+            _verdict(acc >= acc_min, f"{acc_min - acc:.3f}"))
+        if forget_max is not None:
+            row(f"{label}: forgetting <= {forget_max}", name, f"{forget:.4f}", len(rnf),
+                _verdict(forget <= forget_max, f"{forget - forget_max:.4f}"))
+    records = load("permuted_mnist-domain")
+    rnf = _rnf_and(records)
+    best = max(((_mean(r.average_accuracy for r in _rnf_and(records, s)), s) for s in ("ewc", "si", "lwf", "mas")
+                if _rnf_and(records, s)), default=(None, ""))
+    if rnf and best[0] is not None:
+        acc = _mean(r.average_accuracy for r in rnf)
+        row(f"PermutedMNIST domain-IL: above every regularisation baseline (best: {best[1]} {best[0]:.3f})",
+            "permuted_mnist-domain", f"{acc:.3f}", len(rnf), _verdict(acc > best[0], f"{best[0] - acc:.3f}"))
+    naive = _rnf_and(records, "naive")
+    if rnf and naive:
+        last, base = _mean(r.matrix[-1][-1] for r in rnf), _mean(r.matrix[-1][-1] for r in naive)
+        free = {k: 1 - _mean(r.frozen_fractions[-1][k] for r in rnf) for k in rnf[0].frozen_fractions[-1]}
+        free_text = ", ".join(f"{k} {v:.2f}" for k, v in free.items())
+        row(f"10-experience stream: last task within 0.02 of Naive's on it ({base:.3f})", "permuted_mnist-domain",
+            f"{last:.3f}; free fraction per layer after it: {free_text}", len(rnf),
+            _verdict(last >= base - 0.02, f"{base - 0.02 - last:.3f}"))
+    cost = load("cost-split_mnist-task")
+    rnf, naive, ewc = (_rnf_and(cost, s) for s in ("rnf", "naive", "ewc"))
+    if rnf and naive:
+        ratio = _mean(sum(r.train_seconds) for r in rnf) / _mean(sum(r.train_seconds) for r in naive)
+        row("training time <= 1.10x Naive's (same run)", "cost-split_mnist-task", f"{ratio:.2f}x", len(rnf),
+            _verdict(ratio <= 1.10, f"{ratio - 1.10:.2f}x"))
+    for name in ("cost-split_mnist-task", "split_cifar10-task"):
+        rnf = _rnf_and(load(name))
+        if rnf:
+            share = _mean(sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf)
+            row(f"relevance pass <= 5% of RNF's training time ({name.split('-')[-2]})", name, f"{share:.1%}",
+                len(rnf), _verdict(share <= 0.05, f"{share - 0.05:.1%}"))
+    rnf = _rnf_and(cost)
+    if rnf and ewc:
+        mine, theirs = _mean(r.state_bytes[-1] for r in rnf), _mean(r.state_bytes[-1] for r in ewc)
+        row("state kept between experiences < EWC's", "cost-split_mnist-task",
+            f"{mine / 1024:.0f} KiB (EWC {theirs / 1024:.0f} KiB)", len(rnf), _verdict(mine < theirs, "–"))
+    return "\n".join(lines)
+
+
 def presets_table(results: Path = RESULTS) -> str:
     """Each preset's published result next to what the harness measured."""
     lines = ["| preset | strategy on benchmark (scenario) | published | measured (own head) | Avalanche-reported "
@@ -84,7 +159,7 @@ def hparams_table() -> str:
 
 
 BLOCKS = {
-    ROOT / "README.md": {"comparison": comparison_table},
+    ROOT / "README.md": {"comparison": comparison_table, "targets": targets_table},
     ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table,
                                         "comparison": lambda: comparison_table(link="results/")},
 }

@@ -21,6 +21,12 @@ rnf-bench --benchmark split_fmnist --scenario task --seeds 0 1 2 --loggers text 
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 --loggers text --out "$R/permuted_mnist-domain" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --seeds 0 --loggers text --out "$R/split_cifar10-task" "${extra[@]}"
 
+# RNF after issue 4 (max_drop search, isolation, fair-share budget): its runs redone in the directories above
+# with `--resume --rerun rnf` appended to each of the five comparison commands; then the cost comparison,
+# Naive, EWC and RNF side by side in one run.
+rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
+  --out "$R/cost-split_mnist-task" "${extra[@]}"
+
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"

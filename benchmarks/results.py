@@ -132,6 +132,10 @@ class ResultStore:
             self.meta = {**self.meta, **{k: v for k, v in old.items() if k in ("command", "machine")},
                          "resumed": resumed}
 
+    def discard(self, strategies: set[str]) -> None:
+        """Forget the stored runs of ``strategies`` (they run again and replace them)."""
+        self.records = {k: r for k, r in self.records.items() if r.strategy not in strategies}
+
     def done(self, key: str) -> bool:
         return key in self.records
 

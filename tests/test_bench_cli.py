@@ -81,12 +81,23 @@ def test_resume_skips_finished_runs_and_reruns_failed_ones(tmp_path, monkeypatch
 
 def test_resume_reruns_a_run_whose_configuration_changed(tmp_path, capsys):
     bench(tmp_path, "--strategies", "rnf")
-    bench(tmp_path, "--strategies", "rnf", "--resume", "--param", "rnf.mass=0.9")
+    bench(tmp_path, "--strategies", "rnf", "--resume", "--param", "rnf.max_drop=0.01")
     assert "finished earlier" not in capsys.readouterr().out
     _, records = load_records(tmp_path / "run")
-    assert sorted(r.config["params"]["mass"] for r in records) == [0.9, 0.95]
+    assert sorted(r.config["params"]["max_drop"] for r in records) == [0.005, 0.01]
     # the summary covers this invocation's runs only, not the older configuration kept in the store
     assert "| rnf | 1 |" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_rerun_replaces_the_stored_runs_of_a_strategy(tmp_path, capsys):
+    bench(tmp_path, "--strategies", "naive,lwf")
+    _, before = load_records(tmp_path / "run")
+    bench(tmp_path, "--strategies", "naive,lwf", "--resume", "--rerun", "lwf")
+    assert "naive seed 0: finished earlier" in capsys.readouterr().out
+    _, after = load_records(tmp_path / "run")
+    assert sorted(r.strategy for r in after) == ["lwf", "naive"]
+    old, new = ({r.strategy: r for r in records}["lwf"] for records in (before, after))
+    assert old.key == new.key and old.train_seconds != new.train_seconds
 
 
 def test_same_seed_reproduces_the_same_accuracy_matrix(tmp_path):
@@ -100,10 +111,10 @@ def test_search_scores_key_parameter_on_validation_data(tmp_path):
     code, out = bench(tmp_path, "--search", "--strategies", "rnf,naive")
     assert code == 0
     _, records = load_records(out)
-    assert sorted(r.config["params"].get("mass", 0) for r in records) == [0, 0.9, 0.95, 0.99]
+    assert sorted(r.config["params"].get("max_drop", 0) for r in records) == [0, 0.002, 0.005, 0.01]
     assert all(r.config["validation"] == 0.1 for r in records)
     summary = (out / "summary.md").read_text()
-    assert summary.count("**best**") == 1 and "| rnf | mass | 0.9 |" in summary
+    assert summary.count("**best**") == 1 and "| rnf | max_drop | 0.002 |" in summary
 
 
 def test_skipped_strategy_is_reported_with_its_reason(tmp_path):
