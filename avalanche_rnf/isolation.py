@@ -115,48 +115,43 @@ def calibrated_norms(
     """Running statistics of BatchNorm channels recomputed for the network with ``weights``.
 
     Isolation changes what a newly frozen channel sums up, so the running mean and variance it
-    was trained with no longer fit. ``norms`` lists ``(norm layer name, channels to recompute)``
-    in forward order; each is measured on ``batches`` in eval mode after the ones before it, so
-    a channel's statistics describe exactly the inputs it sees at inference. Other channels keep
-    theirs. ``call(model, tensors, batch)`` runs the model with the given tensors swapped in.
+    was trained with no longer fit. For each ``(norm layer name, channels to recompute)`` of
+    ``norms`` the statistics are measured on ``batches`` (joined into one batch) in eval mode, in
+    a single forward pass: a hook sets each norm layer's statistics from its input just before it
+    normalises, so every later layer already sees recalibrated inputs, exactly as at inference.
+    Other channels keep theirs. ``call(model, tensors, batch)`` runs the model with ``tensors``
+    swapped in.
     """
     tensors = dict(weights)
-    with evaluating(model):
-        for name, channels in norms:
-            _calibrate(model, tensors, name, channels, batches, call)
+    handles = []
+    for name, channels in norms:
+        if not channels.any():
+            continue
+        module = model.get_submodule(name)
+        mean = tensors[f"{name}.running_mean"] = module.running_mean.clone()
+        var = tensors[f"{name}.running_var"] = module.running_var.clone()
+        handles.append(module.register_forward_pre_hook(_measure(mean, var, channels.to(mean.device))))
+    if not handles:
+        return tensors
+    joined = tuple(torch.cat(parts) for parts in zip(*batches))
+    try:
+        with evaluating(model):
+            call(model, tensors, joined)
+    finally:
+        for handle in handles:
+            handle.remove()
     return tensors
 
 
-def _calibrate(
-    model: nn.Module,
-    tensors: dict[str, Tensor],
-    name: str,
-    channels: Tensor,
-    batches: list[tuple[Tensor, ...]],
-    call: Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor],
-) -> None:
-    """Measure the input statistics of norm layer ``name`` and write them for ``channels`` into ``tensors``."""
-    if not channels.any():
-        return
-    module = model.get_submodule(name)
-    total, total_sq, count = 0.0, 0.0, 0
+def _measure(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
+    """Forward pre-hook writing the input's per-channel mean and (unbiased) variance into ``channels``."""
 
-    def measure(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        nonlocal total, total_sq, count
+    def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0].transpose(0, 1).flatten(1).double()  # channels x (batch * positions)
-        total, total_sq, count = total + x.sum(1), total_sq + (x * x).sum(1), count + x.shape[1]
+        mean.copy_(torch.where(channels, x.mean(1).to(mean), mean))
+        var.copy_(torch.where(channels, x.var(1, correction=min(1, x.shape[1] - 1)).to(var), var))
 
-    handle = module.register_forward_pre_hook(measure)
-    try:
-        for batch in batches:
-            call(model, tensors, batch)
-    finally:
-        handle.remove()
-    mean = total / count
-    var = (total_sq / count - mean * mean).clamp(min=0) * count / max(count - 1, 1)
-    mask = channels.to(module.running_mean.device)
-    tensors[f"{name}.running_mean"] = torch.where(mask, mean.to(module.running_mean), module.running_mean)
-    tensors[f"{name}.running_var"] = torch.where(mask, var.to(module.running_var), module.running_var)
+    return hook
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -161,8 +162,13 @@ def test_wandb_logger_writes_offline_runs(tmp_path, monkeypatch):
     runs = sorted((out / "wandb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 3  # naive, rnf and the summary with the plots
     assert all(list(r.glob("run-*.wandb")) for r in runs)
-    # offline runs keep what was logged in their .wandb file (protobuf: keys are stored as plain bytes)
-    data = [next(r.glob("run-*.wandb")).read_bytes() for r in runs]
+    # offline runs keep what was logged in their .wandb file (protobuf: keys are stored as plain bytes);
+    # wandb's service process may still be flushing it when finish() returns, so read until it settles
+    for _ in range(40):
+        data = [next(r.glob("run-*.wandb")).read_bytes() for r in runs]
+        if sum(b"accuracy_matrix" in d for d in data) == 2 and sum(b"plots/average_accuracy" in d for d in data):
+            break
+        time.sleep(0.25)
     per_run = [d for d in data if b"accuracy_matrix" in d]
     assert len(per_run) == 2
     keys = (b"average_accuracy", b"forgetting", b"state_bytes", b"Top1_OwnHeadAcc_Exp", b"RNF/FrozenFraction")

@@ -8,7 +8,7 @@ from avalanche.models.utils import avalanche_forward
 from torch import nn
 
 from avalanche_rnf import RNF, ToleranceSearch, fair_share
-from avalanche_rnf.isolation import Source, isolated_weights, sever, unit_sources
+from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from helpers import MultiHeadConvBN, MultiHeadMLP, quiet_evaluator
 
@@ -189,3 +189,29 @@ def test_isolation_is_off_for_single_head_models(digits_cil):
     layer = UnitLayer("2")
     frozen = strategy.rnf.freeze.frozen_units(layer.name, 10)
     assert frozen.any() and (model[2].weight[frozen] != 0).all()
+
+
+def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2))
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(5, 1, 8, 8)
+    weights = {"3.weight": model[3].weight * 2}
+    norms = [("1", torch.tensor([True, False, True])), ("4", torch.tensor([True, True]))]
+
+    def call(m, tensors, batch):
+        return torch.func.functional_call(m, tensors, (batch[0],))
+
+    out = calibrated_norms(model, weights, norms, [(x[:2], torch.zeros(2)), (x[2:], torch.zeros(3))], call)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    first = model[0](x).transpose(0, 1).flatten(1)
+    assert torch.allclose(out["1.running_mean"][[0, 2]], first.mean(1)[[0, 2]], atol=1e-6)
+    assert out["1.running_mean"][1] == model[1].running_mean[1]
+    model.eval()
+    h = torch.nn.functional.batch_norm(
+        model[0](x), out["1.running_mean"], out["1.running_var"], model[1].weight, model[1].bias, eps=model[1].eps
+    ).relu()
+    second = torch.nn.functional.conv2d(h, weights["3.weight"], model[3].bias).transpose(0, 1).flatten(1)
+    assert torch.allclose(out["4.running_mean"], second.mean(1), atol=1e-5)
+    assert torch.allclose(out["4.running_var"], second.var(1), atol=1e-5)
