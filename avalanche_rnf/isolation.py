@@ -17,14 +17,13 @@ earlier unit layer that is not a task head. ``Conv2d -> Conv2d`` maps channels t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, n_units
+from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, evaluating, n_units
 
 
 @dataclass(frozen=True)
@@ -152,15 +151,3 @@ def _measure(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module
         var.copy_(torch.where(channels, x.var(1, correction=min(1, x.shape[1] - 1)).to(var), var))
 
     return hook
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` in eval mode (BatchNorm statistics untouched), then restore every module's mode."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode

@@ -10,6 +10,7 @@ unit along dimension 0, so one boolean vector per layer describes all of them.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -101,3 +102,15 @@ def unsupported_parameters(model: nn.Module, layers: list[UnitLayer]) -> list[st
     """Names of trainable parameters that belong to no unit layer (left to train with ``strict=False``)."""
     owned = {n for layer in layers for n in layer.tensor_names(model)}
     return [n for n, p in model.named_parameters() if p.requires_grad and n not in owned]
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode (BatchNorm statistics untouched), then restore every module's mode."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode

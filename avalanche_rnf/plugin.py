@@ -27,8 +27,8 @@ from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
-from avalanche_rnf.isolation import Source, calibrated_norms, evaluating, isolated_weights, sever, unit_sources
-from avalanche_rnf.layers import UnitLayer, find_unit_layers, n_units, unsupported_parameters
+from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
+from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -204,11 +204,12 @@ class RNFPlugin(SupervisedPlugin):
         heads = self._task_heads(model, strategy.experience)
         sources = unit_sources(model, self.layers, self._all_heads(model))
         budgets = self._budgets(model, strategy.experience)
+        calibration = self._calibration_batches(strategy)
         if self.search is None:
             new = self._new_units(model, normalized, heads, budgets, self.selection)
         else:
-            new = self._searched_units(strategy, normalized, heads, budgets, sources)
-        self._freeze(model, new, heads, sources, self._calibration_batches(strategy))
+            new = self._searched_units(strategy, normalized, heads, budgets, sources, calibration)
+        self._freeze(model, new, heads, sources, calibration)
         self.raw_scores.append({k: (v / max(scores.n_samples, 1)).cpu() for k, v in scores.relevance.items()})
         self.scores.append({k: v.cpu() for k, v in normalized.items()})
         self.relevance_seconds.append(seconds)
@@ -300,33 +301,33 @@ class RNFPlugin(SupervisedPlugin):
         heads: set[str],
         budgets: dict[str, int],
         sources: dict[str, Source | None],
+        calibration: list[tuple[Tensor, Tensor, Tensor]],
     ) -> dict[str, Tensor]:
         """The smallest selection within ``max_drop`` held-out accuracy (:class:`ToleranceSearch`)."""
         model = strategy.model
         batches = list(self._batches(strategy, self._holdout_part, None))
-        calibration = self._calibration_batches(strategy)
         cache: dict[bytes, float] = {}
 
         def pick(mass: float) -> dict[str, Tensor]:
             rule = RelevanceMass(mass) if mass > 0 else None
             return self._new_units(model, scores, heads, budgets, rule)
 
-        def accuracy(mass: float, whole: bool = False) -> float:
+        def accuracy(mass: float) -> float:
             new = pick(mass)
-            keep = {
-                layer.name: self.freeze.frozen_units(layer.name, new[layer.name].numel()) | new[layer.name]
-                for layer in self.layers
-            }
+            keep = self._kept(new)
             key = b"".join(k.numpy().tobytes() for k in keep.values())
-            if whole or key not in cache:
-                tensors = {} if whole else self._isolated(model, sources, keep, new, calibration)
-                cache[b"whole" if whole else key] = self._accuracy(model, tensors, batches)
-            return cache[b"whole" if whole else key]
+            if key not in cache:
+                cache[key] = self._accuracy(model, self._isolated(model, sources, keep, new, calibration), batches)
+            return cache[key]
 
         start = time.perf_counter()
-        result = self.search(accuracy, accuracy(1.0, whole=True))
+        result = self.search(accuracy, self._accuracy(model, {}, batches))
         self.searches.append(replace(result, seconds=time.perf_counter() - start))
         return pick(result.mass)
+
+    def _kept(self, new: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per layer, the units frozen once ``new`` is frozen too."""
+        return {name: self.freeze.frozen_units(name, units.numel()) | units for name, units in new.items()}
 
     def _calibration_batches(self, strategy: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Training samples on which newly frozen BatchNorm channels get their statistics (isolation)."""
@@ -374,10 +375,7 @@ class RNFPlugin(SupervisedPlugin):
         calibration: list[tuple[Tensor, Tensor, Tensor]],
     ) -> None:
         isolate = self.isolate if self.isolate is not None else bool(self._all_heads(model))
-        keep = {
-            layer.name: self.freeze.frozen_units(layer.name, new[layer.name].numel()) | new[layer.name]
-            for layer in self.layers
-        }
+        keep = self._kept(new)
         if isolate:
             for layer in self.layers:
                 source = sources[layer.name]

@@ -20,7 +20,7 @@ from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
 from zennit.composites import COMPOSITES, SpecialFirstLayerMapComposite
 from zennit.core import Composite
 
-from avalanche_rnf.layers import UnitLayer
+from avalanche_rnf.layers import UnitLayer, evaluating
 
 Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 """``forward(model, x, task_labels) -> logits``; how a (possibly multi-task) model is called."""
@@ -117,7 +117,6 @@ def unit_relevance(
     """
     scores = UnitScores()
     bound = _TaskBound(model, forward)
-    modes = {m: m.training for m in model.modules()}
     handles = []
 
     first_run: list[str] = []  # the unit layer that runs first
@@ -140,10 +139,9 @@ def unit_relevance(
         return on_forward
 
     try:
-        model.eval()
         for layer in layers:
             handles.append(model.get_submodule(layer.name).register_forward_hook(hook(layer.name)))
-        with torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
+        with evaluating(model), torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
             for x, y, t in batches:
                 bound.task_labels = t
                 attributor(x.detach().requires_grad_(True), _start_relevance(y, start))
@@ -151,8 +149,6 @@ def unit_relevance(
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes.items():
-            m.training = mode
     if isinstance(composite, SpecialFirstLayerMapComposite) and first_run and first_run[0] != layers[0].name:
         warnings.warn(
             f"zennit applies its first-layer rule to {layers[0].name!r}, the first unit layer registered in the "
