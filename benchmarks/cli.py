@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.data import ENV_VAR, DataNotFoundError
-from benchmarks.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, strategy_params, with_overrides
+from benchmarks.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, TUNED_FILE, strategy_params, with_overrides
 from benchmarks.streams import BENCHMARKS, SCENARIOS
 
 LOGGERS = ("interactive", "text", "csv", "tensorboard")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -37,9 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="task (task labels, multi-head model), class (no labels, one head over all classes) "
                         "or domain (no labels, one head shared by all experiences); default: the benchmark's own "
                         "(task for the split benchmarks, domain for permuted_mnist, class for imagefolder)")
-    p.add_argument("--strategies", default=",".join(STRATEGIES),
+    p.add_argument("--strategies",
                    help="comma-separated strategies: " + ", ".join(STRATEGIES)
-                        + "; si_upstream is Avalanche's SI without the CPU fix")
+                        + "; si_upstream is Avalanche's SI without the CPU fix (default: all; with --sweep: the "
+                          "sweep's)")
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -53,6 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", action="store_true",
                    help="search each strategy's key parameter on a validation split (10%% of the training data; "
                         "the test stream is not used) and report the best value")
+    p.add_argument("--sweep", metavar="CONFIG",
+                   help="hyperparameter sweep on Ray Tune, scored on the validation split like --search: 'default' "
+                        "(the --search grids) or a JSON file of grids and distributions per strategy "
+                        "(see benchmarks/README.md); prints the best configuration per strategy")
+    p.add_argument("--write-tuned", nargs="?", const=str(TUNED_FILE), metavar="FILE",
+                   help="with --sweep: write each strategy's best values into the hyperparameter table "
+                        f"(default file: {TUNED_FILE.name} in the benchmarks package)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run each run as a Ray task: on this machine's cores (no ADDRESS) or on the cluster at "
+                        "ADDRESS ('auto' when this node joined one with `ray start`, or ray://HEAD:10001); "
+                        "results land in the same files; the interactive logger is left out")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="with --ray/--sweep: CPUs each run asks for")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="with --ray/--sweep: GPUs each run asks for (fractions share a GPU); > 0 runs on CUDA")
+    p.add_argument("--retries", type=int, default=0,
+                   help="with --ray/--sweep: how often Ray restarts a run whose worker died before it is "
+                        "reported failed (--resume reruns failed runs)")
     p.add_argument("--data-root", help=f"directory holding the datasets (default: ${ENV_VAR})")
     p.add_argument("--out", help="run directory (default: runs/<benchmark>-<scenario>)")
     p.add_argument("--resume", action="store_true", help="keep finished runs found in the run directory, run the rest")
@@ -88,54 +105,67 @@ class UsageError(ValueError):
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from tqdm import tqdm
 
+    from benchmarks.jobs import Job, StreamSpec, load_stream, run_job, run_name
     from benchmarks.results import ResultStore, run_key
-    from benchmarks.runner import default_device, run
-    from benchmarks.streams import build_stream
+    from benchmarks.runner import default_device
 
     try:
         plan = _plan(args)
+        resources = _resources(args)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    distributed = bool(args.ray or args.sweep)
     out = Path(args.out or Path("runs") / plan["name"])
-    device = default_device(args.device)
+    device = resources.device if distributed else default_device(args.device)
     meta = {"command": "rnf-bench " + shlex.join(argv), "machine": machine_facts(device), "plan": plan["describe"]}
     store = ResultStore(out, meta=meta, resume=args.resume)
-    store.discard({name.strip() for name in args.rerun.split(",") if name.strip()})
-    streams: dict[int, Any] = {}
-    specs = plan["specs"]
+    store.discard({name.strip() for name in (args.rerun or "").split(",") if name.strip()})
+    logs = _log_setup(args, out, distributed)
+    root = args.data_root or os.environ.get(ENV_VAR)
+    root = str(Path(root).expanduser().resolve()) if root else None
+    jobs, planned = [], []
+    for spec in plan["specs"]:
+        stream_spec = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed, root, args.experiences,
+                                 args.image_size)
+        try:
+            stream = load_stream(stream_spec)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        job = Job(spec, stream_spec, run_key(spec.strategy, spec.seed, spec.config(stream)),
+                  run_name(spec, plan["swept"].get(spec.strategy)), logs)
+        planned.append(job.key)
+        if store.done(job.key):
+            print(f"{job.label}: finished earlier, skipped (--resume)")
+        else:
+            jobs.append(job)
     failed = []
-    planned: list[str] = []
-    bar = tqdm(specs, desc="runs", unit="run", position=0, disable=len(specs) < 2)
-    for spec in bar:
-        if spec.seed not in streams:
-            try:
-                streams[spec.seed] = build_stream(plan["benchmark"], plan["scenario"], seed=spec.seed,
-                                                  root=args.data_root, n_experiences=args.experiences,
-                                                  image_size=args.image_size)
-            except ValueError as error:
-                raise UsageError(str(error)) from None
-        stream = streams[spec.seed]
-        key = run_key(spec.strategy, spec.seed, spec.config(stream))
-        planned.append(key)
-        if store.done(key):
-            bar.write(f"{spec.strategy} seed {spec.seed}: finished earlier, skipped (--resume)")
-            continue
-        bar.set_postfix_str(f"{spec.strategy} seed {spec.seed}")
-        loggers, wandb = _loggers(args, out, spec, stream)
-        record = run(spec, stream, loggers=loggers, device=device)
-        _close(loggers, wandb, record)
+    bar = tqdm(total=len(jobs), desc="runs", unit="run", position=0, disable=len(jobs) < 2)
+
+    def handle(job, record) -> None:
         store.add(record)
+        bar.update()
         if record.status == "failed":
             failed.append(record)
-            bar.write(f"{spec.strategy} seed {spec.seed} FAILED: {record.reason}")
+            bar.write(f"{job.label} FAILED: {record.reason}")
         elif record.status == "skipped":
-            bar.write(f"{spec.strategy}: skipped ({record.reason})")
-    records = [store.records[k] for k in planned]  # this plan's runs, not older ones kept in the store
-    table, plots = write_summary(out, store.meta, records, search=args.search, plots=not args.no_plots,
-                                 order=[s.strategy for s in specs])
+            bar.write(f"{record.strategy}: skipped ({record.reason})")
+
+    if distributed:
+        _run_distributed(args, jobs, resources, handle, out, store.meta)
+    else:
+        for job in jobs:
+            bar.set_postfix_str(job.label)
+            handle(job, run_job(job, device))
+    bar.close()
+    records = [store.records[k] for k in planned if k in store.records]  # this plan's runs, not older ones
+    search = bool(args.search or args.sweep)
+    table, plots = write_summary(out, store.meta, records, search=search, plots=not args.no_plots,
+                                 order=[s.strategy for s in plan["specs"]])
     if args.wandb and plots:
         _wandb_summary(args, out, plan, plots, table)
     print("\n" + table)
+    if args.sweep:
+        _report_best(args, plan, records)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}, {out / 'summary.md'}"
           + (f", plots in {out / 'plots'}" if plots else ""))
     for record in failed:
@@ -143,11 +173,80 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _resources(args: argparse.Namespace):
+    from benchmarks.distributed import Resources
+
+    if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.retries < 0:
+        raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --retries >= 0")
+    resources = Resources(args.cpus_per_run, args.gpus_per_run, args.retries)
+    if (args.ray or args.sweep) and args.device not in ("auto", resources.device):
+        raise ValueError(f"--device {args.device} with Ray: runs use the device of their resource request "
+                         f"({resources.device}); ask for GPUs with --gpus-per-run")
+    if args.write_tuned and not args.sweep:
+        raise ValueError("--write-tuned writes a sweep's best values: use it with --sweep")
+    return resources
+
+
+def _log_setup(args: argparse.Namespace, out: Path, distributed: bool):
+    from benchmarks.jobs import LogSetup
+
+    chosen = tuple(dict.fromkeys(name.strip() for name in args.loggers.split(",") if name.strip()))
+    unknown = set(chosen) - set(LOGGERS)
+    if unknown:
+        raise UsageError(f"unknown logger(s) {', '.join(sorted(unknown))}; choose from {', '.join(LOGGERS)}")
+    if distributed:  # progress bars of parallel runs would interleave on one console
+        chosen = tuple(name for name in chosen if name != "interactive")
+    return LogSetup(str(out), chosen, args.wandb)
+
+
+def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, out: Path, meta: dict) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray and --sweep need Ray: pip install 'avalanche-rnf[ray]'") from None
+    from benchmarks import distributed
+
+    address = None if args.ray in (None, "local") else args.ray
+    started = distributed.connect(address)
+    meta["ray"] = {"address": address or "local", "version": ray.__version__, "resources_per_run": vars(resources),
+                   "cluster_resources": {k: v for k, v in ray.cluster_resources().items() if "node:" not in k}}
+    try:
+        if args.sweep:
+            from benchmarks.sweep import run_sweep
+
+            run_sweep(jobs, resources, handle, out / "tune")
+        else:
+            distributed.run_on_ray(jobs, resources, handle)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _report_best(args: argparse.Namespace, plan: dict[str, Any], records: list) -> None:
+    from benchmarks.sweep import best_points, write_tuned
+
+    best = best_points(records, plan["swept"])
+    print("\nbest configuration per strategy (mean validation average accuracy over seeds):")
+    for strategy, b in best.items():
+        values = ", ".join(f"{k}={v}" for k, v in b.params.items()) or "(no parameters swept)"
+        print(f"  {strategy}: {values}  ({b.score:.4f}, {b.seeds} seed{'s' if b.seeds > 1 else ''})")
+    if args.write_tuned:
+        swept = {s: b for s, b in best.items() if b.params}
+        write_tuned(swept, plan["benchmark"], plan["scenario"], Path(args.write_tuned))
+        print(f"wrote the best values of {', '.join(swept) or 'no strategy'} for "
+              f"{plan['benchmark']}/{plan['scenario']} into {args.write_tuned} "
+              f"(then: python -m benchmarks.report to refresh the README tables)")
+
+
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
     """The runs to do: strategies x seeds (or, with --search, strategies x key-parameter values)."""
     from benchmarks.runner import RunSpec
 
     overrides = _parse_params(args.param)
+    if args.search and args.sweep:
+        raise ValueError("--search and --sweep are two ways to search: choose one")
+    if args.sweep and args.preset:
+        raise ValueError("--sweep searches the harness's own configurations, not a --preset")
     if args.preset:
         preset = PRESETS[args.preset]
         benchmark, scenario, strategies = preset.benchmark, preset.scenario, [preset.strategy]
@@ -157,26 +256,48 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     else:
         benchmark = args.benchmark
         scenario = args.scenario or BENCHMARKS[benchmark].default_scenario
-        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        space = _sweep_space(args)
+        strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies
+                      else list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size)
         params = {s: strategy_params(s, benchmark, scenario) for s in strategies}
-        name = f"{'search-' if args.search else ''}{benchmark}-{scenario}"
+        prefix = "search-" if args.search else "sweep-" if args.sweep else ""
+        name = f"{prefix}{benchmark}-{scenario}"
     for strategy, values in overrides.items():
         if strategy not in params:
             raise ValueError(f"--param for {strategy!r}, which is not among the strategies run")
         params[strategy].update(values)
-    specs = []
+    specs, swept = [], {}
     if args.search:
         for strategy in strategies:
             key, values = SEARCH.get(strategy, (None, (None,)))
+            swept[strategy] = [key] if key else []
             for value in values:
                 p = dict(params[strategy], **({key: value} if key else {}))
                 specs.append(RunSpec(strategy, p, training, args.seeds[0], validation=0.1))
+    elif args.sweep:
+        for strategy in strategies:  # one run at the table's values where the sweep has no space (a reference)
+            swept[strategy] = list(space.strategies.get(strategy, ()))
+            for point in space.points(strategy) if swept[strategy] else [{}]:
+                specs += [RunSpec(strategy, {**params[strategy], **point}, training, seed, validation=0.1)
+                          for seed in args.seeds]
     else:
         specs = [RunSpec(s, params[s], training, seed) for seed in args.seeds for s in strategies]
     describe = {"benchmark": benchmark, "scenario": scenario, "training": training.as_dict(), "params": params,
-                "seeds": args.seeds, "preset": args.preset, "search": args.search}
-    return {"name": name, "benchmark": benchmark, "scenario": scenario, "specs": specs, "describe": describe}
+                "seeds": args.seeds, "preset": args.preset, "search": args.search or bool(args.sweep),
+                **({"sweep": space.as_dict()} if args.sweep else {})}
+    return {"name": name, "benchmark": benchmark, "scenario": scenario, "specs": specs, "describe": describe,
+            "swept": swept}
+
+
+def _sweep_space(args: argparse.Namespace):
+    if not args.sweep:
+        return None
+    try:
+        from benchmarks.sweep import load_space
+    except ImportError:
+        raise UsageError("--sweep needs Ray Tune: pip install 'avalanche-rnf[ray]'") from None
+    return load_space(args.sweep)
 
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -193,63 +314,6 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
             parsed = value
         out.setdefault(strategy, {})[key] = parsed
     return out
-
-
-def _loggers(args: argparse.Namespace, out: Path, spec, stream) -> tuple[list, Any]:
-    from avalanche.logging import CSVLogger, InteractiveLogger, TensorboardLogger, TextLogger
-
-    chosen = {name.strip() for name in args.loggers.split(",") if name.strip()}
-    unknown = chosen - set(LOGGERS)
-    if unknown:
-        raise UsageError(f"unknown logger(s) {', '.join(sorted(unknown))}; choose from {', '.join(LOGGERS)}")
-    run_name = f"{spec.strategy}-seed{spec.seed}" + (f"-{_param_tag(spec)}" if spec.validation else "")
-    logdir = out / "logs" / run_name
-    loggers: list = []
-    if "interactive" in chosen:
-        loggers.append(InteractiveLogger())
-    if chosen & {"text", "csv", "tensorboard"}:
-        logdir.mkdir(parents=True, exist_ok=True)
-    if "text" in chosen:
-        loggers.append(TextLogger(open(logdir / "log.txt", "w")))
-    if "csv" in chosen:
-        loggers.append(CSVLogger(log_folder=str(logdir / "csv")))
-    if "tensorboard" in chosen:
-        loggers.append(TensorboardLogger(tb_log_dir=str(logdir / "tensorboard")))
-    wandb = None
-    if args.wandb:
-        from benchmarks.wandb_logger import WandBLogger
-
-        wandb = WandBLogger(args.wandb, name=run_name, group=out.name, config=spec.config(stream),
-                            dir=out / "wandb")
-        loggers.append(wandb)
-    return loggers, wandb
-
-
-def _param_tag(spec) -> str:
-    key = SEARCH.get(spec.strategy, (None,))[0]
-    return f"{key}={spec.params[key]}" if key else "default"
-
-
-def _close(loggers: list, wandb, record) -> None:
-    from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
-
-    if wandb is not None:
-        if record.matrix:
-            wandb.log_matrix("accuracy_matrix", record.matrix)
-        wandb.log_summary({"average_accuracy": record.average_accuracy, "forgetting": record.forgetting,
-                           "backward_transfer": record.backward_transfer,
-                           "train_seconds": sum(record.train_seconds), "peak_rss_delta_mb": record.peak_rss_delta_mb,
-                           "state_bytes": record.state_bytes[-1] if record.state_bytes else None,
-                           "status": record.status})
-    for logger in loggers:
-        if isinstance(logger, InteractiveLogger):
-            continue  # writes to sys.stdout
-        if isinstance(logger, TextLogger):
-            logger.file.close()
-        elif isinstance(logger, TensorboardLogger):
-            logger.writer.close()
-        elif hasattr(logger, "close"):
-            logger.close()
 
 
 def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: bool = False, plots: bool = True,
@@ -278,33 +342,53 @@ def _wandb_summary(args, out: Path, plan, plots: list[Path], table: str) -> None
 
 
 def search_table(records) -> str:
-    """Markdown table of a search: validation accuracy per strategy and key-parameter value, best marked."""
-    lines = ["| strategy | parameter | value | validation average accuracy | best |", "|---|---|---|---|---|"]
+    """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
+    parameters (mean ± std over seeds), the best point per strategy marked."""
+    lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
+             "|---|---|---|---|---|---|"]
     by_strategy: dict[str, list] = {}
     for r in records:
         by_strategy.setdefault(r.strategy, []).append(r)
     for strategy, runs in by_strategy.items():
-        key = _searched_key(strategy, runs)
         ok = [r for r in runs if r.status == "ok"]
-        best = max(ok, key=lambda r: r.average_accuracy, default=None)
         if not ok:  # not applicable here: one line with the reason, not one per value
-            runs = runs[:1]
-            key = None
+            lines.append(f"| {strategy} | – | – | 0 | {runs[0].status}: {runs[0].reason} | |")
+            continue
+        keys = _searched_keys(strategy, runs)
+        points: dict[tuple, list] = {}
         for r in runs:
-            value = r.config["params"].get(key, "–") if key else "–"
-            acc = f"{r.average_accuracy:.4f}" if r.status == "ok" else f"{r.status}: {r.reason}"
-            lines.append(f"| {strategy} | {key or '–'} | {value} | {acc} | {'**best**' if r is best and key else ''} |")
+            points.setdefault(tuple(repr(r.config["params"].get(k)) for k in keys), []).append(r)
+        scores = {p: [r.average_accuracy for r in rs if r.status == "ok"] for p, rs in points.items()}
+        best = max((p for p in scores if scores[p]), key=lambda p: sum(scores[p]) / len(scores[p]))
+        for point, rs in points.items():
+            failed = [r for r in rs if r.status != "ok"]
+            acc = _mean_std4(scores[point]) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})"
+                                              if failed else "")
+            values = ", ".join(_value(rs[0].config["params"].get(k)) for k in keys) or "–"
+            mark = "**best**" if point == best and keys else ""
+            lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores[point])} | {acc} | "
+                         f"{mark} |")
     return "\n".join(lines)
 
 
-def _searched_key(strategy: str, runs) -> str | None:
-    """The parameter a search varied: the strategy's key parameter, or (older searches) the one that varies."""
+def _mean_std4(values: list[float]) -> str:
+    import statistics
+
+    if len(values) < 2:
+        return f"{values[0]:.4f}" if values else "–"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _searched_keys(strategy: str, runs) -> list[str]:
+    """The parameters a search varied: those whose value differs between runs, else the strategy's key one."""
+    names = sorted({k for r in runs for k in r.config["params"]})
+    varying = [k for k in names if len({repr(r.config["params"].get(k)) for r in runs}) > 1]
     key = SEARCH.get(strategy, (None,))[0]
-    if key is None or any(key in r.config["params"] for r in runs):
-        return key
-    names = {k for r in runs for k in r.config["params"]}
-    varying = [k for k in sorted(names) if len({repr(r.config["params"].get(k)) for r in runs}) > 1]
-    return varying[0] if varying else None
+    return varying or ([key] if key in names else [])
 
 
 def machine_facts(device: str) -> dict[str, Any]:

@@ -3,14 +3,17 @@
 Fairness: on a benchmark every strategy trains the same model with the same optimizer, batch
 size and number of epochs (:data:`TRAINING`); each strategy's own key parameter was chosen by a
 small search (:data:`SEARCH`, ``rnf-bench --search``) on a validation split held out from the
-training data, never on the test stream. :data:`TUNED` holds the chosen values, the rest comes
-from :data:`STRATEGY_DEFAULTS`. :data:`PRESETS` reproduce published Avalanche reference results
+training data, never on the test stream. :data:`TUNED` holds the chosen values (read from
+``tuned.json``, which ``rnf-bench --sweep ... --write-tuned`` updates), the rest comes from
+:data:`STRATEGY_DEFAULTS`. :data:`PRESETS` reproduce published Avalanche reference results
 (ContinualAI continual-learning-baselines) with their configurations.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 STRATEGIES = ("naive", "ewc", "si", "lwf", "mas", "packnet", "replay", "joint", "rnf")
@@ -69,16 +72,18 @@ SEARCH: dict[str, tuple[str, tuple[float, ...]]] = {
     "rnf": ("max_drop", (0.002, 0.005, 0.01)),
 }
 
-#: Chosen values per (benchmark, scenario), from the searches under ``benchmarks/results/search-*``.
-TUNED: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("split_mnist", "task"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 100.0},
-                              "si_upstream": {"si_lambda": 100.0}, "lwf": {"alpha": 1.0}, "mas": {"lambda_reg": 1.0},
-                              "packnet": {"prune_proportion": 0.7}},
-    ("split_mnist", "class"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 1000.0}, "lwf": {"alpha": 2.0},
-                               "mas": {"lambda_reg": 0.1}},
-    ("split_fmnist", "task"): {"ewc": {"ewc_lambda": 10000.0}, "si": {"si_lambda": 1000.0}, "lwf": {"alpha": 1.0},
-                               "mas": {"lambda_reg": 10.0}, "packnet": {"prune_proportion": 0.9}},
-}
+#: The hyperparameter table file: chosen values per ``"benchmark/scenario"`` and strategy, from the
+#: searches under ``benchmarks/results/search-*``; ``rnf-bench --sweep ... --write-tuned`` updates it.
+TUNED_FILE = Path(__file__).with_name("tuned.json")
+
+
+def load_tuned(path: Path = TUNED_FILE) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+    """The tuned values in ``path``, keyed by ``(benchmark, scenario)``."""
+    table = json.loads(Path(path).read_text())
+    return {tuple(key.split("/", 1)): strategies for key, strategies in table.items()}
+
+
+TUNED = load_tuned()
 
 
 def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:

@@ -147,7 +147,8 @@ def hparams_table() -> str:
                  else f"SimpleMLP({t.hidden_layers} x {t.hidden_size})")
         opt = f"SGD, momentum {t.momentum}" if t.optimizer == "sgd" else "Adam"
         lines.append(f"| {name} | {t.epochs} | {t.batch_size} | {opt} | {t.lr} | {model} |")
-    lines += ["", "| strategy | defaults | searched (`--search`) | tuned values |", "|---|---|---|---|"]
+    lines += ["", "| strategy | defaults | searched (`--search`, `--sweep default`) | tuned values (`tuned.json`) |",
+              "|---|---|---|---|"]
     for strategy in STRATEGIES:
         defaults = ", ".join(f"{k}={v}" for k, v in STRATEGY_DEFAULTS[strategy].items()) or "–"
         key, values = SEARCH.get(strategy, ("", ()))
@@ -158,9 +159,45 @@ def hparams_table() -> str:
     return "\n".join(lines)
 
 
+def scaling_table(results: Path = RESULTS) -> str:
+    """Ray's speed-up and per-run overhead, one column per ``results/ray-scaling-*/result.json``."""
+    import json
+
+    dirs = [d for d in sorted(results.glob("ray-scaling-*")) if (d / "result.json").is_file()]
+    found = [json.loads((d / "result.json").read_text()) for d in dirs]
+    if not found:
+        return "not measured yet: `python -m benchmarks.scaling --out benchmarks/results/ray-scaling-split_digits`"
+    rows = [
+        ("grid", lambda r: f"`{r['grid']}`: {r['runs']} runs"),
+        ("sequential (`rnf-bench ...`; torch's default threads), whole command",
+         lambda r: f"{r['sequential_seconds']:.1f} s"),
+        ("sequential with one thread (`OMP_NUM_THREADS=1 rnf-bench ...`)",
+         lambda r: f"{r['sequential_one_thread_seconds']:.1f} s"),
+        ("on Ray (`rnf-bench ... --ray`; one thread per run), whole command",
+         lambda r: f"{r['ray_seconds']:.1f} s, {r['workers']} workers"),
+        ("**speed-up** over the sequential run", lambda r: f"**{r['speedup']:.2f}x**"),
+        ("speed-up over the one-thread sequential run", lambda r: f"{r['speedup_over_one_thread']:.2f}x"),
+        ("same accuracy matrices in all three", lambda r: "yes" if r["identical_results"] else "NO"),
+        ("`ray.init` (local)", lambda r: f"{r['ray_init_seconds']:.1f} s"),
+        ("first run's overhead (a worker starts: Python, torch, Avalanche imports)",
+         lambda r: f"{r['first_run_overhead_seconds']:.1f} s"),
+        ("**per-run overhead**, warm worker: median (max)",
+         lambda r: f"**{r['per_run_overhead_seconds_median'] * 1000:.0f} ms** "
+                   f"({r['per_run_overhead_seconds_max'] * 1000:.0f} ms) over {r['overhead_runs'] - 1} runs"),
+        ("command", lambda r: f"`{r['command']}`"),
+    ]
+    lines = ["| measured | " + " | ".join(d.name.removeprefix("ray-scaling-") for d in dirs) + " |",
+             "|---" * (len(found) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(get(r) for r in found) + " |" for name, get in rows]
+    machine = found[0]["machine"]
+    lines += ["", f"On {machine.get('cpu', machine.get('processor'))} ({machine['cpu_count']} cores, no GPU), "
+                  f"{machine['date'][:10]}; machine facts in each `result.json`."]
+    return "\n".join(lines)
+
+
 BLOCKS = {
     ROOT / "README.md": {"comparison": comparison_table, "targets": targets_table},
-    ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table,
+    ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table, "scaling": scaling_table,
                                         "comparison": lambda: comparison_table(link="results/")},
 }
 

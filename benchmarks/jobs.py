@@ -1,0 +1,146 @@
+"""One run as a self-contained job: what to build, where to log, and the function that does it.
+
+A :class:`Job` holds only plain data, so the same job runs in this process or in a Ray worker
+on another machine (:mod:`benchmarks.distributed`); both paths call :func:`run_job`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.hparams import SEARCH
+from benchmarks.results import RunRecord
+from benchmarks.runner import RunSpec, run
+from benchmarks.streams import Stream, build_stream
+
+LOGGERS = ("interactive", "text", "csv", "tensorboard")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """The arguments of :func:`benchmarks.streams.build_stream`: the seed draws class order and permutations."""
+
+    benchmark: str
+    scenario: str
+    seed: int
+    root: str | None = None
+    n_experiences: int | None = None
+    image_size: int = 32
+
+
+@functools.lru_cache(maxsize=16)
+def load_stream(spec: StreamSpec) -> Stream:
+    """The stream for ``spec``, built once per process (Ray reuses worker processes across runs)."""
+    return build_stream(spec.benchmark, spec.scenario, seed=spec.seed, root=spec.root,
+                        n_experiences=spec.n_experiences, image_size=spec.image_size)
+
+
+@dataclass(frozen=True)
+class LogSetup:
+    """Which Avalanche loggers a run writes, and where: ``<out>/logs/<run>/``."""
+
+    out: str
+    loggers: tuple[str, ...] = ("text",)
+    wandb_project: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: the strategy spec, the stream it trains on, its key in the result store, and its logs.
+
+    ``name`` names the run's log directory; searches add the searched values to it.
+    """
+
+    spec: RunSpec
+    stream: StreamSpec
+    key: str
+    name: str
+    logs: LogSetup | None = None
+
+    @property
+    def label(self) -> str:
+        prefix = f"{self.spec.strategy}-seed{self.spec.seed}"
+        rest = self.name[len(prefix) + 1:] if self.name.startswith(prefix + "-") else ""
+        return f"{self.spec.strategy} seed {self.spec.seed}" + (f" ({rest})" if rest else "")
+
+
+def run_job(job: Job, device: str = "cpu") -> RunRecord:
+    """Build the job's stream and loggers, train and measure; return the :class:`RunRecord`."""
+    stream = load_stream(job.stream)
+    loggers, wandb = make_loggers(job.logs, job.name, job.spec, stream) if job.logs else ([], None)
+    record = run(job.spec, stream, loggers=loggers, device=device)
+    close_loggers(loggers, wandb, record)
+    return record
+
+
+def failed_record(job: Job, reason: str) -> RunRecord:
+    """The record of a run that died before it could return one (its worker was killed, for example)."""
+    stream = load_stream(job.stream)
+    return RunRecord(stream.info.name, stream.scenario, job.spec.strategy, job.spec.seed, job.spec.config(stream),
+                     status="failed", reason=reason)
+
+
+def run_name(spec: RunSpec, keys: list[str] | tuple[str, ...] | None = None) -> str:
+    """``strategy-seedN``; for a search run also ``-key=value,...`` of the searched parameters (``keys``,
+    by default the strategy's key parameter from :data:`~benchmarks.hparams.SEARCH`)."""
+    name = f"{spec.strategy}-seed{spec.seed}"
+    if not spec.validation:
+        return name
+    keys = [SEARCH.get(spec.strategy, (None,))[0]] if keys is None else keys
+    tags = [f"{k}={spec.params[k]:.4g}" if isinstance(spec.params[k], float) else f"{k}={spec.params[k]}"
+            for k in keys if k and k in spec.params]
+    return f"{name}-{','.join(tags) or 'default'}"
+
+
+def make_loggers(logs: LogSetup, name: str, spec: RunSpec, stream: Stream) -> tuple[list, Any]:
+    """The Avalanche loggers of run ``name`` (and the W&B logger, or None)."""
+    from avalanche.logging import CSVLogger, InteractiveLogger, TensorboardLogger, TextLogger
+
+    out = Path(logs.out)
+    logdir = out / "logs" / name
+    chosen = set(logs.loggers)
+    loggers: list = []
+    if "interactive" in chosen:
+        loggers.append(InteractiveLogger())
+    if chosen & {"text", "csv", "tensorboard"}:
+        logdir.mkdir(parents=True, exist_ok=True)
+    if "text" in chosen:
+        loggers.append(TextLogger(open(logdir / "log.txt", "w")))
+    if "csv" in chosen:
+        loggers.append(CSVLogger(log_folder=str(logdir / "csv")))
+    if "tensorboard" in chosen:
+        loggers.append(TensorboardLogger(tb_log_dir=str(logdir / "tensorboard")))
+    wandb = None
+    if logs.wandb_project:
+        from benchmarks.wandb_logger import WandBLogger
+
+        wandb = WandBLogger(logs.wandb_project, name=name, group=out.name, config=spec.config(stream),
+                            dir=out / "wandb")
+        loggers.append(wandb)
+    return loggers, wandb
+
+
+def close_loggers(loggers: list, wandb, record) -> None:
+    """Flush and close a run's loggers; W&B also gets the accuracy matrix and the run's summary."""
+    from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
+
+    if wandb is not None:
+        if record.matrix:
+            wandb.log_matrix("accuracy_matrix", record.matrix)
+        wandb.log_summary({"average_accuracy": record.average_accuracy, "forgetting": record.forgetting,
+                           "backward_transfer": record.backward_transfer,
+                           "train_seconds": sum(record.train_seconds), "peak_rss_delta_mb": record.peak_rss_delta_mb,
+                           "state_bytes": record.state_bytes[-1] if record.state_bytes else None,
+                           "status": record.status})
+    for logger in loggers:
+        if isinstance(logger, InteractiveLogger):
+            continue  # writes to sys.stdout
+        if isinstance(logger, TextLogger):
+            logger.file.close()
+        elif isinstance(logger, TensorboardLogger):
+            logger.writer.close()
+        elif hasattr(logger, "close"):
+            logger.close()

@@ -1,0 +1,218 @@
+"""Hyperparameter sweeps on Ray Tune: each strategy's key parameters, scored on a validation split.
+
+``rnf-bench --sweep CONFIG`` takes ``default`` (the grids of :data:`benchmarks.hparams.SEARCH`,
+the values ``--search`` tries) or a JSON file::
+
+    {"samples": 4, "seed": 0,
+     "strategies": {"ewc": {"ewc_lambda": [1, 10, 100, 1000, 10000]},
+                    "si": {"si_lambda": {"loguniform": [0.1, 1000]}},
+                    "rnf": {"max_drop": {"uniform": [0.001, 0.02]}, "reference_size": [100, 300]}}}
+
+A list is a grid: every value is tried. An object names a Ray Tune distribution and its arguments
+(``uniform``, ``loguniform``, ``randint``, ``lograndint``, ``choice``, ...), drawn ``samples``
+times per grid point from the sweep's ``seed``, so a rerun with ``--resume`` draws the same points
+and skips the finished ones. Every point runs once per seed on the validation split (10 % of the
+training data; the test stream is never used); its score is the mean validation average accuracy
+over the seeds. Each run is one Tune trial with the run's resource request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ray import cloudpickle as ray_pickle
+from ray import tune
+
+from benchmarks.distributed import Handler, Resources
+from benchmarks.hparams import SEARCH, STRATEGIES, TUNED_FILE
+from benchmarks.jobs import Job, failed_record, run_job
+from benchmarks.results import RunRecord, atomic_write
+
+DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "qloguniform", "randn", "qrandn", "randint", "qrandint",
+                 "lograndint", "qlograndint", "choice")
+
+
+class SweepConfigError(ValueError):
+    """A sweep configuration that cannot be read; the message says what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class SweepSpace:
+    """Per strategy, each swept parameter's grid (a list) or distribution (``{"name": [args]}``)."""
+
+    strategies: dict[str, dict[str, Any]]
+    samples: int = 1
+    seed: int = 0
+
+    def points(self, strategy: str) -> list[dict[str, Any]]:
+        """The parameter values ``strategy`` runs with: the grid's product, ``samples`` draws per grid point
+        when the space has distributions. The draws depend only on the sweep's seed and the strategy."""
+        import numpy as np
+
+        space = self.strategies[strategy]
+        grid = {k: v for k, v in space.items() if isinstance(v, list)}
+        drawn = {k: getattr(tune, name)(*args) for k, spec in space.items() if isinstance(spec, dict)
+                 for name, args in spec.items()}
+        rng = np.random.RandomState([self.seed, *strategy.encode()])
+        points = []
+        for values in itertools.product(*grid.values()):
+            for _ in range(self.samples if drawn else 1):
+                sampled = {k: _plain(domain.sample(random_state=rng)) for k, domain in drawn.items()}
+                points.append({**dict(zip(grid, values)), **sampled})
+        return points
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "seed": self.seed, "strategies": self.strategies}
+
+
+def load_space(config: str) -> SweepSpace:
+    """``default`` (the :data:`~benchmarks.hparams.SEARCH` grids) or the path of a JSON sweep file."""
+    if config == "default":
+        return SweepSpace({s: {key: list(values)} for s, (key, values) in SEARCH.items()})
+    path = Path(config).expanduser()
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise SweepConfigError(f"cannot read sweep file {path}: {error.strerror}; pass 'default' or a JSON "
+                               f"file (format in `python -m pydoc benchmarks.sweep`)") from None
+    except json.JSONDecodeError as error:
+        raise SweepConfigError(f"{path} is not valid JSON: {error}") from None
+    return parse_space(data, where=str(path))
+
+
+def parse_space(data: Any, where: str = "sweep") -> SweepSpace:
+    """Check a sweep configuration and return it as a :class:`SweepSpace`."""
+    if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict) or not data["strategies"]:
+        raise SweepConfigError(f"{where}: expected an object with a non-empty 'strategies' object")
+    unknown = set(data) - {"strategies", "samples", "seed"}
+    if unknown:
+        raise SweepConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    samples, seed = data.get("samples", 1), data.get("seed", 0)
+    if not isinstance(samples, int) or samples < 1 or not isinstance(seed, int):
+        raise SweepConfigError(f"{where}: 'samples' must be a positive integer and 'seed' an integer")
+    for strategy, space in data["strategies"].items():
+        if strategy not in STRATEGIES:
+            raise SweepConfigError(f"{where}: unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if not isinstance(space, dict):
+            raise SweepConfigError(f"{where}: {strategy}: expected an object of parameters")
+        for key, spec in space.items():
+            if isinstance(spec, list) and spec:
+                continue
+            if (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS
+                    and isinstance(next(iter(spec.values())), list)):
+                continue
+            raise SweepConfigError(
+                f"{where}: {strategy}.{key}: expected a non-empty list of values or one distribution such as "
+                f'{{"loguniform": [0.1, 1000]}} (one of {", ".join(DISTRIBUTIONS)})')
+    return SweepSpace(data["strategies"], samples, seed)
+
+
+def run_sweep(jobs: Iterable[Job], resources: Resources, handle: Handler, storage: Path,
+              job_fn: Callable[[Job, str], RunRecord] | None = None) -> None:
+    """Run every job as a Ray Tune trial; hand each record to ``handle`` as its trial ends.
+
+    A trial whose worker died comes back as a failed record. Tune's own experiment files (trial
+    results, parameters, errors) go under ``storage``. ``job_fn`` (default :func:`~benchmarks.jobs.run_job`)
+    does one run.
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return
+    trials = [{"index": i, "strategy": job.spec.strategy, "seed": job.spec.seed, "name": job.name}
+              for i, job in enumerate(jobs)]
+    trainable = tune.with_resources(tune.with_parameters(_trial, jobs=jobs, resources=resources,
+                                                         job_fn=job_fn or run_job),
+                                    {"cpu": resources.cpus, "gpu": resources.gpus})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"run": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=lambda t: t.config["run"]["name"]),
+        run_config=tune.RunConfig(
+            name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(Path(storage).resolve()), verbose=0,
+            callbacks=[_Collect(jobs, handle)], failure_config=tune.FailureConfig(max_failures=resources.retries)),
+    )
+    tuner.fit()
+
+
+def _trial(config: dict[str, Any], jobs: list[Job], resources: Resources,
+           job_fn: Callable[[Job, str], RunRecord]) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(resources.cpus)))
+    record = job_fn(jobs[config["run"]["index"]], resources.device)
+    score = record.average_accuracy if record.status == "ok" else math.nan
+    tune.report({"validation_accuracy": score, "record": json.dumps(record.to_json())})
+
+
+class _Collect(tune.Callback):
+    """On the driver: turns each finished or failed trial into a record for the run directory."""
+
+    def __init__(self, jobs: list[Job], handle: Handler):
+        self.jobs, self.handle = jobs, handle
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune saves its callbacks; the handler is this process's own
+        return {"jobs": self.jobs, "handle": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.handle(self.jobs[trial.config["run"]["index"]], RunRecord.from_json(json.loads(result["record"])))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        job = self.jobs[trial.config["run"]["index"]]
+        self.handle(job, failed_record(job, f"trial failed: {_trial_error(trial)}"))
+
+
+def _trial_error(trial) -> str:
+    """The type and first line of a failed trial's error, from the file Tune has just written for it."""
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            error = ray_pickle.load(f)
+    except (OSError, TypeError, EOFError):  # no such file: Tune recorded no exception object
+        return "no error recorded"
+    error = getattr(error, "cause", None) or error
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+
+
+@dataclass(frozen=True)
+class Best:
+    """A strategy's best point: its parameter values, mean validation accuracy and how many seeds."""
+
+    params: dict[str, Any]
+    score: float
+    seeds: int
+
+
+def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, Best]:
+    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds."""
+    scores: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.status == "ok" and r.strategy in keys:
+            point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
+            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(r.average_accuracy)
+    best: dict[str, Best] = {}
+    for (strategy, point), values in scores.items():
+        mean = sum(values) / len(values)
+        if strategy not in best or mean > best[strategy].score:
+            best[strategy] = Best(json.loads(point), mean, len(values))
+    return best
+
+
+def write_tuned(best: dict[str, Best], benchmark: str, scenario: str, path: Path = TUNED_FILE) -> None:
+    """Put the best points into the hyperparameter table file (``benchmarks/tuned.json`` by default)."""
+    path = Path(path)
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    entry = table.setdefault(f"{benchmark}/{scenario}", {})
+    for strategy, b in sorted(best.items()):
+        entry.setdefault(strategy, {}).update(b.params)
+    atomic_write(path, json.dumps(table, indent=2, sort_keys=True) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (results are JSON)."""
+    return value.item() if hasattr(value, "item") else value
