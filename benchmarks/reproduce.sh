@@ -33,5 +33,9 @@ rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-
 rnf-bench --preset ewc-pmnist --epochs 1 --loggers text --out "$R/preset-ewc-pmnist" "${extra[@]}"
 rnf-bench --preset si-pmnist --epochs 1 --loggers text --out "$R/preset-si-pmnist" "${extra[@]}"
 
+# Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
+python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"
+python -m benchmarks.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
+
 # Summaries, plots and README tables from the result files.
 python -m benchmarks.report --run-dirs
