@@ -2,9 +2,10 @@
 
 Masking gradients alone does not keep weights fixed: momentum, weight decay, Adam and AdamW
 move them anyway. :class:`FreezeState` therefore keeps a copy of every frozen value and writes
-it back after each optimizer step (:meth:`FreezeState.restore`, a masked copy per tensor), and
-zeroes frozen gradients before the step so that optimizer statistics and gradient clipping see
-only the free units (:meth:`FreezeState.mask_grads`).
+it back after each optimizer step (:meth:`FreezeState.restore`), and zeroes frozen gradients
+before the step so that optimizer statistics and gradient clipping see only the free units
+(:meth:`FreezeState.mask_grads`). A unit owns whole rows (dimension 0) of its tensors, so both
+are one indexed row copy or fill per tensor, over the frozen rows only.
 
 Everything is keyed by name, never by tensor object: Avalanche's dynamic modules replace their
 ``nn.Linear`` when they grow. A layer that grew keeps its frozen units, and its new units are free.
@@ -39,6 +40,7 @@ class FreezeState:
         self.shapes: dict[str, tuple[int, ...]] = {}
         """Tensor name -> its shape past dimension 0 (only dimension 0 may grow)."""
         self._masks: dict[str, Tensor] = {}
+        self._rows: dict[str, Tensor] = {}
 
     def frozen_units(self, layer: str, n_units: int) -> Tensor:
         """Frozen-unit mask of ``layer``, extended with free units if the layer has grown to ``n_units``."""
@@ -64,15 +66,28 @@ class FreezeState:
         cached = self._masks.get(name)
         if cached is not None and cached.shape == tensor.shape and cached.device == tensor.device:
             return cached
-        if tuple(tensor.shape[1:]) != self.shapes[name]:
-            raise RuntimeError(
-                f"{name} changed shape from (*, {', '.join(map(str, self.shapes[name]))}) to {tuple(tensor.shape)} "
-                "but holds units frozen by RNF. Only dimension 0 (the units) may grow."
-            )
+        self._check_shape(name, tensor)
         units = self.frozen_units(self.owners[name], tensor.shape[0]).to(tensor.device)
         mask = units.view(-1, *([1] * (tensor.dim() - 1))).expand_as(tensor).contiguous()
         self._masks[name] = mask
         return mask
+
+    def frozen_rows(self, name: str, tensor: Tensor) -> Tensor:
+        """Indices of the frozen rows (units) of ``tensor``, ascending, cached per device."""
+        self._check_shape(name, tensor)
+        cached = self._rows.get(name)
+        if cached is not None and cached.device == tensor.device:
+            return cached
+        units = self.frozen_units(self.owners[name], tensor.shape[0])
+        rows = self._rows[name] = units.nonzero().flatten().to(tensor.device)
+        return rows
+
+    def _check_shape(self, name: str, tensor: Tensor) -> None:
+        if tensor.shape[1:] != self.shapes[name]:
+            raise RuntimeError(
+                f"{name} changed shape from (*, {', '.join(map(str, self.shapes[name]))}) to {tuple(tensor.shape)} "
+                "but holds units frozen by RNF. Only dimension 0 (the units) may grow."
+            )
 
     @torch.no_grad()
     def freeze(self, model: nn.Module, layer: UnitLayer, new_units: Tensor) -> None:
@@ -82,6 +97,7 @@ class FreezeState:
         for name in layer.tensor_names(model):
             self.owners[name] = layer.name
             self._masks.pop(name, None)
+            self._rows.pop(name, None)
             tensor = tensor_by_name(model, name)
             self.shapes[name] = tuple(tensor.shape[1:])
             if tensor.shape[0] != new_units.numel():
@@ -92,7 +108,7 @@ class FreezeState:
         """Unfreeze every unit of ``layer``."""
         self.unit_masks.pop(layer, None)
         for name in [n for n, owner in self.owners.items() if owner == layer]:
-            for table in (self.values, self.owners, self.shapes, self._masks):
+            for table in (self.values, self.owners, self.shapes, self._masks, self._rows):
                 table.pop(name, None)
 
     @torch.no_grad()
@@ -102,7 +118,8 @@ class FreezeState:
             tensor = tensor_by_name(model, name)
             if values.device != tensor.device:
                 values = self.values[name] = values.to(tensor.device)
-            tensor.masked_scatter_(self.entry_mask(name, tensor), values)
+            rows = self.frozen_rows(name, tensor)
+            tensor.index_copy_(0, rows, values.view(rows.numel(), *tensor.shape[1:]))
 
     @torch.no_grad()
     def mask_grads(self, model: nn.Module) -> None:
@@ -110,7 +127,7 @@ class FreezeState:
         for name in self.values:
             tensor = tensor_by_name(model, name)
             if isinstance(tensor, nn.Parameter) and tensor.grad is not None:
-                tensor.grad.masked_fill_(self.entry_mask(name, tensor), 0)
+                tensor.grad.index_fill_(0, self.frozen_rows(name, tensor), 0)
 
     def nbytes(self) -> int:
         """Bytes kept between experiences: the unit masks and the frozen values."""
@@ -130,4 +147,4 @@ class FreezeState:
         self.values = {k: v.clone() for k, v in state["values"].items()}
         self.owners = dict(state["owners"])
         self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
-        self._masks = {}
+        self._masks, self._rows = {}, {}
