@@ -16,8 +16,6 @@ from benchmarks.results import RunRecord
 from benchmarks.runner import RunSpec, run
 from benchmarks.streams import Stream, build_stream
 
-LOGGERS = ("interactive", "text", "csv", "tensorboard")
-
 
 @dataclass(frozen=True)
 class StreamSpec:

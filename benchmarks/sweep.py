@@ -9,11 +9,12 @@ the values ``--search`` tries) or a JSON file::
                     "rnf": {"max_drop": {"uniform": [0.001, 0.02]}, "reference_size": [100, 300]}}}
 
 A list is a grid: every value is tried. An object names a Ray Tune distribution and its arguments
-(``uniform``, ``loguniform``, ``randint``, ``lograndint``, ``choice``, ...), drawn ``samples``
-times per grid point from the sweep's ``seed``, so a rerun with ``--resume`` draws the same points
-and skips the finished ones. Every point runs once per seed on the validation split (10 % of the
-training data; the test stream is never used); its score is the mean validation average accuracy
-over the seeds. Each run is one Tune trial with the run's resource request.
+(``uniform``, ``loguniform``, ``randint``, ``lograndint``, ...; ``choice`` takes the options),
+drawn ``samples`` times per grid point from the sweep's ``seed``, so a rerun with ``--resume``
+draws the same points and skips the finished ones. Every point runs once per seed on the
+validation split (10 % of the training data; the test stream is never used); its score is the
+mean validation average accuracy over the seeds. Each run is one Tune trial with the run's
+resource request.
 """
 
 from __future__ import annotations
@@ -57,8 +58,7 @@ class SweepSpace:
 
         space = self.strategies[strategy]
         grid = {k: v for k, v in space.items() if isinstance(v, list)}
-        drawn = {k: getattr(tune, name)(*args) for k, spec in space.items() if isinstance(spec, dict)
-                 for name, args in spec.items()}
+        drawn = {k: _domain(*next(iter(spec.items()))) for k, spec in space.items() if isinstance(spec, dict)}
         rng = np.random.RandomState([self.seed, *strategy.encode()])
         points = []
         for values in itertools.product(*grid.values()):
@@ -211,6 +211,11 @@ def write_tuned(best: dict[str, Best], benchmark: str, scenario: str, path: Path
     for strategy, b in sorted(best.items()):
         entry.setdefault(strategy, {}).update(b.params)
     atomic_write(path, json.dumps(table, indent=2, sort_keys=True) + "\n")
+
+
+def _domain(name: str, args: list) -> Any:
+    """The Tune domain ``name`` with ``args`` (``choice`` takes its list of options as they are)."""
+    return tune.choice(args) if name == "choice" else getattr(tune, name)(*args)
 
 
 def _plain(value: Any) -> Any:

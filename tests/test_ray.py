@@ -124,7 +124,7 @@ def test_sweep_on_tune_reports_best_points_and_writes_them_back(tmp_path, capsys
     assert code == 0 and capsys.readouterr().out.count("finished earlier, skipped") == 8
 
 
-def test_sweep_trial_whose_worker_dies_is_reported_failed(tmp_path, monkeypatch):
+def test_sweep_trial_whose_worker_dies_is_reported_failed_and_resume_finishes_it(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "run_job", killing("lwf"))
     code, out = bench(tmp_path, "sweep", "--sweep", "default", "--strategies", "naive,lwf")
     assert code == 1
@@ -132,6 +132,10 @@ def test_sweep_trial_whose_worker_dies_is_reported_failed(tmp_path, monkeypatch)
     assert [r.status for r in runs if r.strategy == "naive"] == ["ok"]
     failed = [r for r in runs if r.strategy == "lwf"]
     assert len(failed) == 3 and all(r.status == "failed" and "died" in r.reason for r in failed)
+
+    monkeypatch.undo()
+    code, _ = bench(tmp_path, "sweep", "--sweep", "default", "--strategies", "naive,lwf", "--resume")
+    assert code == 0 and all(r.status == "ok" for r in load_records(out)[1])
 
 
 @pytest.mark.parametrize("data, message", [
@@ -149,12 +153,14 @@ def test_bad_sweep_configuration_is_a_clear_error(data, message):
 
 def test_sweep_points_are_the_grid_times_the_draws_and_repeat_with_the_seed():
     space = sweep.parse_space({"samples": 3, "seed": 1, "strategies": {
-        "rnf": {"reference_size": [100, 300], "max_drop": {"uniform": [0.0, 0.1]}}, "lwf": {"alpha": [1, 2]}}})
+        "rnf": {"reference_size": [100, 300], "max_drop": {"uniform": [0.0, 0.1]}}, "lwf": {"alpha": [1, 2]},
+        "si": {"si_lambda": {"choice": [1.0, 10.0]}}}})
     points = space.points("rnf")
     assert len(points) == 6 and sorted({p["reference_size"] for p in points}) == [100, 300]
     assert len({p["max_drop"] for p in points}) == 6 and all(type(p["max_drop"]) is float for p in points)
     assert space.points("rnf") == points
     assert space.points("lwf") == [{"alpha": 1}, {"alpha": 2}]
+    assert len(space.points("si")) == 3 and {p["si_lambda"] for p in space.points("si")} <= {1.0, 10.0}
     assert sweep.load_space("default").points("ewc") == [{"ewc_lambda": v} for v in (1.0, 10.0, 100.0, 1000.0,
                                                                                         10000.0)]
 
