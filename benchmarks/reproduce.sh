@@ -21,9 +21,16 @@ rnf-bench --benchmark split_fmnist --scenario task --seeds 0 1 2 --loggers text 
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 --loggers text --out "$R/permuted_mnist-domain" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --seeds 0 --loggers text --out "$R/split_cifar10-task" "${extra[@]}"
 
+# RNF's own searches over max_drop, on Ray Tune, writing the chosen values into benchmarks/tuned.json.
+for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
+  set -- $bs
+  rnf-bench --sweep default --strategies rnf --benchmark "$1" --scenario "$2" --loggers text \
+    --out "$R/search-$1-$2" --resume --rerun rnf --write-tuned "${extra[@]}"
+done
+
 # RNF after issue 4 (max_drop search, isolation, fair-share budget): its runs redone in the directories above
-# with `--resume --rerun rnf` appended to each of the five comparison commands; then the cost comparison,
-# Naive, EWC and RNF side by side in one run.
+# with `--strategies rnf --resume --rerun rnf` appended to each of the five comparison commands; then the cost
+# comparison, Naive, EWC and RNF side by side in one run (redone with `--resume --rerun naive,ewc,rnf`).
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" "${extra[@]}"
 
