@@ -29,6 +29,7 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
+from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -37,6 +38,8 @@ from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 DEFAULT_SELECTION = RelevanceMass(0.95)
 CALIBRATION_SAMPLES = 512
 """Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
+RECOGNITION_SAMPLES = 1000
+"""Training samples (class-balanced) whose features give a task's recognition statistics."""
 
 
 class RNFPlugin(SupervisedPlugin):
@@ -69,6 +72,13 @@ class RNFPlugin(SupervisedPlugin):
         ``"unlimited"``: no cap.
     :param n_experiences: stream length for the fair share; ``None``: read from the experience's
         origin stream (no cap if unknown).
+    :param task_inference: for class-incremental streams without task labels, on a model whose last
+        layer is a Linear over all classes. After each experience the output rows of its classes
+        are frozen whole and isolated (isolation is on), and a
+        :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's feature statistics.
+        In evaluation each input's task is recognised first, and only that task's classes can win.
+        Task-recognition accuracy per evaluated experience is published as
+        ``RNF/TaskRecognition/Exp<k>``.
     """
 
     def __init__(
@@ -89,8 +99,11 @@ class RNFPlugin(SupervisedPlugin):
         isolate: bool | None = None,
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
+        task_inference: bool = False,
     ):
         super().__init__()
+        if task_inference and isolate is False:
+            raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         if not 0 < holdout < 1:
             raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout!r}.")
         if capacity not in ("fair", "unlimited"):
@@ -115,7 +128,8 @@ class RNFPlugin(SupervisedPlugin):
         self.strict = strict
         self.search = ToleranceSearch(max_drop, search_steps) if max_drop is not None else None
         self.holdout = holdout
-        self.isolate = isolate
+        self.isolate = True if task_inference else isolate
+        self.task_inference = task_inference
         self.capacity = capacity
         self.n_experiences = n_experiences
 
@@ -131,9 +145,15 @@ class RNFPlugin(SupervisedPlugin):
         """Head layers frozen whole because their task finished (multi-head models)."""
         self.searches: list[SearchResult] = []
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
+        self.recognizer = TaskRecognizer()
+        """Per task (with ``task_inference``): the feature statistics that recognise it."""
         self._warned: set[str] = set()
         self._train_part: Any = None
         self._holdout_part: Any = None
+        self._rows: dict[str, Tensor] = {}
+        self._features: list[Tensor] = []
+        self._hook: Any = None
+        self._recognised: list[int] = [0, 0]
 
     # ------------------------------------------------------------------ callbacks
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
@@ -161,6 +181,38 @@ class RNFPlugin(SupervisedPlugin):
 
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.restore(strategy.model)
+
+    def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self._recognised = [0, 0]
+        if self.task_inference and len(self.recognizer):
+            self._hook = self._capture(strategy.model)
+
+    def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
+        """Recognise each input's task and let only that task's classes win."""
+        if self._hook is None:
+            return
+        output = strategy.mb_output
+        tasks = self.recognizer.predict(self._features.pop())
+        allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
+        strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
+        true = self.recognizer.task_of_class(output.shape[1])[strategy.mb_y.cpu()]
+        known = true >= 0
+        self._recognised[0] += int((tasks.cpu() == true)[known].sum())
+        self._recognised[1] += int(known.sum())
+
+    def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if self._hook is None:
+            return
+        self._hook.remove()
+        self._hook = None
+        correct, total = self._recognised
+        evaluator = getattr(strategy, "evaluator", None)
+        if total and evaluator is not None:
+            experience = strategy.experience
+            stream = getattr(getattr(experience, "origin_stream", None), "name", "eval")
+            stream = stream if stream.endswith("_stream") else f"{stream}_stream"
+            name = f"RNF/TaskRecognition/eval_phase/{stream}/Exp{experience.current_experience:03d}"
+            evaluator.publish_metric_value(MetricValue(self, name, correct / total, strategy.clock.train_iterations))
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -202,6 +254,7 @@ class RNFPlugin(SupervisedPlugin):
                 stacklevel=2,
             )
         heads = self._task_heads(model, strategy.experience)
+        self._rows = self._class_rows(model, strategy.experience) if self.task_inference else {}
         sources = unit_sources(model, self.layers, self._all_heads(model))
         budgets = self._budgets(model, strategy.experience)
         calibration = self._calibration_batches(strategy)
@@ -210,6 +263,8 @@ class RNFPlugin(SupervisedPlugin):
         else:
             new = self._searched_units(strategy, normalized, heads, budgets, sources, calibration)
         self._freeze(model, new, heads, sources, calibration)
+        if self.task_inference:
+            self._learn_task(strategy, sources[self._output_layer().name])
         self.raw_scores.append({k: (v / max(scores.n_samples, 1)).cpu() for k, v in scores.relevance.items()})
         self.scores.append({k: v.cpu() for k, v in normalized.items()})
         self.relevance_seconds.append(seconds)
@@ -258,6 +313,59 @@ class RNFPlugin(SupervisedPlugin):
                     }
         return heads
 
+    def _output_layer(self) -> UnitLayer:
+        return self.layers[-1]
+
+    def _class_rows(self, model: nn.Module, experience: Any) -> dict[str, Tensor]:
+        """Task inference: the output layer's rows of the experience's classes."""
+        layer = self._output_layer()
+        module = model.get_submodule(layer.name)
+        if not isinstance(module, nn.Linear) or self._all_heads(model):
+            raise ValueError(
+                "task_inference needs a single-head model whose last layer is a Linear over all classes "
+                f"(class-incremental); {layer.name!r} is {type(module).__name__}"
+                + (" inside a multi-head classifier: task labels are given, use task_inference=False." if
+                   self._all_heads(model) else ".")
+            )
+        rows = torch.zeros(module.out_features, dtype=torch.bool)
+        rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
+        return {layer.name: rows}
+
+    def _capture(self, model: nn.Module) -> Any:
+        """Record the output layer's input (the features) on every forward pass."""
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+            self._features[:] = [inputs[0].detach().flatten(1)]
+
+        return model.get_submodule(self._output_layer().name).register_forward_pre_hook(hook)
+
+    @torch.no_grad()
+    def _learn_task(self, strategy: Any, source: Source | None) -> None:
+        """Fit the recognizer's statistics of the finished task on its kept units' features; the
+        held-out part (with ``max_drop``) calibrates the task's distance scale."""
+        model = strategy.model
+        if source is None:
+            raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        keep = self.freeze.frozen_units(source.layer, n_units(model.get_submodule(source.layer)))
+        columns = keep.repeat_interleave(source.group).nonzero().flatten()
+        features, labels = self._features_of(strategy, self._train_part, RECOGNITION_SAMPLES)
+        held_out = self._features_of(strategy, self._holdout_part, None)[0] if self._holdout_part is not None else None
+        self.recognizer.add_task(columns, features, labels, held_out)
+
+    def _features_of(self, strategy: Any, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
+        """The output layer's inputs (features) and the labels of ``size`` samples of ``dataset``."""
+        model = strategy.model
+        features, labels = [], []
+        hook = self._capture(model)
+        try:
+            with evaluating(model):
+                for x, y, t in self._batches(strategy, dataset, size):
+                    avalanche_forward(model, x, t)
+                    features.append(self._features.pop())
+                    labels.append(y)
+        finally:
+            hook.remove()
+        return torch.cat(features), torch.cat(labels)
+
     def _budgets(self, model: nn.Module, experience: Any) -> dict[str, int]:
         """Per layer: how many units this experience may newly freeze (the capacity budget)."""
         left = None
@@ -287,6 +395,8 @@ class RNFPlugin(SupervisedPlugin):
             frozen = self.freeze.frozen_units(layer.name, n_units(model.get_submodule(layer.name)))
             if layer.name in heads:
                 new[layer.name] = ~frozen
+            elif layer.name in self._rows:
+                new[layer.name] = self._rows[layer.name] & ~frozen
             elif layer.name in scores and rule is not None:
                 score = scores[layer.name].cpu()
                 new[layer.name] = limit(score, rule(score, frozen) & ~frozen, budgets[layer.name])
@@ -317,11 +427,13 @@ class RNFPlugin(SupervisedPlugin):
             keep = self._kept(new)
             key = b"".join(k.numpy().tobytes() for k in keep.values())
             if key not in cache:
-                cache[key] = self._accuracy(model, self._isolated(model, sources, keep, new, calibration), batches)
+                weights = self._isolated(model, sources, keep, new, calibration)
+                cache[key] = self._accuracy(model, weights, batches, classes)
             return cache[key]
 
+        classes = next(iter(self._rows.values()), None)  # task inference: only the task's classes compete
         start = time.perf_counter()
-        result = self.search(accuracy, self._accuracy(model, {}, batches))
+        result = self.search(accuracy, self._accuracy(model, {}, batches, classes))
         self.searches.append(replace(result, seconds=time.perf_counter() - start))
         return pick(result.mass)
 
@@ -356,12 +468,18 @@ class RNFPlugin(SupervisedPlugin):
 
     @staticmethod
     @torch.no_grad()
-    def _accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[tuple[Tensor, Tensor, Tensor]]) -> float:
-        """Accuracy of ``model`` with ``weights`` swapped in (eval mode; the model is left as it was)."""
+    def _accuracy(
+        model: nn.Module, weights: dict[str, Tensor], batches: list[tuple[Tensor, Tensor, Tensor]],
+        classes: Tensor | None = None,
+    ) -> float:
+        """Accuracy of ``model`` with ``weights`` swapped in (eval mode; the model is left as it was),
+        over the outputs ``classes`` (a boolean mask; ``None``: all)."""
         correct = total = 0
         with evaluating(model):
             for batch in batches:
                 logits = _call(model, weights, batch)
+                if classes is not None:
+                    logits = logits.masked_fill(~classes.to(logits.device), float("-inf"))
                 correct += int((logits.argmax(-1) == batch[1]).sum())
                 total += len(batch[1])
         return correct / max(total, 1)
@@ -390,7 +508,8 @@ class RNFPlugin(SupervisedPlugin):
                 self.whole_heads.add(layer.name)
             if units.any():
                 self.freeze.freeze(model, layer, units)
-            if layer.name not in self.whole_heads and bool(keep[layer.name].all()) and layer.name not in self._warned:
+            expected = layer.name in self.whole_heads or layer.name in self._rows
+            if not expected and bool(keep[layer.name].all()) and layer.name not in self._warned:
                 self._warned.add(layer.name)
                 warnings.warn(
                     f"RNF: all {units.numel()} units of layer {layer.name!r} are frozen, so later experiences cannot "
@@ -427,6 +546,7 @@ class RNFPlugin(SupervisedPlugin):
             "relevance_seconds": list(self.relevance_seconds),
             "whole_heads": sorted(self.whole_heads),
             "searches": [vars(r) for r in self.searches],
+            "recognizer": self.recognizer.state_dict(),
             "warned": sorted(self._warned),
         }
 
@@ -438,6 +558,7 @@ class RNFPlugin(SupervisedPlugin):
         self.relevance_seconds = list(state["relevance_seconds"])
         self.whole_heads = set(state["whole_heads"])
         self.searches = [SearchResult(**r) for r in state.get("searches", [])]
+        self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
         self._warned = set(state["warned"])
 
     def overall_frozen_fraction(self, model: Any) -> float:
@@ -448,8 +569,8 @@ class RNFPlugin(SupervisedPlugin):
         return total / units if units else 0.0
 
     def state_nbytes(self) -> int:
-        """Bytes RNF keeps between experiences to enforce freezing (masks and frozen values)."""
-        return self.freeze.nbytes()
+        """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
+        return self.freeze.nbytes() + self.recognizer.nbytes()
 
 
 def _call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]) -> Tensor:

@@ -48,6 +48,7 @@ class RNF(SupervisedTemplate):
         isolate: bool | None = None,
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
+        task_inference: bool = False,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -74,6 +75,7 @@ class RNF(SupervisedTemplate):
             isolate=isolate,
             capacity=capacity,
             n_experiences=n_experiences,
+            task_inference=task_inference,
         )
         super().__init__(
             model=model,

@@ -86,11 +86,16 @@ def load_tuned(path: Path = TUNED_FILE) -> dict[tuple[str, str], dict[str, dict[
 TUNED = load_tuned()
 
 
+#: Parameters a strategy takes in one scenario only: RNF recognises the task in class-incremental runs.
+SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {("rnf", "class"): {"task_inference": True}}
+
+
 def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:
     """The parameters ``strategy`` runs with on ``benchmark`` in ``scenario``."""
     if strategy not in STRATEGY_DEFAULTS:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    return {**STRATEGY_DEFAULTS[strategy], **TUNED.get((benchmark, scenario), {}).get(strategy, {})}
+    return {**STRATEGY_DEFAULTS[strategy], **SCENARIO_DEFAULTS.get((strategy, scenario), {}),
+            **TUNED.get((benchmark, scenario), {}).get(strategy, {})}
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,35 @@ def hparams_table() -> str:
     return "\n".join(lines)
 
 
+def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """Issue 5's targets: class-incremental RNF with task inference against the baselines in the same runs."""
+    lines = ["| benchmark (class-IL) | target | RNF (task inference) | task recognised | verdict | seeds | "
+             "best without replay | Replay(500) | RNF recognition memory | Replay buffer | results |",
+             "|---" * 11 + "|"]
+    for name, target in (("split_mnist-class", 0.70), ("split_fmnist-class", 0.65), ("split_cifar10-class", 0.40)):
+        folder = results / name
+        records = load_records(folder)[1] if (folder / "results.json").is_file() else []
+        rnf = [r for r in _rnf_and(records) if r.config["params"].get("task_inference")]
+        if not rnf:
+            lines.append(f"| {name} | >= {target} | not run | | | 0 | | | | | |")
+            continue
+        acc = _mean(r.average_accuracy for r in rnf)
+        recognised = _mean(_mean(v for v in r.task_recognition[-1] if v is not None) for r in rnf)
+        others = {s: _mean(r.average_accuracy for r in _rnf_and(records, s))
+                  for s in {r.strategy for r in records} - {"rnf", "replay", "joint"} if _rnf_and(records, s)}
+        best = max(others.items(), key=lambda kv: kv[1], default=None)
+        replay = _rnf_and(records, "replay")
+        memory = _mean(r.recognition_bytes[-1] for r in rnf) / 1024
+        lines.append(" | ".join([
+            f"| {name}", f">= {target}", f"{mean_std([r.average_accuracy for r in rnf])}", f"{recognised:.3f}",
+            _verdict(acc >= target, f"{target - acc:.3f}"), str(len(rnf)),
+            f"{best[0]} {best[1]:.3f}" if best else "–",
+            f"{_mean(r.average_accuracy for r in replay):.3f}" if replay else "not run", f"{memory:.0f} KiB",
+            f"{_mean(r.state_bytes[-1] for r in replay) / 1024:.0f} KiB" if replay else "–",
+            f"[{name}]({link}{name}/summary.md) |"]))
+    return "\n".join(lines)
+
+
 def scaling_table(results: Path = RESULTS) -> str:
     """Ray's speed-up and per-run overhead, one column per ``results/ray-scaling-*/result.json``."""
     import json
@@ -196,7 +225,8 @@ def scaling_table(results: Path = RESULTS) -> str:
 
 
 BLOCKS = {
-    ROOT / "README.md": {"comparison": comparison_table, "targets": targets_table},
+    ROOT / "README.md": {"comparison": comparison_table, "targets": targets_table,
+                         "task-agnostic": task_agnostic_table},
     ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table, "scaling": scaling_table,
                                         "comparison": lambda: comparison_table(link="results/")},
 }

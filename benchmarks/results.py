@@ -71,6 +71,9 @@ class RunRecord:
     relevance_seconds: list[float] = field(default_factory=list)  # RNF only
     frozen_fractions: list[dict[str, float]] = field(default_factory=list)  # RNF only, per layer
     rnf_search: list[dict[str, float]] = field(default_factory=list)  # RNF with max_drop: the search per step
+    task_recognition: list[list[float | None]] = field(default_factory=list)  # RNF task_inference: per step,
+    # the share of each experience's test samples whose task was recognised (None: its task not learned yet)
+    recognition_bytes: list[int] = field(default_factory=list)  # RNF task_inference: the recognizer's statistics
     device: str = "cpu"
 
     @property

@@ -97,6 +97,9 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
                 record.frozen_fractions.append(_frozen_fractions(strategy.rnf, strategy.model))
                 if strategy.rnf.searches:
                     record.rnf_search.append(vars(strategy.rnf.searches[-1]))
+                if strategy.rnf.task_inference:
+                    record.task_recognition.append(_per_experience(metrics, "RNF/TaskRecognition", n))
+                    record.recognition_bytes.append(strategy.rnf.recognizer.nbytes())
     record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
         memory.peak_mb, memory.delta_mb, memory.cuda_mb)
 
@@ -111,14 +114,20 @@ _EXP = re.compile(r"/Exp(\d+)$")
 
 def experience_accuracies(metrics: dict[str, Any], name: str, n: int) -> list[float]:
     """Accuracy per experience, in order, from an evaluator's last metrics (``name/eval_phase/.../ExpNNN``)."""
+    found = {j: v for j, v in enumerate(_per_experience(metrics, name, n)) if v is not None}
+    if sorted(found) != list(range(n)):
+        raise RuntimeError(f"expected {name} for experiences 0..{n - 1}, got {sorted(found)}")
+    return [found[j] for j in range(n)]
+
+
+def _per_experience(metrics: dict[str, Any], name: str, n: int) -> list[float | None]:
+    """A metric per experience where it was published (``None`` elsewhere)."""
     found: dict[int, float] = {}
     for key, value in metrics.items():
         match = _EXP.search(key)
         if key.startswith(f"{name}/eval_phase/") and match:
             found[int(match.group(1))] = float(value)
-    if sorted(found) != list(range(n)):
-        raise RuntimeError(f"expected {name} for experiences 0..{n - 1}, got {sorted(found)}")
-    return [found[j] for j in range(n)]
+    return [found.get(j) for j in range(n)]
 
 
 def _stream_accuracy(metrics: dict[str, Any]) -> float:

@@ -1,0 +1,118 @@
+"""Task recognition from the features each task's frozen sub-network computes.
+
+With isolation (:mod:`avalanche_rnf.isolation`), the units kept after task ``k`` compute exactly
+what they computed then, forever. Their activations in front of the output layer are task ``k``'s
+features. :class:`TaskRecognizer` keeps, per task, the mean of those features for each of the
+task's classes and their pooled covariance, shrunk towards a scaled identity (linear discriminant
+analysis): statistics, never inputs. An input's distance to task ``k`` is its smallest
+Mahalanobis distance to one of task ``k``'s class means; since tasks have different numbers of
+features, the distance is standardised by the mean and spread of the distances of the task's own
+calibration samples. The recognised task is the one with the smallest standardised distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+SHRINKAGE = 0.01
+"""Weight of the scaled identity in the shrunk covariance (ill-conditioned with few samples)."""
+
+
+@dataclass
+class TaskStats:
+    """One task's statistics: feature columns, classes, class means, precision, distance scale."""
+
+    columns: Tensor  # long [D]: which input columns of the output layer are this task's features
+    classes: Tensor  # long [C]
+    means: Tensor  # [C, D]
+    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance
+    centre: float = 0.0  # mean of the calibration samples' distances
+    spread: float = 1.0  # their standard deviation
+
+    def distance(self, features: Tensor) -> Tensor:
+        """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
+        f = features[:, self.columns.to(features.device)].float()
+        diff = f[:, None, :] - self.means.to(f.device)[None]
+        return torch.einsum("ncd,de,nce->nc", diff, self.precision.to(f.device), diff).min(-1).values
+
+    def score(self, features: Tensor) -> Tensor:
+        """``[N]``: standardised closeness to the task (higher: more likely this task)."""
+        return -(self.distance(features) - self.centre) / self.spread
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.columns, self.classes, self.means, self.precision))
+
+
+class TaskRecognizer:
+    """Recognises which learned task an input belongs to, from per-task feature statistics."""
+
+    def __init__(self, shrinkage: float = SHRINKAGE) -> None:
+        if not 0 < shrinkage <= 1:
+            raise ValueError(f"shrinkage must be in (0, 1], got {shrinkage!r}")
+        self.shrinkage = shrinkage
+        self.tasks: list[TaskStats] = []
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @torch.no_grad()
+    def add_task(self, columns: Tensor, features: Tensor, labels: Tensor, calibration: Tensor | None = None) -> None:
+        """Learn the next task from its features (``[N, all columns]``) and class labels ``[N]``.
+
+        ``calibration``: features of other samples of the task (e.g. held out from training) whose
+        distances set the task's distance scale; ``None``: the fitting samples themselves.
+        """
+        columns = columns.flatten().long().cpu()
+        if columns.numel() == 0:
+            raise ValueError("a task needs at least one feature column to be recognised")
+        f = features[:, columns.to(features.device)].double().cpu()
+        labels = labels.cpu()
+        classes = labels.unique()
+        means = torch.stack([f[labels == c].mean(0) for c in classes])
+        centred = f - means[torch.searchsorted(classes, labels)]
+        covariance = centred.T @ centred / max(len(f) - len(classes), 1)
+        scale = float(covariance.trace()) / len(columns) or 1.0
+        covariance = (1 - self.shrinkage) * covariance + self.shrinkage * scale * torch.eye(len(columns), dtype=f.dtype)
+        task = TaskStats(columns, classes, means.float(), torch.linalg.inv(covariance).float())
+        distances = task.distance(calibration if calibration is not None else features)
+        task.centre = float(distances.mean())
+        task.spread = float(distances.std()) if len(distances) > 1 and float(distances.std()) > 0 else 1.0
+        self.tasks.append(task)
+
+    @torch.no_grad()
+    def scores(self, features: Tensor) -> Tensor:
+        """``[N, tasks]``: each input's score for each task (higher: more likely its task)."""
+        return torch.stack([task.score(features) for task in self.tasks], dim=1)
+
+    def predict(self, features: Tensor) -> Tensor:
+        """The recognised task of each input (``[N]``, long)."""
+        return self.scores(features).argmax(-1)
+
+    def class_mask(self, n_classes: int) -> Tensor:
+        """``[tasks, n_classes]`` boolean: which output classes belong to each task."""
+        mask = torch.zeros(len(self.tasks), n_classes, dtype=torch.bool)
+        for i, task in enumerate(self.tasks):
+            mask[i, task.classes] = True
+        return mask
+
+    def task_of_class(self, n_classes: int) -> Tensor:
+        """``[n_classes]``: the task each class was learned in (``-1``: not learned yet)."""
+        out = torch.full((n_classes,), -1, dtype=torch.long)
+        for i, task in enumerate(self.tasks):
+            out[task.classes] = i
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes kept for recognition (statistics only)."""
+        return sum(task.nbytes() for task in self.tasks)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shrinkage": self.shrinkage, "tasks": [vars(t).copy() for t in self.tasks]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.shrinkage = state.get("shrinkage", SHRINKAGE)
+        self.tasks = [TaskStats(**t) for t in state["tasks"]]
