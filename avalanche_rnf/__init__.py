@@ -4,6 +4,7 @@ from avalanche_rnf.checkpoint import maybe_load_checkpoint, save_checkpoint
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from avalanche_rnf.plugin import RNFPlugin
+from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, TopFraction
 from avalanche_rnf.strategy import RNF
@@ -19,6 +20,7 @@ __all__ = [
     "SearchResult",
     "SelectionRule",
     "ToleranceSearch",
+    "TaskRecognizer",
     "TopFraction",
     "UnitLayer",
     "UnitScores",
