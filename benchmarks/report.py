@@ -18,7 +18,8 @@ from benchmarks.streams import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "permuted_mnist-domain", "split_cifar10-task")
+ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class", "permuted_mnist-domain",
+         "split_cifar10-task", "split_cifar10-class")
 
 
 def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:

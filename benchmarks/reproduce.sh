@@ -34,6 +34,14 @@ done
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" "${extra[@]}"
 
+# Class-incremental RNF with task inference (issue 5): RNF redone in split_mnist-class, two new directories.
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_mnist-class" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario class --strategies naive,ewc,si,lwf,mas,replay,joint,rnf \
+  --seeds 0 1 2 --loggers text --out "$R/split_fmnist-class" "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,rnf --seeds 0 --loggers text \
+  --out "$R/split_cifar10-class" "${extra[@]}"
+
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
