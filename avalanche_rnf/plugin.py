@@ -346,6 +346,14 @@ class RNFPlugin(SupervisedPlugin):
         if source is None:
             raise ValueError("task_inference needs a hidden layer in front of the output layer")
         keep = self.freeze.frozen_units(source.layer, n_units(model.get_submodule(source.layer)))
+        if not keep.any():
+            warnings.warn(
+                f"RNF: task {len(self.recognizer)} keeps no unit of {source.layer!r}, in front of the output layer; "
+                "its recognition statistics use all of that layer's units, which later tasks change. "
+                "A smaller max_drop keeps more units.",
+                stacklevel=3,
+            )
+            keep = torch.ones_like(keep)
         columns = keep.repeat_interleave(source.group).nonzero().flatten()
         features, labels = self._features_of(strategy, self._train_part, RECOGNITION_SAMPLES)
         held_out = self._features_of(strategy, self._holdout_part, None)[0] if self._holdout_part is not None else None
