@@ -42,6 +42,8 @@ rnf-bench --benchmark split_fmnist --scenario class --strategies naive,ewc,si,lw
 rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,rnf --seeds 0 --loggers text \
   --out "$R/split_cifar10-class" "${extra[@]}"
 
+python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
+
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
