@@ -39,8 +39,7 @@ class FreezeState:
         """Tensor name -> name of the layer whose units index its dimension 0."""
         self.shapes: dict[str, tuple[int, ...]] = {}
         """Tensor name -> its shape past dimension 0 (only dimension 0 may grow)."""
-        self._masks: dict[str, Tensor] = {}
-        self._rows: dict[str, Tensor] = {}
+        self._rows: dict[str, tuple[int, Tensor]] = {}
 
     def frozen_units(self, layer: str, n_units: int) -> Tensor:
         """Frozen-unit mask of ``layer``, extended with free units if the layer has grown to ``n_units``."""
@@ -62,24 +61,20 @@ class FreezeState:
         return 0.0 if mask is None or mask.numel() == 0 else float(mask.float().mean())
 
     def entry_mask(self, name: str, tensor: Tensor) -> Tensor:
-        """Boolean mask of the frozen entries of ``tensor``, cached per shape and device."""
-        cached = self._masks.get(name)
-        if cached is not None and cached.shape == tensor.shape and cached.device == tensor.device:
-            return cached
+        """Boolean mask of the frozen entries of ``tensor`` (whole rows)."""
         self._check_shape(name, tensor)
         units = self.frozen_units(self.owners[name], tensor.shape[0]).to(tensor.device)
-        mask = units.view(-1, *([1] * (tensor.dim() - 1))).expand_as(tensor).contiguous()
-        self._masks[name] = mask
-        return mask
+        return units.view(-1, *([1] * (tensor.dim() - 1))).expand_as(tensor)
 
     def frozen_rows(self, name: str, tensor: Tensor) -> Tensor:
-        """Indices of the frozen rows (units) of ``tensor``, ascending, cached per device."""
+        """Indices of the frozen rows (units) of ``tensor``, ascending, cached per device and row count."""
         self._check_shape(name, tensor)
         cached = self._rows.get(name)
-        if cached is not None and cached.device == tensor.device:
-            return cached
-        units = self.frozen_units(self.owners[name], tensor.shape[0])
-        rows = self._rows[name] = units.nonzero().flatten().to(tensor.device)
+        if cached is not None and cached[0] == tensor.shape[0] and cached[1].device == tensor.device:
+            return cached[1]
+        units = self.frozen_units(self.owners[name], tensor.shape[0])  # raises if the layer shrank
+        rows = units.nonzero().flatten().to(tensor.device)
+        self._rows[name] = (tensor.shape[0], rows)
         return rows
 
     def _check_shape(self, name: str, tensor: Tensor) -> None:
@@ -96,19 +91,18 @@ class FreezeState:
         self.unit_masks[layer.name] = old | new_units.cpu().bool()
         for name in layer.tensor_names(model):
             self.owners[name] = layer.name
-            self._masks.pop(name, None)
             self._rows.pop(name, None)
             tensor = tensor_by_name(model, name)
             self.shapes[name] = tuple(tensor.shape[1:])
             if tensor.shape[0] != new_units.numel():
                 raise RuntimeError(f"{name} has {tensor.shape[0]} rows but {layer.name} has {new_units.numel()} units")
-            self.values[name] = tensor.detach()[self.entry_mask(name, tensor)].clone()
+            self.values[name] = tensor.detach()[self.frozen_rows(name, tensor)].reshape(-1).clone()
 
     def release(self, layer: str) -> None:
         """Unfreeze every unit of ``layer``."""
         self.unit_masks.pop(layer, None)
         for name in [n for n, owner in self.owners.items() if owner == layer]:
-            for table in (self.values, self.owners, self.shapes, self._masks, self._rows):
+            for table in (self.values, self.owners, self.shapes, self._rows):
                 table.pop(name, None)
 
     @torch.no_grad()
@@ -147,4 +141,4 @@ class FreezeState:
         self.values = {k: v.clone() for k, v in state["values"].items()}
         self.owners = dict(state["owners"])
         self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
-        self._masks, self._rows = {}, {}
+        self._rows = {}

@@ -78,7 +78,8 @@ class RNFPlugin(SupervisedPlugin):
         :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's feature statistics.
         In evaluation each input's task is recognised first, and only that task's classes can win.
         Task-recognition accuracy per evaluated experience is published as
-        ``RNF/TaskRecognition/Exp<k>``.
+        ``RNF/TaskRecognition/eval_phase/<stream>_stream/Exp<k>`` (not during periodic evaluation
+        inside an experience, whose task is not learned yet: outputs are left as they are then).
     """
 
     def __init__(
@@ -154,10 +155,13 @@ class RNFPlugin(SupervisedPlugin):
         self._features: list[Tensor] = []
         self._hook: Any = None
         self._recognised: list[int] = [0, 0]
+        self._in_experience = False
 
     # ------------------------------------------------------------------ callbacks
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
         self._scan(strategy.model)
+        if self.task_inference:
+            self._check_output_layer(strategy.model)
 
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         experience = strategy.experience
@@ -169,6 +173,7 @@ class RNFPlugin(SupervisedPlugin):
             )
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self._in_experience = True
         self._scan(strategy.model)
         # a task that comes back trains its own head again; it is frozen whole once more afterwards
         for head in self._task_heads(strategy.model, strategy.experience) & self.whole_heads:
@@ -184,7 +189,11 @@ class RNFPlugin(SupervisedPlugin):
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._recognised = [0, 0]
-        if self.task_inference and len(self.recognizer):
+        self._unhook()
+        # during an experience (periodic evaluation) its task is not learned yet: plain outputs then
+        if self.task_inference and len(self.recognizer) and not self._in_experience:
+            if not self.layers:  # e.g. evaluating right after load_state_dict
+                self._scan(strategy.model)
             self._hook = self._capture(strategy.model)
 
     def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
@@ -203,8 +212,7 @@ class RNFPlugin(SupervisedPlugin):
     def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self._hook is None:
             return
-        self._hook.remove()
-        self._hook = None
+        self._unhook()
         correct, total = self._recognised
         evaluator = getattr(strategy, "evaluator", None)
         if total and evaluator is not None:
@@ -213,6 +221,11 @@ class RNFPlugin(SupervisedPlugin):
             stream = stream if stream.endswith("_stream") else f"{stream}_stream"
             name = f"RNF/TaskRecognition/eval_phase/{stream}/Exp{experience.current_experience:03d}"
             evaluator.publish_metric_value(MetricValue(self, name, correct / total, strategy.clock.train_iterations))
+
+    def _unhook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -232,6 +245,7 @@ class RNFPlugin(SupervisedPlugin):
         self._train_part = strategy.adapted_dataset = dataset.subset(sorted(order[n_holdout:]))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self._in_experience = False
         model = strategy.model
         self.freeze.restore(model)
         self._scan(model)
@@ -316,8 +330,8 @@ class RNFPlugin(SupervisedPlugin):
     def _output_layer(self) -> UnitLayer:
         return self.layers[-1]
 
-    def _class_rows(self, model: nn.Module, experience: Any) -> dict[str, Tensor]:
-        """Task inference: the output layer's rows of the experience's classes."""
+    def _check_output_layer(self, model: nn.Module) -> nn.Linear:
+        """Task inference needs a single head: the last unit layer registered, a Linear over all classes."""
         layer = self._output_layer()
         module = model.get_submodule(layer.name)
         if not isinstance(module, nn.Linear) or self._all_heads(model):
@@ -327,6 +341,12 @@ class RNFPlugin(SupervisedPlugin):
                 + (" inside a multi-head classifier: task labels are given, use task_inference=False." if
                    self._all_heads(model) else ".")
             )
+        return module
+
+    def _class_rows(self, model: nn.Module, experience: Any) -> dict[str, Tensor]:
+        """Task inference: the output layer's rows of the experience's classes."""
+        layer = self._output_layer()
+        module = self._check_output_layer(model)
         rows = torch.zeros(module.out_features, dtype=torch.bool)
         rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
         return {layer.name: rows}
@@ -367,7 +387,14 @@ class RNFPlugin(SupervisedPlugin):
         try:
             with evaluating(model):
                 for x, y, t in self._batches(strategy, dataset, size):
-                    avalanche_forward(model, x, t)
+                    logits = avalanche_forward(model, x, t)
+                    output = model.get_submodule(self._output_layer().name)
+                    if logits.shape[-1] != output.out_features:
+                        raise ValueError(
+                            f"task_inference takes {self._output_layer().name!r}, the last Linear registered, as the "
+                            f"output layer, but it has {output.out_features} outputs and the model {logits.shape[-1]}: "
+                            "register the classifier last."
+                        )
                     features.append(self._features.pop())
                     labels.append(y)
         finally:

@@ -96,14 +96,14 @@ class TaskRecognizer:
         """``[tasks, n_classes]`` boolean: which output classes belong to each task."""
         mask = torch.zeros(len(self.tasks), n_classes, dtype=torch.bool)
         for i, task in enumerate(self.tasks):
-            mask[i, task.classes] = True
+            mask[i, task.classes.cpu()] = True
         return mask
 
     def task_of_class(self, n_classes: int) -> Tensor:
         """``[n_classes]``: the task each class was learned in (``-1``: not learned yet)."""
         out = torch.full((n_classes,), -1, dtype=torch.long)
         for i, task in enumerate(self.tasks):
-            out[task.classes] = i
+            out[task.classes.cpu()] = i
         return out
 
     def nbytes(self) -> int:
@@ -111,8 +111,12 @@ class TaskRecognizer:
         return sum(task.nbytes() for task in self.tasks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage, "tasks": [vars(t).copy() for t in self.tasks]}
+        return {"shrinkage": self.shrinkage, "tasks": [_cpu_copy(vars(t)) for t in self.tasks]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.shrinkage = state.get("shrinkage", SHRINKAGE)
-        self.tasks = [TaskStats(**t) for t in state["tasks"]]
+        self.tasks = [TaskStats(**_cpu_copy(t)) for t in state["tasks"]]
+
+
+def _cpu_copy(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().cpu().clone() if isinstance(v, Tensor) else v for k, v in fields.items()}

@@ -105,7 +105,7 @@ class UsageError(ValueError):
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from benchmarks.jobs import Job, StreamSpec, load_stream, run_job, run_name
+    from benchmarks.jobs import Job, StreamSpec, failed_record, load_stream, run_job, run_name
     from benchmarks.results import ResultStore, run_key
     from benchmarks.runner import default_device
 
@@ -152,6 +152,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
 
     if distributed:
         _run_distributed(args, jobs, resources, handle, out, store.meta)
+        for job in jobs:  # a run Ray or Tune ended without a result (interrupted, stopped) counts as failed
+            if job.key not in store.records:
+                handle(job, failed_record(job, "no result came back from Ray", device))
+        store.reorder(planned)  # the plan's order, as a sequential run writes it
     else:
         for job in jobs:
             bar.set_postfix_str(job.label)
@@ -196,7 +200,7 @@ def _log_setup(args: argparse.Namespace, out: Path, distributed: bool):
         raise UsageError(f"unknown logger(s) {', '.join(sorted(unknown))}; choose from {', '.join(LOGGERS)}")
     if distributed:  # progress bars of parallel runs would interleave on one console
         chosen = tuple(name for name in chosen if name != "interactive")
-    return LogSetup(str(out), chosen, args.wandb)
+    return LogSetup(str(out.resolve()), chosen, args.wandb)  # absolute: Ray workers run in other directories
 
 
 def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, out: Path, meta: dict) -> None:

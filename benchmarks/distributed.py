@@ -65,7 +65,7 @@ def run_on_ray(jobs: Iterable[Job], resources: Resources, handle: Handler,
         try:
             record = ray.get(ref)
         except ray.exceptions.RayError as error:
-            record = failed_record(job, _reason(error))
+            record = failed_record(job, error_reason(error), resources.device)
         handle(job, record)
 
 
@@ -76,8 +76,8 @@ def _execute(job_fn: Callable[[Job, str], RunRecord], job: Job, resources: Resou
     return job_fn(job, resources.device)
 
 
-def _reason(error: BaseException) -> str:
-    """The error's type and first line; for an exception raised inside the task, that exception's."""
+def error_reason(error: BaseException) -> str:
+    """The error's type and first line; for an exception raised inside a task, that exception's."""
     error = getattr(error, "cause", None) or error
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"

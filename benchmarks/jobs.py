@@ -74,11 +74,11 @@ def run_job(job: Job, device: str = "cpu") -> RunRecord:
     return record
 
 
-def failed_record(job: Job, reason: str) -> RunRecord:
+def failed_record(job: Job, reason: str, device: str = "cpu") -> RunRecord:
     """The record of a run that died before it could return one (its worker was killed, for example)."""
     stream = load_stream(job.stream)
     return RunRecord(stream.info.name, stream.scenario, job.spec.strategy, job.spec.seed, job.spec.config(stream),
-                     status="failed", reason=reason)
+                     status="failed", reason=reason, device=device)
 
 
 def run_name(spec: RunSpec, keys: list[str] | tuple[str, ...] | None = None) -> str:
@@ -88,8 +88,7 @@ def run_name(spec: RunSpec, keys: list[str] | tuple[str, ...] | None = None) -> 
     if not spec.validation:
         return name
     keys = [SEARCH.get(spec.strategy, (None,))[0]] if keys is None else keys
-    tags = [f"{k}={spec.params[k]:.4g}" if isinstance(spec.params[k], float) else f"{k}={spec.params[k]}"
-            for k in keys if k and k in spec.params]
+    tags = [f"{k}={spec.params[k]!r}" for k in keys if k and k in spec.params]  # repr: distinct values, distinct names
     return f"{name}-{','.join(tags) or 'default'}"
 
 

@@ -139,6 +139,12 @@ class ResultStore:
         """Forget the stored runs of ``strategies`` (they run again and replace them)."""
         self.records = {k: r for k, r in self.records.items() if r.strategy not in strategies}
 
+    def reorder(self, keys: list[str]) -> None:
+        """Put the runs ``keys`` first, in that order (others after them), and save."""
+        first = {k: self.records[k] for k in keys if k in self.records}
+        self.records = {**first, **{k: r for k, r in self.records.items() if k not in first}}
+        self.save()
+
     def done(self, key: str) -> bool:
         return key in self.records
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.data import ENV_VAR
 from benchmarks.results import atomic_write, load_records
 
 
@@ -56,8 +57,9 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
     args = cli.build_parser().parse_args(grid)
     plan = cli._plan(args)
     jobs = []
+    root = args.data_root or os.environ.get(ENV_VAR)
     for spec in plan["specs"]:
-        stream = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed)
+        stream = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed, root, args.experiences, args.image_size)
         key = run_key(spec.strategy, spec.seed, spec.config(load_stream(stream)))
         jobs.append(Job(spec, stream, key, run_name(spec)))
     jobs = jobs[:runs]
@@ -73,7 +75,7 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
             overheads.append(time.perf_counter() - start - inside)
     finally:
         ray.shutdown()
-    warm = overheads[1:]
+    warm = overheads[1:] or [float("nan")]  # a one-run grid has no warm run
     return {"ray_init_seconds": init_seconds, "first_run_overhead_seconds": overheads[0],
             "per_run_overhead_seconds_median": statistics.median(warm), "per_run_overhead_seconds_max": max(warm),
             "overhead_runs": len(jobs)}

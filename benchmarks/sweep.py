@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 from ray import cloudpickle as ray_pickle
 from ray import tune
 
-from benchmarks.distributed import Handler, Resources
+from benchmarks.distributed import Handler, Resources, error_reason
 from benchmarks.hparams import SEARCH, STRATEGIES, TUNED_FILE
 from benchmarks.jobs import Job, failed_record, run_job
 from benchmarks.results import RunRecord, atomic_write
@@ -135,7 +135,8 @@ def run_sweep(jobs: Iterable[Job], resources: Resources, handle: Handler, storag
         tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=lambda t: t.config["run"]["name"]),
         run_config=tune.RunConfig(
             name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(Path(storage).resolve()), verbose=0,
-            callbacks=[_Collect(jobs, handle)], failure_config=tune.FailureConfig(max_failures=resources.retries)),
+            callbacks=[_Collect(jobs, handle, resources.device)],
+            failure_config=tune.FailureConfig(max_failures=resources.retries)),
     )
     tuner.fit()
 
@@ -153,30 +154,27 @@ def _trial(config: dict[str, Any], jobs: list[Job], resources: Resources,
 class _Collect(tune.Callback):
     """On the driver: turns each finished or failed trial into a record for the run directory."""
 
-    def __init__(self, jobs: list[Job], handle: Handler):
-        self.jobs, self.handle = jobs, handle
+    def __init__(self, jobs: list[Job], handle: Handler, device: str):
+        self.jobs, self.handle, self.device = jobs, handle, device
 
     def __getstate__(self) -> dict[str, Any]:  # Tune saves its callbacks; the handler is this process's own
-        return {"jobs": self.jobs, "handle": None}
+        return {"jobs": self.jobs, "handle": None, "device": self.device}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.handle(self.jobs[trial.config["run"]["index"]], RunRecord.from_json(json.loads(result["record"])))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         job = self.jobs[trial.config["run"]["index"]]
-        self.handle(job, failed_record(job, f"trial failed: {_trial_error(trial)}"))
+        self.handle(job, failed_record(job, f"trial failed: {_trial_error(trial)}", self.device))
 
 
 def _trial_error(trial) -> str:
     """The type and first line of a failed trial's error, from the file Tune has just written for it."""
     try:
         with open(trial.pickled_error_file, "rb") as f:
-            error = ray_pickle.load(f)
+            return error_reason(ray_pickle.load(f))
     except (OSError, TypeError, EOFError):  # no such file: Tune recorded no exception object
         return "no error recorded"
-    error = getattr(error, "cause", None) or error
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,19 @@ def test_input_width_change_of_a_frozen_layer_is_a_clear_error():
         state.restore(net)
 
 
+def test_a_frozen_layer_that_shrinks_is_a_clear_error_after_restores():
+    from avalanche_rnf import FreezeState
+    from avalanche_rnf.layers import UnitLayer
+
+    net = nn.Sequential(nn.Linear(4, 6))
+    state = FreezeState()
+    state.freeze(net, UnitLayer("0"), torch.tensor([False] * 5 + [True]))
+    state.restore(net)  # caches the frozen rows
+    net[0] = nn.Linear(4, 3)
+    with pytest.raises(RuntimeError, match="shrank from 6 to 3 units"):
+        state.restore(net)
+
+
 def test_a_returning_task_trains_its_head_again(digits_til):
     """Multi-head model on a stream where every experience is task 0 (domain-incremental)."""
     from benchmarks.split_digits import SplitDigits

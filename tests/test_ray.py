@@ -58,6 +58,8 @@ def test_ray_run_equals_sequential_run(tmp_path):
     sequential = {r.key: measured(r) for r in load_records(tmp_path / "sequential")[1]}
     on_ray = {r.key: measured(r) for r in load_records(out)[1]}
     assert len(on_ray) == 6 and on_ray == sequential
+    order = [r.key for r in load_records(tmp_path / "sequential")[1]]
+    assert [r.key for r in load_records(out)[1]] == order  # the plan's order, not the order runs finished
     header = (tmp_path / "sequential" / "results.csv").read_text().splitlines()[0]
     assert (out / "results.csv").read_text().splitlines()[0] == header
     assert (out / "logs" / "rnf-seed1" / "log.txt").is_file()
@@ -172,3 +174,12 @@ def test_ray_options_are_checked(tmp_path, capsys):
     assert "use it with --sweep" in capsys.readouterr().err
     assert cli.main(["--sweep", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
     assert "cannot read sweep file" in capsys.readouterr().err
+
+
+def test_runs_that_never_report_back_are_recorded_as_failed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep, "run_sweep", lambda *args, **kwargs: None)  # Tune ended without results
+    code, out = bench(tmp_path, "sweep", "--sweep", "default", "--strategies", "naive")
+    assert code == 1
+    (record,) = load_records(out)[1]
+    assert record.status == "failed" and "no result came back" in record.reason
+    assert "failed: naive seed 0" in capsys.readouterr().err

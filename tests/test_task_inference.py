@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from avalanche.training.plugins import EvaluationPlugin
@@ -40,9 +42,14 @@ def test_recognizer_finds_the_task_from_its_statistics():
     assert rec.class_mask(6)[1].tolist() == [False, False, True, True, False, False]
     assert rec.nbytes() == sum(t.nbytes() for t in rec.tasks) > 0
 
+    buffer = io.BytesIO()
+    torch.save(rec.state_dict(), buffer)
+    buffer.seek(0)
     clone = TaskRecognizer()
-    clone.load_state_dict(rec.state_dict())
+    clone.load_state_dict(torch.load(buffer))
     assert torch.equal(clone.scores(test), rec.scores(test))
+    clone.tasks[0].means.add_(1.0)  # a copy, not shared with the original
+    assert not torch.equal(clone.scores(test), rec.scores(test))
 
 
 def test_recognizer_keeps_statistics_only_and_rejects_bad_input():
@@ -86,7 +93,7 @@ def _logits(model, experience):
         return model(x)
 
 
-def test_task_inference_recognises_tasks_keeps_old_class_logits_exactly_and_beats_naive(digits_cil):
+def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digits_cil):
     torch.manual_seed(0)
     model = MLP()
     strategy = _strategy(model, task_inference=True)
@@ -102,14 +109,18 @@ def test_task_inference_recognises_tasks_keeps_old_class_logits_exactly_and_beat
     recognition = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
     assert min(recognition) > 0.3 and sum(recognition) / 5 > 0.6
     accuracy = metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
-    assert accuracy > 0.6  # class-incremental: Naive stays near 0.2 (one task's worth of classes)
+    assert accuracy > 0.6  # without task inference it stays below 0.4 (the next test)
+    output = model.classifier
+    assert strategy.rnf._hook is None and not output._forward_pre_hooks  # the feature hook is gone after eval
     assert strategy.rnf.state_nbytes() == strategy.rnf.freeze.nbytes() + strategy.rnf.recognizer.nbytes()
     assert len(strategy.rnf.recognizer) == 5
 
-    clone = _strategy(MLP(), task_inference=True).rnf
-    clone.load_state_dict(strategy.rnf.state_dict())
-    features = torch.randn(7, 64)
-    assert torch.equal(clone.recognizer.scores(features), strategy.rnf.recognizer.scores(features))
+    fresh = MLP()
+    fresh.load_state_dict(model.state_dict())
+    restored = _strategy(fresh, task_inference=True)
+    restored.rnf.load_state_dict(strategy.rnf.state_dict())
+    again = restored.eval(test)  # evaluating right after loading, before any training
+    assert again["Top1_Acc_Stream/eval_phase/test_stream/Task000"] == accuracy
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
@@ -128,6 +139,17 @@ def test_task_inference_needs_isolation_and_a_single_head(digits_til):
     strategy = _strategy(MultiHeadMLP(), task_inference=True)
     with pytest.raises(ValueError, match="single-head"):
         strategy.train(digits_til.train_stream[0])
+    assert strategy.clock.train_exp_iterations == 0  # refused before training, not after an experience
+
+
+def test_periodic_evaluation_inside_an_experience_leaves_outputs_as_they_are(digits_cil):
+    model = MLP()
+    strategy = _strategy(model, task_inference=True)
+    strategy.train(digits_cil.train_stream[0])
+    strategy.rnf._in_experience = True  # as in an evaluation during the next experience
+    metrics = strategy.eval(digits_cil.test_stream[:2])
+    assert not any(k.startswith("RNF/TaskRecognition") for k in metrics)
+    assert strategy.rnf._hook is None
 
 
 def test_harness_runs_rnf_with_task_inference_in_class_incremental_mode():
