@@ -39,7 +39,7 @@ rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 0 1 
   --out "$R/split_mnist-class" --resume --rerun rnf "${extra[@]}"
 rnf-bench --benchmark split_fmnist --scenario class --strategies naive,ewc,si,lwf,mas,replay,joint,rnf \
   --seeds 0 1 2 --loggers text --out "$R/split_fmnist-class" "${extra[@]}"
-rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,rnf --seeds 0 1 2 --loggers text \
+rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,replay,rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-class" "${extra[@]}"
 
 python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
