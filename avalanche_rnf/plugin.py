@@ -382,18 +382,18 @@ class RNFPlugin(SupervisedPlugin):
     def _features_of(self, strategy: Any, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
         """The output layer's inputs (features) and the labels of ``size`` samples of ``dataset``."""
         model = strategy.model
+        name = self._output_layer().name
+        width = model.get_submodule(name).out_features
         features, labels = [], []
         hook = self._capture(model)
         try:
             with evaluating(model):
                 for x, y, t in self._batches(strategy, dataset, size):
                     logits = avalanche_forward(model, x, t)
-                    output = model.get_submodule(self._output_layer().name)
-                    if logits.shape[-1] != output.out_features:
+                    if logits.shape[-1] != width:
                         raise ValueError(
-                            f"task_inference takes {self._output_layer().name!r}, the last Linear registered, as the "
-                            f"output layer, but it has {output.out_features} outputs and the model {logits.shape[-1]}: "
-                            "register the classifier last."
+                            f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
+                            f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
                         )
                     features.append(self._features.pop())
                     labels.append(y)

@@ -105,8 +105,8 @@ class UsageError(ValueError):
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from benchmarks.jobs import Job, StreamSpec, failed_record, load_stream, run_job, run_name
-    from benchmarks.results import ResultStore, run_key
+    from benchmarks.jobs import failed_record, run_job
+    from benchmarks.results import ResultStore
     from benchmarks.runner import default_device
 
     try:
@@ -121,18 +121,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     store = ResultStore(out, meta=meta, resume=args.resume)
     store.discard({name.strip() for name in (args.rerun or "").split(",") if name.strip()})
     logs = _log_setup(args, out, distributed)
-    root = args.data_root or os.environ.get(ENV_VAR)
-    root = str(Path(root).expanduser().resolve()) if root else None
     jobs, planned = [], []
-    for spec in plan["specs"]:
-        stream_spec = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed, root, args.experiences,
-                                 args.image_size)
-        try:
-            stream = load_stream(stream_spec)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        job = Job(spec, stream_spec, run_key(spec.strategy, spec.seed, spec.config(stream)),
-                  run_name(spec, plan["swept"].get(spec.strategy)), logs)
+    for job in plan_jobs(args, plan, logs):
         planned.append(job.key)
         if store.done(job.key):
             print(f"{job.label}: finished earlier, skipped (--resume)")
@@ -175,6 +165,26 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     for record in failed:
         print(f"failed: {record.strategy} seed {record.seed}: {record.reason} (rerun with --resume)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def plan_jobs(args: argparse.Namespace, plan: dict[str, Any], logs=None) -> list:
+    """The plan's runs as :class:`~benchmarks.jobs.Job` objects, each with its key in the result store."""
+    from benchmarks.jobs import Job, StreamSpec, load_stream, run_name
+    from benchmarks.results import run_key
+
+    root = args.data_root or os.environ.get(ENV_VAR)
+    root = str(Path(root).expanduser().resolve()) if root else None
+    jobs = []
+    for spec in plan["specs"]:
+        stream_spec = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed, root, args.experiences,
+                                 args.image_size)
+        try:
+            stream = load_stream(stream_spec)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        jobs.append(Job(spec, stream_spec, run_key(spec.strategy, spec.seed, spec.config(stream)),
+                        run_name(spec, plan["swept"].get(spec.strategy)), logs))
+    return jobs
 
 
 def _resources(args: argparse.Namespace):
@@ -227,7 +237,8 @@ def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, ou
 
 
 def _report_best(args: argparse.Namespace, plan: dict[str, Any], records: list) -> None:
-    from benchmarks.sweep import best_points, write_tuned
+    from benchmarks.results import best_points
+    from benchmarks.sweep import write_tuned
 
     best = best_points(records, plan["swept"])
     print("\nbest configuration per strategy (mean validation average accuracy over seeds):")
@@ -348,6 +359,7 @@ def _wandb_summary(args, out: Path, plan, plots: list[Path], table: str) -> None
 def search_table(records) -> str:
     """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
     parameters (mean ± std over seeds), the best point per strategy marked."""
+    from benchmarks.results import best_points
     lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
              "|---|---|---|---|---|---|"]
     by_strategy: dict[str, list] = {}
@@ -362,16 +374,15 @@ def search_table(records) -> str:
         points: dict[tuple, list] = {}
         for r in runs:
             points.setdefault(tuple(repr(r.config["params"].get(k)) for k in keys), []).append(r)
-        scores = {p: [r.average_accuracy for r in rs if r.status == "ok"] for p, rs in points.items()}
-        best = max((p for p in scores if scores[p]), key=lambda p: sum(scores[p]) / len(scores[p]))
-        for point, rs in points.items():
+        best = best_points(runs, {strategy: keys})[strategy].params
+        for rs in points.values():
+            scores = [r.average_accuracy for r in rs if r.status == "ok"]
             failed = [r for r in rs if r.status != "ok"]
-            acc = _mean_std4(scores[point]) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})"
-                                              if failed else "")
+            acc = _mean_std4(scores) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})" if failed else "")
             values = ", ".join(_value(rs[0].config["params"].get(k)) for k in keys) or "–"
+            point = {k: rs[0].config["params"].get(k) for k in keys}
             mark = "**best**" if point == best and keys else ""
-            lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores[point])} | {acc} | "
-                         f"{mark} |")
+            lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores)} | {acc} | {mark} |")
     return "\n".join(lines)
 
 

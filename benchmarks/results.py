@@ -199,6 +199,30 @@ def _f(x: float | None) -> str:
     return "" if x is None or x == "" else f"{x:.6g}"
 
 
+@dataclass(frozen=True)
+class Best:
+    """A strategy's best point: its parameter values, mean validation accuracy and how many seeds."""
+
+    params: dict[str, Any]
+    score: float
+    seeds: int
+
+
+def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, Best]:
+    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds."""
+    scores: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.status == "ok" and r.strategy in keys:
+            point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
+            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(r.average_accuracy)
+    best: dict[str, Best] = {}
+    for (strategy, point), values in scores.items():
+        mean = sum(values) / len(values)
+        if strategy not in best or mean > best[strategy].score:
+            best[strategy] = Best(json.loads(point), mean, len(values))
+    return best
+
+
 def mean_std(values: list[float]) -> str:
     if not values:
         return "–"

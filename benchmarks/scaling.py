@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.data import ENV_VAR
 from benchmarks.results import atomic_write, load_records
 
 
@@ -51,18 +50,9 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
     import ray
 
     from benchmarks import cli
-    from benchmarks.jobs import Job, StreamSpec, load_stream, run_name
-    from benchmarks.results import run_key
 
     args = cli.build_parser().parse_args(grid)
-    plan = cli._plan(args)
-    jobs = []
-    root = args.data_root or os.environ.get(ENV_VAR)
-    for spec in plan["specs"]:
-        stream = StreamSpec(plan["benchmark"], plan["scenario"], spec.seed, root, args.experiences, args.image_size)
-        key = run_key(spec.strategy, spec.seed, spec.config(load_stream(stream)))
-        jobs.append(Job(spec, stream, key, run_name(spec)))
-    jobs = jobs[:runs]
+    jobs = cli.plan_jobs(args, cli._plan(args))[:runs]
     start = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     init_seconds = time.perf_counter() - start

@@ -33,7 +33,7 @@ from ray import tune
 from benchmarks.distributed import Handler, Resources, error_reason
 from benchmarks.hparams import SEARCH, STRATEGIES, TUNED_FILE
 from benchmarks.jobs import Job, failed_record, run_job
-from benchmarks.results import RunRecord, atomic_write
+from benchmarks.results import Best, RunRecord, atomic_write, best_points  # noqa: F401  (best_points: part of the sweep API)
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "qloguniform", "randn", "qrandn", "randint", "qrandint",
                  "lograndint", "qlograndint", "choice")
@@ -175,30 +175,6 @@ def _trial_error(trial) -> str:
             return error_reason(ray_pickle.load(f))
     except (OSError, TypeError, EOFError):  # no such file: Tune recorded no exception object
         return "no error recorded"
-
-
-@dataclass(frozen=True)
-class Best:
-    """A strategy's best point: its parameter values, mean validation accuracy and how many seeds."""
-
-    params: dict[str, Any]
-    score: float
-    seeds: int
-
-
-def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, Best]:
-    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds."""
-    scores: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if r.status == "ok" and r.strategy in keys:
-            point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
-            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(r.average_accuracy)
-    best: dict[str, Best] = {}
-    for (strategy, point), values in scores.items():
-        mean = sum(values) / len(values)
-        if strategy not in best or mean > best[strategy].score:
-            best[strategy] = Best(json.loads(point), mean, len(values))
-    return best
 
 
 def write_tuned(best: dict[str, Best], benchmark: str, scenario: str, path: Path = TUNED_FILE) -> None:
