@@ -92,15 +92,20 @@ def isolated_weights(model: nn.Module, sources: dict[str, Source | None], keep: 
 
 
 @torch.no_grad()
-def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor, keep: Tensor) -> None:
-    """Zero the weights of units ``rows`` of layer ``name`` from source units outside ``keep`` (in place)."""
+def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor, keep: Tensor) -> Tensor | None:
+    """Zero the weights of units ``rows`` of layer ``name`` from source units outside ``keep`` (in place).
+
+    Returns the boolean mask of the zeroed weight entries (``None`` when nothing is cut), so a
+    caller that keeps training those units can hold the entries at zero.
+    """
     if source is None or not rows.any():
-        return
+        return None
     weight = model.get_submodule(name).weight
     cut = ~input_mask(model.get_submodule(name), source, keep) & rows.to(weight.device).view(
         [-1] + [1] * (weight.dim() - 1)
     )
     weight.masked_fill_(cut, 0)
+    return cut
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
@@ -40,6 +40,19 @@ CALIBRATION_SAMPLES = 512
 """Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
 RECOGNITION_SAMPLES = 1000
 """Training samples (class-balanced) whose features give a task's recognition statistics."""
+
+
+@dataclass
+class _Selection:
+    """What an experience chose to keep, between choosing it and freezing it."""
+
+    new: dict[str, Tensor]
+    heads: set[str]
+    sources: dict[str, Source | None]
+    calibration: list[tuple[Tensor, Tensor, Tensor]]
+    relevance: dict[str, Tensor]
+    normalized: dict[str, Tensor]
+    seconds: float
 
 
 class RNFPlugin(SupervisedPlugin):
@@ -72,6 +85,13 @@ class RNFPlugin(SupervisedPlugin):
         ``"unlimited"``: no cap.
     :param n_experiences: stream length for the fair share; ``None``: read from the experience's
         origin stream (no cap if unknown).
+    :param retrain_epochs: train the kept sub-network alone for this many of each experience's
+        last epochs (PackNet's retraining after pruning, within the same epoch budget): the units
+        are chosen after ``train_epochs - retrain_epochs`` epochs, isolated (their weights from
+        free units held at zero) and trained on, then frozen at the end of the experience. It
+        recovers what pruning cost, so a small capacity share keeps more accuracy. ``0``: choose
+        and freeze at the end. Needs isolation to train a sub-network (otherwise the kept units
+        simply train on with the rest).
     :param task_inference: for class-incremental streams without task labels, on a model whose last
         layer is a Linear over all classes. After each experience the output rows of its classes
         are frozen whole and isolated (isolation is on), and a
@@ -101,8 +121,11 @@ class RNFPlugin(SupervisedPlugin):
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
         task_inference: bool = False,
+        retrain_epochs: int = 0,
     ):
         super().__init__()
+        if not (isinstance(retrain_epochs, int) and retrain_epochs >= 0):
+            raise ValueError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}.")
         if task_inference and isolate is False:
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         if not 0 < holdout < 1:
@@ -133,6 +156,7 @@ class RNFPlugin(SupervisedPlugin):
         self.task_inference = task_inference
         self.capacity = capacity
         self.n_experiences = n_experiences
+        self.retrain_epochs = retrain_epochs
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
@@ -156,6 +180,9 @@ class RNFPlugin(SupervisedPlugin):
         self._hook: Any = None
         self._recognised: list[int] = [0, 0]
         self._in_experience = False
+        self._epochs = 0
+        self._pending: _Selection | None = None
+        self._cuts: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ callbacks
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
@@ -173,7 +200,14 @@ class RNFPlugin(SupervisedPlugin):
             )
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        epochs = getattr(strategy, "train_epochs", None)
+        if self.retrain_epochs and epochs is not None and self.retrain_epochs >= epochs:
+            raise ValueError(
+                f"retrain_epochs={self.retrain_epochs} leaves none of the strategy's {epochs} training epochs to "
+                "train the whole network before choosing units: use fewer retrain_epochs or more train_epochs."
+            )
         self._in_experience = True
+        self._epochs, self._pending, self._cuts = 0, None, {}
         self._scan(strategy.model)
         # a task that comes back trains its own head again; it is frozen whole once more afterwards
         for head in self._task_heads(strategy.model, strategy.experience) & self.whole_heads:
@@ -183,9 +217,24 @@ class RNFPlugin(SupervisedPlugin):
 
     def after_backward(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.mask_grads(strategy.model)
+        for name, cut in self._cuts.items():
+            grad = tensor_by_name(strategy.model, name).grad
+            if grad is not None:
+                grad.masked_fill_(cut, 0)
 
+    @torch.no_grad()
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.restore(strategy.model)
+        for name, cut in self._cuts.items():
+            tensor_by_name(strategy.model, name).masked_fill_(cut, 0)
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        """With ``retrain_epochs``: choose the units to keep, and retrain them alone from here on."""
+        self._epochs += 1
+        if self.retrain_epochs and self._epochs == strategy.train_epochs - self.retrain_epochs:
+            self.freeze.restore(strategy.model)
+            self._pending = self._select(strategy)
+            self._cuts = self._isolate(strategy.model, self._pending)
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._recognised = [0, 0]
@@ -248,6 +297,26 @@ class RNFPlugin(SupervisedPlugin):
         self._in_experience = False
         model = strategy.model
         self.freeze.restore(model)
+        retrained = self._pending is not None
+        selection = self._pending if retrained else self._select(strategy)
+        self._pending, self._cuts = None, {}
+        self._freeze(model, selection)
+        if retrained and self.search is not None and self.searches:
+            batches = list(self._batches(strategy, self._holdout_part, None))
+            accuracy = self._accuracy(model, {}, batches, next(iter(self._rows.values()), None))
+            self.searches[-1] = replace(self.searches[-1], retrained_accuracy=accuracy)
+        if self.task_inference:
+            self._learn_task(strategy, selection.sources[self._output_layer().name])
+        self.raw_scores.append({k: v.cpu() for k, v in selection.relevance.items()})
+        self.scores.append({k: v.cpu() for k, v in selection.normalized.items()})
+        self.relevance_seconds.append(selection.seconds)
+        self.frozen_fractions.append({layer.name: self.freeze.frozen_fraction(layer.name) for layer in self.layers})
+        self._publish(strategy)
+        self._train_part = self._holdout_part = None
+
+    def _select(self, strategy: Any) -> _Selection:
+        """Score the units by LRP and choose the ones this experience keeps (within the budget)."""
+        model = strategy.model
         self._scan(model)
         start = time.perf_counter()
         scores = unit_relevance(
@@ -265,7 +334,7 @@ class RNFPlugin(SupervisedPlugin):
             warnings.warn(
                 f"RNF: relevance of layer {name!r} is {reason}; scoring its units by activation magnitude "
                 "instead. Check the model for NaNs or dead layers, or try another composite.",
-                stacklevel=2,
+                stacklevel=3,
             )
         heads = self._task_heads(model, strategy.experience)
         self._rows = self._class_rows(model, strategy.experience) if self.task_inference else {}
@@ -276,15 +345,8 @@ class RNFPlugin(SupervisedPlugin):
             new = self._new_units(model, normalized, heads, budgets, self.selection)
         else:
             new = self._searched_units(strategy, normalized, heads, budgets, sources, calibration)
-        self._freeze(model, new, heads, sources, calibration)
-        if self.task_inference:
-            self._learn_task(strategy, sources[self._output_layer().name])
-        self.raw_scores.append({k: (v / max(scores.n_samples, 1)).cpu() for k, v in scores.relevance.items()})
-        self.scores.append({k: v.cpu() for k, v in normalized.items()})
-        self.relevance_seconds.append(seconds)
-        self.frozen_fractions.append({layer.name: self.freeze.frozen_fraction(layer.name) for layer in self.layers})
-        self._publish(strategy)
-        self._train_part = self._holdout_part = None
+        relevance = {k: v / max(scores.n_samples, 1) for k, v in scores.relevance.items()}
+        return _Selection(new, heads, sources, calibration, relevance, normalized, seconds)
 
     # ------------------------------------------------------------------ helpers
     def _scan(self, model: nn.Module) -> None:
@@ -519,27 +581,33 @@ class RNFPlugin(SupervisedPlugin):
                 total += len(batch[1])
         return correct / max(total, 1)
 
-    def _freeze(
-        self,
-        model: nn.Module,
-        new: dict[str, Tensor],
-        heads: set[str],
-        sources: dict[str, Source | None],
-        calibration: list[tuple[Tensor, Tensor, Tensor]],
-    ) -> None:
-        isolate = self.isolate if self.isolate is not None else bool(self._all_heads(model))
-        keep = self._kept(new)
-        if isolate:
-            for layer in self.layers:
-                source = sources[layer.name]
-                if source is not None:
-                    sever(model, layer.name, source, new[layer.name], keep[source.layer])
-            with torch.no_grad():
-                for name, value in self._calibrated(model, {}, new, calibration).items():
-                    tensor_by_name(model, name).copy_(value)
+    def _isolate(self, model: nn.Module, selection: _Selection) -> dict[str, Tensor]:
+        """With isolation, cut the newly kept units off the free ones and recalibrate their norms.
+
+        Returns the cut weight entries by tensor name (to hold at zero while the units retrain).
+        """
+        if not (self.isolate if self.isolate is not None else bool(self._all_heads(model))):
+            return {}
+        keep = self._kept(selection.new)
+        cuts = {}
         for layer in self.layers:
-            units = new[layer.name]
-            if layer.name in heads:
+            source = selection.sources[layer.name]
+            if source is not None:
+                cut = sever(model, layer.name, source, selection.new[layer.name], keep[source.layer])
+                if cut is not None and cut.any():
+                    cuts[f"{layer.name}.weight"] = cut
+        with torch.no_grad():
+            for name, value in self._calibrated(model, {}, selection.new, selection.calibration).items():
+                tensor_by_name(model, name).copy_(value)
+        return cuts
+
+    def _freeze(self, model: nn.Module, selection: _Selection) -> None:
+        """Isolate (see :meth:`_isolate`) and freeze the selection's units; whole task heads are remembered."""
+        self._isolate(model, selection)
+        keep = self._kept(selection.new)
+        for layer in self.layers:
+            units = selection.new[layer.name]
+            if layer.name in selection.heads:
                 self.whole_heads.add(layer.name)
             if units.any():
                 self.freeze.freeze(model, layer, units)
@@ -569,6 +637,10 @@ class RNFPlugin(SupervisedPlugin):
             evaluator.publish_metric_value(MetricValue(self, "RNF/SearchMass", result.mass, x))
             evaluator.publish_metric_value(MetricValue(self, "RNF/HoldoutAcc_full", result.full_accuracy, x))
             evaluator.publish_metric_value(MetricValue(self, "RNF/HoldoutAcc_kept", result.accuracy, x))
+            if result.retrained_accuracy is not None:
+                evaluator.publish_metric_value(
+                    MetricValue(self, "RNF/HoldoutAcc_retrained", result.retrained_accuracy, x)
+                )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

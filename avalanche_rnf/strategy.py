@@ -49,6 +49,7 @@ class RNF(SupervisedTemplate):
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
         task_inference: bool = False,
+        retrain_epochs: int = 0,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -76,6 +77,7 @@ class RNF(SupervisedTemplate):
             capacity=capacity,
             n_experiences=n_experiences,
             task_inference=task_inference,
+            retrain_epochs=retrain_epochs,
         )
         super().__init__(
             model=model,

@@ -30,6 +30,8 @@ class SearchResult:
     """Validation passes the search took."""
     seconds: float = 0.0
     """Wall time of the search (set by the caller that timed it)."""
+    retrained_accuracy: float | None = None
+    """Held-out accuracy of the kept sub-network after retraining it (``None``: not retrained)."""
 
 
 @dataclass(frozen=True)

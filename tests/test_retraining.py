@@ -1,0 +1,142 @@
+"""Retraining the kept sub-network after choosing it (``retrain_epochs``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models.utils import avalanche_forward
+from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+
+from avalanche_rnf import RNF
+from avalanche_rnf.freezing import tensor_by_name
+from helpers import MultiHeadConvBN, MultiHeadMLP, quiet_evaluator
+
+
+def _rnf(model, **kwargs):
+    defaults = dict(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
+        train_mb_size=16,
+        train_epochs=4,
+        reference_size=200,
+        max_drop=0.02,
+        retrain_epochs=2,
+        evaluator=quiet_evaluator(),
+    )
+    return RNF(model=model, **{**defaults, **kwargs})
+
+
+@torch.no_grad()
+def _logits(model, experience):
+    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) for v in zip(*experience.dataset))
+    model.eval()
+    return avalanche_forward(model, x, t)
+
+
+class _Watch:
+    """Wraps the plugin's callbacks: records when units are chosen, checks cut entries after every update."""
+
+    def __init__(self, plugin):
+        self.plugin, self.chosen_at, self.updates_checked = plugin, [], 0
+        self.at_choice: dict[str, torch.Tensor] = {}
+        for name in ("after_training_epoch", "after_update"):
+            setattr(plugin, name, self._wrap(name, getattr(plugin, name)))
+
+    def _wrap(self, name, original):
+        def call(strategy, **kwargs):
+            had = self.plugin._pending is not None
+            original(strategy, **kwargs)
+            if name == "after_training_epoch" and not had and self.plugin._pending is not None:
+                self.chosen_at.append(self.plugin._epochs)
+                self.at_choice = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+            if name == "after_update" and self.plugin._cuts:
+                for tensor_name, cut in self.plugin._cuts.items():
+                    tensor = tensor_by_name(strategy.model, tensor_name)
+                    assert not tensor[cut.expand_as(tensor)].any(), tensor_name
+                self.updates_checked += 1
+
+        return call
+
+
+@pytest.mark.parametrize("make", [MultiHeadMLP, MultiHeadConvBN], ids=["mlp", "conv-bn"])
+def test_kept_units_retrain_cut_off_from_free_ones_and_tasks_stay_exact(make, digits_til, digits_til_images):
+    bench = digits_til if make is MultiHeadMLP else digits_til_images
+    torch.manual_seed(0)
+    strategy = _rnf(make())
+    watch = _Watch(strategy.rnf)
+    after_own = []
+    for k, exp in enumerate(bench.train_stream[:3]):
+        strategy.train(exp)
+        assert watch.chosen_at[-1] == 2  # chosen after train_epochs - retrain_epochs epochs
+        result = strategy.rnf.searches[-1]
+        assert result.retrained_accuracy is not None and result.retrained_accuracy > 0.8
+        after_own.append(_logits(strategy.model, bench.test_stream[k]))
+        for j in range(k + 1):
+            assert torch.equal(_logits(strategy.model, bench.test_stream[j]), after_own[j])
+    assert watch.updates_checked > 0 and strategy.rnf._cuts == {} and strategy.rnf._pending is None
+
+    # the units chosen last were trained on after the choice, and are frozen at their retrained values
+    model, freeze = strategy.model, strategy.rnf.freeze
+    moved = False
+    for name, values in freeze.values.items():
+        tensor = tensor_by_name(model, name)
+        rows = freeze.frozen_rows(name, tensor)
+        assert torch.equal(tensor[rows].reshape(-1), values)
+        moved |= not torch.equal(tensor[rows], watch.at_choice[name][rows])
+    assert moved
+
+
+def test_without_retraining_units_are_chosen_at_the_end(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), retrain_epochs=0, train_epochs=2)
+    watch = _Watch(strategy.rnf)
+    strategy.train(digits_til.train_stream[0])
+    assert watch.chosen_at == [] and watch.updates_checked == 0
+    assert strategy.rnf.searches[-1].retrained_accuracy is None and strategy.rnf.frozen_fractions
+
+
+class _StopAfterFirstEpoch(SupervisedPlugin):
+    def after_training_iteration(self, strategy, **kwargs):
+        strategy.stop_training()
+
+
+def test_early_stop_before_the_choice_still_freezes_at_the_end(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), plugins=[_StopAfterFirstEpoch()])
+    strategy.train(digits_til.train_stream[0])
+    assert strategy.rnf.frozen_fractions and strategy.rnf.searches[-1].retrained_accuracy is None
+    assert any(mask.any() for mask in strategy.rnf.freeze.unit_masks.values())
+
+
+def test_retrain_epochs_are_checked(digits_til):
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="retrain_epochs"):
+            _rnf(MultiHeadMLP(), retrain_epochs=bad)
+    strategy = _rnf(MultiHeadMLP(), retrain_epochs=2, train_epochs=2)
+    with pytest.raises(ValueError, match="retrain_epochs=2 leaves none of the strategy's 2 training epochs"):
+        strategy.train(digits_til.train_stream[0])
+
+
+def test_retrained_accuracy_is_published_and_survives_a_checkpoint(digits_til):
+    torch.manual_seed(0)
+    evaluator = EvaluationPlugin(loggers=[], collect_all=True)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=1, evaluator=evaluator)
+    strategy.train(digits_til.train_stream[0])
+    retrained = strategy.rnf.searches[0].retrained_accuracy
+    assert evaluator.get_all_metrics()["RNF/HoldoutAcc_retrained"][1] == [retrained]
+    clone = type(strategy.rnf)(max_drop=0.02, retrain_epochs=1)
+    clone.load_state_dict(strategy.rnf.state_dict())
+    assert clone.searches == strategy.rnf.searches and clone.searches[0].retrained_accuracy == retrained
+
+
+def test_single_head_class_incremental_retrains_its_class_rows(digits_cil):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    strategy = _rnf(model, task_inference=True)
+    watch = _Watch(strategy.rnf)
+    for exp in digits_cil.train_stream[:2]:
+        strategy.train(exp)
+    assert watch.chosen_at == [2, 2] and watch.updates_checked > 0
+    rows = strategy.rnf.freeze.frozen_units("3", 10)
+    assert rows.sum() == 4  # the two experiences' classes
