@@ -231,7 +231,7 @@ class RNFPlugin(SupervisedPlugin):
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         """With ``retrain_epochs``: choose the units to keep, and retrain them alone from here on."""
         self._epochs += 1
-        if self.retrain_epochs and self._epochs == strategy.train_epochs - self.retrain_epochs:
+        if self.retrain_epochs and self._epochs == getattr(strategy, "train_epochs", 0) - self.retrain_epochs:
             self.freeze.restore(strategy.model)
             self._pending = self._select(strategy)
             self._cuts = self._isolate(strategy.model, self._pending)

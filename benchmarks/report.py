@@ -37,11 +37,23 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/")
             other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
             cells.append(mean_std([r.average_accuracy for r in ok]) if ok else ("n/a" if other else "–"))
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
-    seeds = {c: len({r.seed for r in runs[c]}) for c in columns}
     lines.append("")
-    lines.append("Seeds per column: " + ", ".join(f"{c} {n}" for c, n in seeds.items())
+    lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)
                  + ". n/a: not applicable (reason in the column's summary).")
     return "\n".join(lines)
+
+
+def _seed_counts(records: list) -> str:
+    """Seeds run per strategy in a column: ``"3"``, or ``"3 (rnf, lwf), 1 for the others"`` when they differ."""
+    per = {}
+    for r in records:
+        if r.status == "ok":
+            per.setdefault(r.strategy, set()).add(r.seed)
+    counts = sorted({len(v) for v in per.values()}, reverse=True)
+    if len(counts) <= 1:
+        return str(counts[0] if counts else 0)
+    top = [k for k, v in per.items() if len(v) == counts[0]]
+    return f"{counts[0]} ({', '.join(top)}), {'/'.join(map(str, counts[1:]))} for the others"
 
 
 def _rnf_and(records, strategy="rnf"):

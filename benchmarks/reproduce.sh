@@ -44,6 +44,29 @@ rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,repl
 
 python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
 
+# Retraining the kept sub-network (retrain_epochs): RNF's sweep over max_drop x retrain_epochs on the three
+# search benchmarks and on SplitCIFAR-10 (task and class), writing tuned.json; the baselines' search on
+# SplitCIFAR-10 task (on Ray); then RNF (and on CIFAR task, every strategy with 3 seeds) redone.
+for bs in "split_mnist task" "split_mnist class" "split_fmnist task" "split_cifar10 task" "split_cifar10 class"; do
+  set -- $bs
+  rnf-bench --sweep benchmarks/sweeps/rnf-retrain.json --strategies rnf --benchmark "$1" --scenario "$2" \
+    --loggers text --out "$R/search-$1-$2" --resume --rerun rnf --write-tuned "${extra[@]}"
+done
+rnf-bench --sweep default --strategies ewc,si,lwf,mas --benchmark split_cifar10 --scenario task --loggers text \
+  --out "$R/search-split_cifar10-task" --resume --write-tuned "${extra[@]}"
+# (every strategy on seed 0 after the baselines' new values, then RNF, LwF and EWC on 3 seeds: CPU time)
+rnf-bench --benchmark split_cifar10 --scenario task --seeds 0 --loggers text --out "$R/split_cifar10-task" \
+  --ray --resume --rerun naive,ewc,si,lwf,mas,packnet,replay,joint,rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf,lwf,ewc --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-task" --ray --resume "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-class" --ray --resume --rerun rnf "${extra[@]}"
+for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
+  set -- $bs
+  rnf-bench --benchmark "$1" --scenario "$2" --strategies rnf --seeds 0 1 2 --loggers text --out "$R/$1-$2" \
+    --resume --rerun rnf "${extra[@]}"
+done
+
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
