@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier
+from avalanche.models.utils import avalanche_forward
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
+from avalanche_rnf import RNF
 from avalanche_rnf.freezing import tensor_by_name
 from benchmarks.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
 from benchmarks.models import MultiHeadMLP
@@ -44,6 +46,28 @@ class IncrementalMLP(nn.Module):
 
 def quiet_evaluator() -> EvaluationPlugin:
     return EvaluationPlugin(loggers=[])
+
+
+def tolerant_rnf(model: nn.Module, **kwargs) -> RNF:
+    """RNF with the ``max_drop`` search (0.02), 4 epochs, SGD with momentum and weight decay, no loggers."""
+    defaults = dict(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
+        train_mb_size=16,
+        train_epochs=4,
+        reference_size=200,
+        max_drop=0.02,
+        evaluator=quiet_evaluator(),
+    )
+    return RNF(model=model, **{**defaults, **kwargs})
+
+
+@torch.no_grad()
+def experience_logits(model: nn.Module, experience) -> torch.Tensor:
+    """The model's outputs (eval mode) on every sample of ``experience``, with its task labels."""
+    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v)
+               for v in zip(*(item[:3] for item in experience.dataset)))
+    model.eval()
+    return avalanche_forward(model, x, t)
 
 
 def naive(model: nn.Module, optimizer, plugins, **kwargs) -> Naive:

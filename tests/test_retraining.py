@@ -5,33 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-from avalanche.models.utils import avalanche_forward
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNF
 from avalanche_rnf.freezing import tensor_by_name
-from helpers import MultiHeadConvBN, MultiHeadMLP, quiet_evaluator
+from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
 
 
 def _rnf(model, **kwargs):
-    defaults = dict(
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
-        train_mb_size=16,
-        train_epochs=4,
-        reference_size=200,
-        max_drop=0.02,
-        retrain_epochs=2,
-        evaluator=quiet_evaluator(),
-    )
-    return RNF(model=model, **{**defaults, **kwargs})
-
-
-@torch.no_grad()
-def _logits(model, experience):
-    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) for v in zip(*experience.dataset))
-    model.eval()
-    return avalanche_forward(model, x, t)
+    return tolerant_rnf(model, **{"retrain_epochs": 2, **kwargs})
 
 
 class _Watch:
@@ -71,9 +53,9 @@ def test_kept_units_retrain_cut_off_from_free_ones_and_tasks_stay_exact(make, di
         assert watch.chosen_at[-1] == 2  # chosen after train_epochs - retrain_epochs epochs
         result = strategy.rnf.searches[-1]
         assert result.retrained_accuracy is not None and result.retrained_accuracy > 0.8
-        after_own.append(_logits(strategy.model, bench.test_stream[k]))
+        after_own.append(experience_logits(strategy.model, bench.test_stream[k]))
         for j in range(k + 1):
-            assert torch.equal(_logits(strategy.model, bench.test_stream[j]), after_own[j])
+            assert torch.equal(experience_logits(strategy.model, bench.test_stream[j]), after_own[j])
     assert watch.updates_checked > 0 and strategy.rnf._cuts == {} and strategy.rnf._pending is None
 
     # the units chosen last were trained on after the choice, and are frozen at their retrained values

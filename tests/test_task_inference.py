@@ -11,7 +11,7 @@ from torch import nn
 
 from avalanche_rnf import RNF
 from avalanche_rnf.recognition import TaskRecognizer
-from helpers import MultiHeadMLP
+from helpers import MultiHeadMLP, experience_logits
 
 
 # ---------------------------------------------------------------- the recognizer
@@ -86,13 +86,6 @@ def _strategy(model, **kwargs):
     )
 
 
-def _logits(model, experience):
-    model.eval()
-    x = torch.stack([experience.dataset[i][0] for i in range(len(experience.dataset))])
-    with torch.no_grad():
-        return model(x)
-
-
 def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digits_cil):
     torch.manual_seed(0)
     model = MLP()
@@ -101,10 +94,10 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     after = {}
     for i, experience in enumerate(digits_cil.train_stream):
         strategy.train(experience)
-        after[i] = _logits(model, test[i])[:, list(experience.classes_in_this_experience)]
+        after[i] = experience_logits(model, test[i])[:, list(experience.classes_in_this_experience)]
     metrics = strategy.eval(test)
     for i, experience in enumerate(digits_cil.train_stream):
-        now = _logits(model, test[i])[:, list(experience.classes_in_this_experience)]
+        now = experience_logits(model, test[i])[:, list(experience.classes_in_this_experience)]
         assert torch.equal(now, after[i]), f"task {i}'s class logits changed"
     recognition = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
     assert min(recognition) > 0.3 and sum(recognition) / 5 > 0.6

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from avalanche.models.utils import avalanche_forward
 from torch import nn
 
-from avalanche_rnf import RNF, ToleranceSearch, fair_share
+from avalanche_rnf import ToleranceSearch, fair_share
 from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
-from helpers import MultiHeadConvBN, MultiHeadMLP, quiet_evaluator
+from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
 
 
 # ---------------------------------------------------------------- the search
@@ -93,30 +92,11 @@ def test_kept_units_read_only_kept_units():
 
 
 # ---------------------------------------------------------------- the plugin
-def _rnf(model, **kwargs):
-    defaults = dict(
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
-        train_mb_size=16,
-        train_epochs=4,
-        reference_size=200,
-        max_drop=0.02,
-        evaluator=quiet_evaluator(),
-    )
-    return RNF(model=model, **{**defaults, **kwargs})
-
-
-@torch.no_grad()
-def _logits(model, experience):
-    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) for v in zip(*experience.dataset))
-    model.eval()
-    return avalanche_forward(model, x, t)
-
-
 @pytest.mark.parametrize("make", [MultiHeadMLP, MultiHeadConvBN], ids=["mlp", "conv-bn"])
 def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, digits_til, digits_til_images):
     bench = digits_til if make is MultiHeadMLP else digits_til_images
     torch.manual_seed(0)
-    strategy = _rnf(make(), capacity="unlimited")  # the budget may stop the search short of max_drop
+    strategy = tolerant_rnf(make(), capacity="unlimited")  # the budget may stop the search short of max_drop
     after_own: list[torch.Tensor] = []
     holdout_accuracy = []
     for k, exp in enumerate(bench.train_stream[:3]):
@@ -124,15 +104,15 @@ def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, dig
         result = strategy.rnf.searches[-1]
         assert result.accuracy >= result.full_accuracy - 0.02  # the tolerance, on held-out data
         holdout_accuracy.append(result.accuracy)
-        after_own.append(_logits(strategy.model, bench.test_stream[k]))
+        after_own.append(experience_logits(strategy.model, bench.test_stream[k]))
         for j in range(k + 1):  # every earlier task computes exactly what it did when it finished
-            assert torch.equal(_logits(strategy.model, bench.test_stream[j]), after_own[j])
+            assert torch.equal(experience_logits(strategy.model, bench.test_stream[j]), after_own[j])
     assert all(0.8 < a for a in holdout_accuracy)
 
 
 def test_holdout_is_taken_out_of_training(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), holdout=0.25, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(), holdout=0.25, train_epochs=1)
     exp = digits_til.train_stream[0]
     seen = []
     original = strategy.rnf.after_train_dataset_adaptation
@@ -149,14 +129,14 @@ def test_holdout_is_taken_out_of_training(digits_til):
 
 def test_without_max_drop_nothing_is_held_out(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), max_drop=None, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(), max_drop=None, train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     assert strategy.rnf.searches == [] and strategy.rnf.frozen_fractions
 
 
 def test_budget_from_n_experiences(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(hidden=10), max_drop=0.0, n_experiences=2, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(hidden=10), max_drop=0.0, n_experiences=2, train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     assert strategy.rnf.frozen_fractions[-1]["features.1"] <= 0.5
     assert strategy.rnf.frozen_fractions[-1]["features.3"] <= 0.5
@@ -165,16 +145,16 @@ def test_budget_from_n_experiences(digits_til):
 def test_bad_options_are_rejected():
     model = MultiHeadMLP()
     with pytest.raises(ValueError, match="holdout"):
-        _rnf(model, holdout=1.5)
+        tolerant_rnf(model, holdout=1.5)
     with pytest.raises(ValueError, match="capacity"):
-        _rnf(model, capacity="some")
+        tolerant_rnf(model, capacity="some")
     with pytest.raises(ValueError, match="max_drop"):
-        _rnf(model, max_drop=2)
+        tolerant_rnf(model, max_drop=2)
 
 
 def test_search_survives_a_checkpoint(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(), train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     clone = type(strategy.rnf)(max_drop=0.02)
     clone.load_state_dict(strategy.rnf.state_dict())
@@ -184,7 +164,7 @@ def test_search_survives_a_checkpoint(digits_til):
 def test_isolation_is_off_for_single_head_models(digits_cil):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    strategy = _rnf(model, train_epochs=1)
+    strategy = tolerant_rnf(model, train_epochs=1)
     strategy.train(digits_cil.train_stream[0])
     layer = UnitLayer("2")
     frozen = strategy.rnf.freeze.frozen_units(layer.name, 10)
