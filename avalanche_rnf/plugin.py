@@ -29,7 +29,7 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
-from avalanche_rnf.recognition import TaskRecognizer
+from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -38,8 +38,6 @@ from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 DEFAULT_SELECTION = RelevanceMass(0.95)
 CALIBRATION_SAMPLES = 512
 """Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
-RECOGNITION_SAMPLES = 1000
-"""Training samples (class-balanced) whose features give a task's recognition statistics."""
 
 
 @dataclass
@@ -100,6 +98,11 @@ class RNFPlugin(SupervisedPlugin):
         Task-recognition accuracy per evaluated experience is published as
         ``RNF/TaskRecognition/eval_phase/<stream>_stream/Exp<k>`` (not during periodic evaluation
         inside an experience, whose task is not learned yet: outputs are left as they are then).
+    :param recognition_layers: which features recognise a task: ``"all"``: what its kept units feed
+        into every layer after the first (conv channels as mean and spread over positions,
+        :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input.
+    :param recognition_samples: training samples (class-balanced) per task whose features give its
+        recognition statistics.
     """
 
     def __init__(
@@ -122,10 +125,16 @@ class RNFPlugin(SupervisedPlugin):
         n_experiences: int | None = None,
         task_inference: bool = False,
         retrain_epochs: int = 0,
+        recognition_layers: Literal["all", "last"] = "all",
+        recognition_samples: int = 3000,
     ):
         super().__init__()
         if not (isinstance(retrain_epochs, int) and retrain_epochs >= 0):
             raise ValueError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}.")
+        if recognition_layers not in ("all", "last"):
+            raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
+        if not (isinstance(recognition_samples, int) and recognition_samples > 0):
+            raise ValueError(f"recognition_samples must be a positive integer, got {recognition_samples!r}.")
         if task_inference and isolate is False:
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         if not 0 < holdout < 1:
@@ -157,6 +166,8 @@ class RNFPlugin(SupervisedPlugin):
         self.capacity = capacity
         self.n_experiences = n_experiences
         self.retrain_epochs = retrain_epochs
+        self.recognition_layers = recognition_layers
+        self.recognition_samples = recognition_samples
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
@@ -176,8 +187,7 @@ class RNFPlugin(SupervisedPlugin):
         self._train_part: Any = None
         self._holdout_part: Any = None
         self._rows: dict[str, Tensor] = {}
-        self._features: list[Tensor] = []
-        self._hook: Any = None
+        self._tap: FeatureTap | None = None
         self._recognised: list[int] = [0, 0]
         self._in_experience = False
         self._epochs = 0
@@ -238,19 +248,19 @@ class RNFPlugin(SupervisedPlugin):
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._recognised = [0, 0]
-        self._unhook()
+        self._untap()
         # during an experience (periodic evaluation) its task is not learned yet: plain outputs then
         if self.task_inference and len(self.recognizer) and not self._in_experience:
             if not self.layers:  # e.g. evaluating right after load_state_dict
                 self._scan(strategy.model)
-            self._hook = self._capture(strategy.model)
+            self._tap = self._capture(strategy.model)
 
     def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
         """Recognise each input's task and let only that task's classes win."""
-        if self._hook is None:
+        if self._tap is None:
             return
         output = strategy.mb_output
-        tasks = self.recognizer.predict(self._features.pop())
+        tasks = self.recognizer.predict(self._tap.pop())
         allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
         strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
         true = self.recognizer.task_of_class(output.shape[1])[strategy.mb_y.cpu()]
@@ -259,9 +269,9 @@ class RNFPlugin(SupervisedPlugin):
         self._recognised[1] += int(known.sum())
 
     def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
-        if self._hook is None:
+        if self._tap is None:
             return
-        self._unhook()
+        self._untap()
         correct, total = self._recognised
         evaluator = getattr(strategy, "evaluator", None)
         if total and evaluator is not None:
@@ -271,10 +281,10 @@ class RNFPlugin(SupervisedPlugin):
             name = f"RNF/TaskRecognition/eval_phase/{stream}/Exp{experience.current_experience:03d}"
             evaluator.publish_metric_value(MetricValue(self, name, correct / total, strategy.clock.train_iterations))
 
-    def _unhook(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+    def _untap(self) -> None:
+        if self._tap is not None:
+            self._tap.remove()
+            self._tap = None
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -306,7 +316,7 @@ class RNFPlugin(SupervisedPlugin):
             accuracy = self._accuracy(model, {}, batches, next(iter(self._rows.values()), None))
             self.searches[-1] = replace(self.searches[-1], retrained_accuracy=accuracy)
         if self.task_inference:
-            self._learn_task(strategy, selection.sources[self._output_layer().name])
+            self._learn_task(strategy, selection.sources)
         self.raw_scores.append({k: v.cpu() for k, v in selection.relevance.items()})
         self.scores.append({k: v.cpu() for k, v in selection.normalized.items()})
         self.relevance_seconds.append(selection.seconds)
@@ -413,54 +423,59 @@ class RNFPlugin(SupervisedPlugin):
         rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
         return {layer.name: rows}
 
-    def _capture(self, model: nn.Module) -> Any:
-        """Record the output layer's input (the features) on every forward pass."""
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-            self._features[:] = [inputs[0].detach().flatten(1)]
+    def _taps(self, model: nn.Module) -> list[Tap]:
+        """The layers whose inputs recognise a task (``recognition_layers``), with the units feeding them."""
+        sources = unit_sources(model, self.layers, set())
+        output = self._output_layer().name
+        if sources[output] is None:
+            raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        names = [layer.name for layer in self.layers if sources[layer.name] is not None]
+        if self.recognition_layers == "last":
+            names = [output]
+        return [Tap(n, sources[n].layer, n_units(model.get_submodule(sources[n].layer))) for n in names]
 
-        return model.get_submodule(self._output_layer().name).register_forward_pre_hook(hook)
+    def _capture(self, model: nn.Module) -> FeatureTap:
+        """Record the recognition features on every forward pass."""
+        return FeatureTap(model, self._taps(model))
 
     @torch.no_grad()
-    def _learn_task(self, strategy: Any, source: Source | None) -> None:
+    def _learn_task(self, strategy: Any, sources: dict[str, Source | None]) -> None:
         """Fit the recognizer's statistics of the finished task on its kept units' features; the
         held-out part (with ``max_drop``) calibrates the task's distance scale."""
         model = strategy.model
-        if source is None:
-            raise ValueError("task_inference needs a hidden layer in front of the output layer")
-        keep = self.freeze.frozen_units(source.layer, n_units(model.get_submodule(source.layer)))
-        if not keep.any():
+        with self._capture(model) as tap:
+            features, labels = self._features_of(strategy, tap, self._train_part, self.recognition_samples)
+            held_out = None
+            if self._holdout_part is not None:
+                held_out = self._features_of(strategy, tap, self._holdout_part, None)[0]
+        keep = {t.source: self.freeze.frozen_units(t.source, t.units) for t in tap.taps}
+        last = tap.taps[-1].source
+        if not keep[last].any():
             warnings.warn(
-                f"RNF: task {len(self.recognizer)} keeps no unit of {source.layer!r}, in front of the output layer; "
+                f"RNF: task {len(self.recognizer)} keeps no unit of {last!r}, in front of the output layer; "
                 "its recognition statistics use all of that layer's units, which later tasks change. "
                 "A smaller max_drop keeps more units.",
                 stacklevel=3,
             )
-            keep = torch.ones_like(keep)
-        columns = keep.repeat_interleave(source.group).nonzero().flatten()
-        features, labels = self._features_of(strategy, self._train_part, RECOGNITION_SAMPLES)
-        held_out = self._features_of(strategy, self._holdout_part, None)[0] if self._holdout_part is not None else None
-        self.recognizer.add_task(columns, features, labels, held_out)
+            keep[last] = torch.ones_like(keep[last])
+        self.recognizer.add_task(tap.columns(keep), features, labels, held_out)
 
-    def _features_of(self, strategy: Any, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
-        """The output layer's inputs (features) and the labels of ``size`` samples of ``dataset``."""
+    def _features_of(self, strategy: Any, tap: FeatureTap, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
+        """The recognition features (read by ``tap``) and the labels of ``size`` samples of ``dataset``."""
         model = strategy.model
         name = self._output_layer().name
         width = model.get_submodule(name).out_features
         features, labels = [], []
-        hook = self._capture(model)
-        try:
-            with evaluating(model):
-                for x, y, t in self._batches(strategy, dataset, size):
-                    logits = avalanche_forward(model, x, t)
-                    if logits.shape[-1] != width:
-                        raise ValueError(
-                            f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
-                            f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
-                        )
-                    features.append(self._features.pop())
-                    labels.append(y)
-        finally:
-            hook.remove()
+        with evaluating(model):
+            for x, y, t in self._batches(strategy, dataset, size):
+                logits = avalanche_forward(model, x, t)
+                if logits.shape[-1] != width:
+                    raise ValueError(
+                        f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
+                        f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
+                    )
+                features.append(tap.pop())
+                labels.append(y)
         return torch.cat(features), torch.cat(labels)
 
     def _budgets(self, model: nn.Module, experience: Any) -> dict[str, int]:

@@ -50,6 +50,8 @@ class RNF(SupervisedTemplate):
         n_experiences: int | None = None,
         task_inference: bool = False,
         retrain_epochs: int = 0,
+        recognition_layers: Literal["all", "last"] = "all",
+        recognition_samples: int = 3000,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -78,6 +80,8 @@ class RNF(SupervisedTemplate):
             n_experiences=n_experiences,
             task_inference=task_inference,
             retrain_epochs=retrain_epochs,
+            recognition_layers=recognition_layers,
+            recognition_samples=recognition_samples,
         )
         super().__init__(
             model=model,

@@ -1,11 +1,13 @@
 """Compare ways to recognise the task of a class-incremental test input, on one trained RNF model.
 
 RNF with ``task_inference=True`` trains once on the stream. Every recogniser below then scores
-the same test inputs from the same features, the kept units in front of the output layer: with
-isolation, task ``k``'s features compute exactly what they computed when task ``k`` ended, so
-statistics fitted on each task's training samples with the final model equal those the plugin
-fits after the task. Reported: the share of test inputs whose task is recognised and the
-class-incremental accuracy when only the recognised task's classes may win.
+the same test inputs, from one of two feature sets: what each task's kept units feed into the
+output layer (``recognition_layers="last"``), or into every layer after the first (``"all"``,
+conv channels as mean and spread over positions). With isolation, task ``k``'s kept units
+compute exactly what they computed when task ``k`` ended, so statistics fitted on each task's
+training samples with the final model equal those the plugin fits after the task. Reported: the
+share of test inputs whose task is recognised and the class-incremental accuracy when only the
+recognised task's classes may win.
 
     python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out benchmarks/results/recognizers-split_mnist
 """
@@ -23,15 +25,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from avalanche_rnf.layers import evaluating
 from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.reference import balanced_indices
 from benchmarks.results import atomic_write
 
-FIT_SAMPLES = 1000  # per task, class-balanced, as the plugin's RECOGNITION_SAMPLES
+LAYERS = ("last", "all")
 
 
 def train_rnf(benchmark: str, seed: int):
-    """RNF with task inference trained on the class-incremental stream, as ``rnf-bench`` trains it."""
+    """RNF with task inference trained on the class-incremental stream, as ``rnf-bench`` trains it;
+    also the units kept after each experience."""
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
 
@@ -47,18 +51,21 @@ def train_rnf(benchmark: str, seed: int):
                        hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width)
     strategy = build_strategy("rnf", model, t, strategy_params("rnf", benchmark, "class"),
                               evaluator=EvaluationPlugin(loggers=[]), device="cpu", seed=seed)
+    kept = []
     for experience in stream.benchmark.train_stream:
         strategy.train(experience)
-    return stream, strategy
+        kept.append({name: mask.clone() for name, mask in strategy.rnf.freeze.unit_masks.items()})
+    return stream, strategy, kept
 
 
 @torch.no_grad()
-def features(strategy, datasets, size: int | None = None) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Per dataset: the output layer's inputs, the logits and the labels (``size`` class-balanced samples)."""
-    plugin, model = strategy.rnf, strategy.model.eval()
+def features(strategy, datasets, layers: str, size: int | None = None):
+    """Per dataset: the recognition features read from ``layers``, the logits and the labels
+    (``size`` class-balanced samples); and the tap that read them (for its columns)."""
+    plugin, model = strategy.rnf, strategy.model
+    plugin.recognition_layers = layers
     out = []
-    hook = plugin._capture(model)
-    try:
+    with plugin._capture(model) as tap, evaluating(model):
         for dataset in datasets:
             dataset = dataset.eval()
             if size is not None:
@@ -67,60 +74,70 @@ def features(strategy, datasets, size: int | None = None) -> list[tuple[Tensor, 
             f, logits, labels = [], [], []
             for x, y, _ in DataLoader(dataset, batch_size=512, collate_fn=dataset.collate_fn):
                 logits.append(model(x))
-                f.append(plugin._features.pop())
+                f.append(tap.pop())
                 labels.append(y)
             out.append((torch.cat(f), torch.cat(logits), torch.cat(labels)))
-    finally:
-        hook.remove()
-    return out
+    return out, tap
 
 
-def compare(strategy, stream) -> dict[str, dict[str, float]]:
+def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[str, float]]:
     """Task-recognition share and class-incremental accuracy of each recogniser on the test stream."""
-    tasks = strategy.rnf.recognizer.tasks
-    train = features(strategy, [e.dataset for e in stream.benchmark.train_stream], FIT_SAMPLES)
-    test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*features(
-        strategy, [e.dataset for e in stream.benchmark.test_stream])))
-    n_classes = test_logits.shape[1]
-    true_task = strategy.rnf.recognizer.task_of_class(n_classes)[test_y]
-    class_mask = strategy.rnf.recognizer.class_mask(n_classes)
+    recognizer = strategy.rnf.recognizer
+    classes = [task.classes for task in recognizer.tasks]
+    size = strategy.rnf.recognition_samples
+    results = {}
+    for layers in LAYERS:
+        train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], layers, size)
+        test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], layers)
+        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+        test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
+        candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0])
+        for name, score in candidates.items():
+            results[f"{name} | {layers}"] = _score(score(test_f), test_logits, test_y, recognizer)
+    return results
 
+
+def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer) -> dict[str, float]:
+    n_classes = test_logits.shape[1]
+    predicted = scores.argmax(1)
+    allowed = recognizer.class_mask(n_classes)[predicted]
+    masked = torch.where(allowed, test_logits, test_logits.min(1, keepdim=True).values - 1)
+    return {"task_recognised": float((predicted == recognizer.task_of_class(n_classes)[test_y]).float().mean()),
+            "class_incremental_accuracy": float((masked.argmax(1) == test_y).float().mean())}
+
+
+def _candidates(columns: list[Tensor], classes: list[Tensor], train, test_logits: Tensor,
+                with_logits: bool) -> dict[str, Callable[[Tensor], Tensor]]:
+    """The recognisers, each a function from test features to ``[N, tasks]`` scores."""
     def diagonal(f: Tensor) -> Tensor:
         scores = []
-        for task, (fit, _, y) in zip(tasks, train):
-            x = fit[:, task.columns]
-            means = torch.stack([x[y == c].mean(0) for c in task.classes])
-            variance = (x - means[torch.searchsorted(task.classes, y)]).pow(2).mean(0)
+        for cols, task_classes, (fit, _, y) in zip(columns, classes, train):
+            x = fit[:, cols]
+            means = torch.stack([x[y == c].mean(0) for c in task_classes])
+            variance = (x - means[torch.searchsorted(task_classes, y)]).pow(2).mean(0)
             variance = variance.clamp_min(1e-2 * float(variance.mean()) + 1e-12)
-            z = (f[:, task.columns][:, None] - means[None]) ** 2 / variance + variance.log()
+            z = (f[:, cols][:, None] - means[None]) ** 2 / variance + variance.log()
             scores.append(-0.5 * z.mean(-1).max(-1).values)
         return torch.stack(scores, 1)
 
     def mahalanobis(shrinkage: float, standardised: bool) -> Callable[[Tensor], Tensor]:
         recognizer = TaskRecognizer(shrinkage)
-        for task, (fit, _, y) in zip(tasks, train):
-            recognizer.add_task(task.columns, fit, y)
+        for cols, (fit, _, y) in zip(columns, train):
+            recognizer.add_task(cols, fit, y)
         if standardised:
             return recognizer.scores
         return lambda f: torch.stack([-task.distance(f) for task in recognizer.tasks], 1)
 
-    logits = {"max logit": lambda: torch.stack([test_logits[:, t.classes].max(-1).values for t in tasks], 1),
-              "softmax mass": lambda: torch.stack([test_logits.softmax(1)[:, t.classes].sum(-1) for t in tasks], 1)}
-    candidates: dict[str, Callable[[], Tensor]] = {
-        **logits,
-        "diagonal Gaussian per class": lambda: diagonal(test_f),
-        **{f"Mahalanobis, shrinkage {s}": (lambda s=s: mahalanobis(s, False)(test_f)) for s in (0.01, 0.1, 0.3)},
-        **{f"Mahalanobis, shrinkage {s}, standardised per task": (lambda s=s: mahalanobis(s, True)(test_f))
-           for s in (0.01, 0.1, 0.3)},
-    }
-    results = {}
-    for name, score in candidates.items():
-        predicted = score().argmax(1)
-        allowed = class_mask[predicted]
-        masked = torch.where(allowed, test_logits, test_logits.min(1, keepdim=True).values - 1)
-        results[name] = {"task_recognised": float((predicted == true_task).float().mean()),
-                         "class_incremental_accuracy": float((masked.argmax(1) == test_y).float().mean())}
-    return results
+    candidates: dict[str, Callable[[Tensor], Tensor]] = {}
+    if with_logits:  # the same for both feature sets
+        candidates["max logit"] = lambda f: torch.stack([test_logits[:, c].max(-1).values for c in classes], 1)
+        candidates["softmax mass"] = lambda f: torch.stack([test_logits.softmax(1)[:, c].sum(-1) for c in classes], 1)
+    candidates["diagonal Gaussian per class"] = diagonal
+    for s in (0.01, 0.1, 0.3):
+        candidates[f"Mahalanobis, shrinkage {s}"] = mahalanobis(s, False)
+    for s in (0.01, 0.1, 0.3):
+        candidates[f"Mahalanobis, shrinkage {s}, standardised per task"] = mahalanobis(s, True)
+    return candidates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from benchmarks.cli import machine_facts
 
-    stream, strategy = train_rnf(args.benchmark, args.seed)
-    results = compare(strategy, stream)
+    stream, strategy, kept = train_rnf(args.benchmark, args.seed)
+    results = compare(strategy, stream, kept)
     command = "python -m benchmarks.recognizers " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "result.json", json.dumps({"command": command, "benchmark": args.benchmark, "seed": args.seed,
                                                    "results": results, "machine": machine_facts("cpu")}, indent=1))
     lines = [f"# Task recognisers on {args.benchmark} (class-incremental, seed {args.seed}, test stream)", "",
-             f"`{command}`", "", "| recogniser | task recognised | class-incremental accuracy |", "|---|---|---|"]
+             f"`{command}`", "",
+             f"Statistics from up to {strategy.rnf.recognition_samples} class-balanced training samples per task.", "",
+             "| recogniser | features (`recognition_layers`) | task recognised | class-incremental accuracy |",
+             "|---|---|---|---|"]
     lines += [f"| {k} | {v['task_recognised']:.3f} | {v['class_incremental_accuracy']:.3f} |"
               for k, v in results.items()]
     atomic_write(out / "result.md", "\n".join(lines) + "\n")

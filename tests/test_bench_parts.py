@@ -138,3 +138,19 @@ def test_lwf_state_is_its_teacher_copy_of_the_model(digits_task):
     backbone = sum(p.nbytes for n, p in model.named_parameters() if "classifier" not in n)
     head = 2 * 128 * 4 + 2 * 4
     assert backbone + head <= record.state_bytes[0] <= backbone + 5 * head
+
+
+def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
+    import json
+
+    from benchmarks import recognizers
+
+    assert recognizers.main(["--benchmark", "split_digits", "--seed", "0", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "result.json").read_text())["results"]
+    names = {name.rsplit(" | ", 1)[0] for name in results}
+    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all"}
+    assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 9
+    best = "Mahalanobis, shrinkage 0.01, standardised per task"
+    assert results[f"{best} | all"]["task_recognised"] > results["max logit | last"]["task_recognised"]
+    assert "| recogniser | features" in (tmp_path / "result.md").read_text()

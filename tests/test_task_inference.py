@@ -10,7 +10,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from avalanche_rnf import RNF
-from avalanche_rnf.recognition import TaskRecognizer
+from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer, unit_statistics
 from helpers import MultiHeadMLP, experience_logits
 
 
@@ -64,6 +64,50 @@ def test_recognizer_keeps_statistics_only_and_rejects_bad_input():
         TaskRecognizer(shrinkage=0)
 
 
+# ---------------------------------------------------------------- the features
+def test_unit_statistics_give_values_or_mean_and_spread_over_positions():
+    values = torch.randn(5, 3)
+    assert torch.equal(unit_statistics(values, 3), values)
+    maps = torch.randn(5, 3, 4, 4)
+    stats = unit_statistics(maps, 3)
+    assert stats.shape == (5, 6)
+    assert torch.allclose(stats[:, :3], maps.mean((2, 3))) and torch.allclose(stats[:, 3:], maps.std((2, 3)))
+    flat = maps.flatten(1)  # a Linear reading the flattened maps: 16 consecutive features per channel
+    assert torch.allclose(unit_statistics(flat, 3), stats)
+
+
+class _ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.fc, self.out = nn.Linear(16, 5), nn.Linear(5, 2)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+        return self.out(torch.relu(self.fc(x.flatten(1))))
+
+
+def test_feature_tap_reads_layer_inputs_and_maps_kept_units_to_columns():
+    model = _ConvNet()
+    taps = [Tap("conv2", "conv1", 3), Tap("fc", "conv2", 4), Tap("out", "fc", 5)]
+    x = torch.randn(7, 1, 6, 6)
+    with FeatureTap(model, taps) as tap:
+        model(x)
+        features = tap.pop()
+        with pytest.raises(RuntimeError, match="did not run"):
+            tap.pop()  # one forward pass, one pop
+    assert not any(m._forward_pre_hooks for m in model.modules())  # removed on exit
+    assert tap.widths == {"conv2": 6, "fc": 8, "out": 5} and features.shape == (7, 19)
+    hidden = torch.relu(model.fc(model.pool(torch.relu(model.conv2(torch.relu(model.conv1(x))))).flatten(1)))
+    assert torch.allclose(features[:, 14:], hidden)
+    keep = {"conv1": torch.tensor([False, True, False]), "conv2": torch.tensor([True, False, False, True]),
+            "fc": torch.tensor([False, False, True, False, True])}
+    assert tap.columns(keep).tolist() == [1, 4, 6, 9, 10, 13, 16, 18]  # conv1 mean/std, conv2 mean/std, fc
+    with pytest.raises(ValueError, match="at least one"):
+        FeatureTap(model, [])
+
+
 # ---------------------------------------------------------------- RNF with task inference
 class MLP(nn.Module):
     def __init__(self, hidden: int = 64):
@@ -102,9 +146,8 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     recognition = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
     assert min(recognition) > 0.3 and sum(recognition) / 5 > 0.6
     accuracy = metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
-    assert accuracy > 0.6  # without task inference it stays below 0.4 (the next test)
-    output = model.classifier
-    assert strategy.rnf._hook is None and not output._forward_pre_hooks  # the feature hook is gone after eval
+    assert accuracy > 0.8  # without task inference it stays below 0.4 (the next test)
+    assert strategy.rnf._tap is None and not any(m._forward_pre_hooks for m in model.modules())  # hooks gone
     assert strategy.rnf.state_nbytes() == strategy.rnf.freeze.nbytes() + strategy.rnf.recognizer.nbytes()
     assert len(strategy.rnf.recognizer) == 5
 
@@ -114,6 +157,29 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     restored.rnf.load_state_dict(strategy.rnf.state_dict())
     again = restored.eval(test)  # evaluating right after loading, before any training
     assert again["Top1_Acc_Stream/eval_phase/test_stream/Task000"] == accuracy
+
+
+def test_features_of_every_layer_recognise_more_than_the_output_layers_input(digits_cil):
+    results = {}
+    for layers in ("last", "all"):
+        torch.manual_seed(0)
+        strategy = _strategy(MLP(), task_inference=True, recognition_layers=layers)
+        for experience in digits_cil.train_stream:
+            strategy.train(experience)
+        metrics = strategy.eval(digits_cil.test_stream)
+        recognised = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
+        columns = [len(task.columns) for task in strategy.rnf.recognizer.tasks]
+        results[layers] = sum(recognised) / 5, columns
+    (last, last_columns), (every, every_columns) = results["last"], results["all"]
+    assert every > last + 0.05  # measured 0.889 against 0.769
+    assert all(a > b for a, b in zip(every_columns, last_columns))  # the first hidden layer's kept units too
+
+
+def test_recognition_options_are_checked():
+    with pytest.raises(ValueError, match="recognition_layers"):
+        _strategy(MLP(), task_inference=True, recognition_layers="first")
+    with pytest.raises(ValueError, match="recognition_samples"):
+        _strategy(MLP(), task_inference=True, recognition_samples=0)
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
@@ -142,7 +208,7 @@ def test_periodic_evaluation_inside_an_experience_leaves_outputs_as_they_are(dig
     strategy.rnf._in_experience = True  # as in an evaluation during the next experience
     metrics = strategy.eval(digits_cil.test_stream[:2])
     assert not any(k.startswith("RNF/TaskRecognition") for k in metrics)
-    assert strategy.rnf._hook is None
+    assert strategy.rnf._tap is None
 
 
 def test_harness_runs_rnf_with_task_inference_in_class_incremental_mode():
