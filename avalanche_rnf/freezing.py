@@ -142,3 +142,70 @@ class FreezeState:
         self.owners = dict(state["owners"])
         self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
         self._rows = {}
+
+
+class EntryFreeze:
+    """Frozen entries of single tensors, by boolean mask, for weights no unit owns whole rows of.
+
+    A domain-incremental output layer is shared by every task, so its rows (the classes) cannot be
+    frozen per task; what belongs to a task are its *columns*, the weights from the units it kept
+    (:mod:`avalanche_rnf.isolation`). Those tensors are small, so a masked copy per step is cheap.
+    """
+
+    def __init__(self) -> None:
+        self.masks: dict[str, Tensor] = {}
+        """Tensor name -> boolean mask of its frozen entries (the tensor's shape)."""
+        self.values: dict[str, Tensor] = {}
+        """Tensor name -> its frozen entries, ``tensor[mask]``."""
+
+    def _mask(self, name: str, tensor: Tensor) -> Tensor:
+        mask = self.masks[name]
+        if mask.shape != tensor.shape:
+            raise RuntimeError(
+                f"{name} changed shape from {tuple(mask.shape)} to {tuple(tensor.shape)} but holds entries frozen "
+                "by RNF (a shared output layer must keep its size)."
+            )
+        if mask.device != tensor.device:
+            mask = self.masks[name] = mask.to(tensor.device)
+        return mask
+
+    @torch.no_grad()
+    def freeze(self, model: nn.Module, name: str, entries: Tensor) -> None:
+        """Add ``entries`` (a boolean mask broadcastable to the tensor) to the frozen entries of ``name``."""
+        tensor = tensor_by_name(model, name)
+        entries = entries.to(tensor.device).bool().expand_as(tensor)
+        mask = self._mask(name, tensor) | entries if name in self.masks else entries.clone()
+        self.masks[name] = mask
+        self.values[name] = tensor.detach()[mask].clone()
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        """Write every frozen entry back into ``model`` (bit-exact)."""
+        for name, values in self.values.items():
+            tensor = tensor_by_name(model, name)
+            mask = self._mask(name, tensor)
+            if values.device != tensor.device:
+                values = self.values[name] = values.to(tensor.device)
+            tensor.masked_scatter_(mask, values)
+
+    @torch.no_grad()
+    def mask_grads(self, model: nn.Module) -> None:
+        """Zero the gradients of frozen entries."""
+        for name in self.values:
+            tensor = tensor_by_name(model, name)
+            if tensor.grad is not None:
+                tensor.grad.masked_fill_(self._mask(name, tensor), 0)
+
+    def nbytes(self) -> int:
+        tensors = list(self.masks.values()) + list(self.values.values())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "masks": {k: v.cpu().clone() for k, v in self.masks.items()},
+            "values": {k: v.cpu().clone() for k, v in self.values.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.masks = {k: v.clone().bool() for k, v in state["masks"].items()}
+        self.values = {k: v.clone() for k, v in state["values"].items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence, Union
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader
 from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
-from avalanche_rnf.freezing import FreezeState, tensor_by_name
-from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
+from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
+from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
 from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
@@ -38,6 +38,7 @@ from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 DEFAULT_SELECTION = RelevanceMass(0.95)
 CALIBRATION_SAMPLES = 512
 """Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
+TaskInference = Union[bool, Literal["class", "domain"]]
 
 
 @dataclass
@@ -87,14 +88,21 @@ class RNFPlugin(SupervisedPlugin):
         last epochs (PackNet's retraining after pruning, within the same epoch budget): the units
         are chosen after ``train_epochs - retrain_epochs`` epochs, isolated (their weights from
         free units held at zero) and trained on, then frozen at the end of the experience. It
-        recovers what pruning cost, so a small capacity share keeps more accuracy. ``0``: choose
-        and freeze at the end. Needs isolation to train a sub-network (otherwise the kept units
-        simply train on with the rest).
-    :param task_inference: for class-incremental streams without task labels, on a model whose last
-        layer is a Linear over all classes. After each experience the output rows of its classes
-        are frozen whole and isolated (isolation is on), and a
-        :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's feature statistics.
-        In evaluation each input's task is recognised first, and only that task's classes can win.
+        recovers what pruning cost, so a small capacity share keeps more accuracy. A fraction
+        (e.g. ``0.5`` with one epoch) chooses the units after that share of the experience's
+        training iterations. ``0``: choose and freeze at the end. Needs isolation to train a
+        sub-network (otherwise the kept units simply train on with the rest).
+    :param task_inference: recognise the task of each input in evaluation, for streams without
+        task labels, on a model whose last layer is a Linear over all classes (isolation is on). After
+        each experience a :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's
+        feature statistics. ``"class"`` (or ``True``), class-incremental: each experience brings its
+        own classes; their output rows are frozen whole and isolated, and in evaluation only the
+        recognised task's classes can win. ``"domain"``, domain-incremental (e.g. PermutedMNIST):
+        every experience shares the output layer's classes. Each task owns the units it keeps in the
+        layer feeding the output layer: while a task trains, the output layer reads none of the
+        earlier tasks' units there; afterwards the output layer's weights from its units (its
+        columns) and the bias are frozen, and in evaluation the output layer reads only the
+        recognised task's units, so that task's outputs are exactly what they were when it finished.
         Task-recognition accuracy per evaluated experience is published as
         ``RNF/TaskRecognition/eval_phase/<stream>_stream/Exp<k>`` (not during periodic evaluation
         inside an experience, whose task is not learned yet: outputs are left as they are then).
@@ -123,18 +131,21 @@ class RNFPlugin(SupervisedPlugin):
         isolate: bool | None = None,
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
-        task_inference: bool = False,
-        retrain_epochs: int = 0,
+        task_inference: TaskInference = False,
+        retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
     ):
         super().__init__()
-        if not (isinstance(retrain_epochs, int) and retrain_epochs >= 0):
-            raise ValueError(f"retrain_epochs must be a non-negative integer, got {retrain_epochs!r}.")
+        number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
+        if not (number and retrain_epochs >= 0):
+            raise ValueError(f"retrain_epochs must be a non-negative number of epochs, got {retrain_epochs!r}.")
         if recognition_layers not in ("all", "last"):
             raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
         if not (isinstance(recognition_samples, int) and recognition_samples > 0):
             raise ValueError(f"recognition_samples must be a positive integer, got {recognition_samples!r}.")
+        if task_inference not in (False, True, "class", "domain"):
+            raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         if not 0 < holdout < 1:
@@ -162,7 +173,9 @@ class RNFPlugin(SupervisedPlugin):
         self.search = ToleranceSearch(max_drop, search_steps) if max_drop is not None else None
         self.holdout = holdout
         self.isolate = True if task_inference else isolate
-        self.task_inference = task_inference
+        self.task_inference: Literal["class", "domain"] | None = (
+            "class" if task_inference is True else task_inference or None
+        )
         self.capacity = capacity
         self.n_experiences = n_experiences
         self.retrain_epochs = retrain_epochs
@@ -183,14 +196,24 @@ class RNFPlugin(SupervisedPlugin):
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
         self.recognizer = TaskRecognizer()
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
+        self.task_experiences: list[int] = []
+        """Per task (with ``task_inference``): the experience it was learned in."""
+        self.entries = EntryFreeze()
+        """``task_inference="domain"``: the frozen columns and bias of the shared output layer."""
+        self.task_inputs: list[Tensor] = []
+        """``task_inference="domain"``: per task, its own units in the layer feeding the output layer."""
         self._warned: set[str] = set()
         self._train_part: Any = None
         self._holdout_part: Any = None
         self._rows: dict[str, Tensor] = {}
         self._tap: FeatureTap | None = None
+        self._masking: Any = None
+        self._predicted: Tensor | None = None
         self._recognised: list[int] = [0, 0]
         self._in_experience = False
         self._epochs = 0
+        self._iterations = 0
+        self._select_at: int | None = None
         self._pending: _Selection | None = None
         self._cuts: dict[str, Tensor] = {}
 
@@ -217,16 +240,26 @@ class RNFPlugin(SupervisedPlugin):
                 "train the whole network before choosing units: use fewer retrain_epochs or more train_epochs."
             )
         self._in_experience = True
-        self._epochs, self._pending, self._cuts = 0, None, {}
+        self._epochs, self._iterations, self._pending, self._cuts = 0, 0, None, {}
+        self._select_at = self._selection_iteration(strategy)
         self._scan(strategy.model)
+        if self.task_inference == "class":
+            self._class_rows(strategy.model, strategy.experience)  # fails now, not after training, on shared classes
         # a task that comes back trains its own head again; it is frozen whole once more afterwards
         for head in self._task_heads(strategy.model, strategy.experience) & self.whole_heads:
             self.freeze.release(head)
             self.whole_heads.discard(head)
         self.freeze.restore(strategy.model)
+        self.entries.restore(strategy.model)
+        if self.task_inference == "domain" and self.task_inputs:
+            self._cut({self._output_weight(): self._columns(strategy.model, torch.stack(self.task_inputs).any(0))})
+            with torch.no_grad():
+                for name, cut in self._cuts.items():
+                    tensor_by_name(strategy.model, name).masked_fill_(cut, 0)
 
     def after_backward(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.mask_grads(strategy.model)
+        self.entries.mask_grads(strategy.model)
         for name, cut in self._cuts.items():
             grad = tensor_by_name(strategy.model, name).grad
             if grad is not None:
@@ -235,16 +268,42 @@ class RNFPlugin(SupervisedPlugin):
     @torch.no_grad()
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.restore(strategy.model)
+        self.entries.restore(strategy.model)
         for name, cut in self._cuts.items():
             tensor_by_name(strategy.model, name).masked_fill_(cut, 0)
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        """With a fractional ``retrain_epochs``: choose the units after that share of the iterations."""
+        self._iterations += 1
+        if self._iterations == self._select_at:
+            self._start_retraining(strategy)
 
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         """With ``retrain_epochs``: choose the units to keep, and retrain them alone from here on."""
         self._epochs += 1
-        if self.retrain_epochs and self._epochs == getattr(strategy, "train_epochs", 0) - self.retrain_epochs:
-            self.freeze.restore(strategy.model)
-            self._pending = self._select(strategy)
-            self._cuts = self._isolate(strategy.model, self._pending)
+        whole = self.retrain_epochs and self._select_at is None
+        if whole and self._epochs == getattr(strategy, "train_epochs", 0) - self.retrain_epochs:
+            self._start_retraining(strategy)
+
+    def _selection_iteration(self, strategy: Any) -> int | None:
+        """For a fractional ``retrain_epochs``, the training iteration after which the units are chosen."""
+        if float(self.retrain_epochs).is_integer():
+            return None
+        try:
+            per_epoch = len(strategy.dataloader)
+        except TypeError as error:
+            raise ValueError("a fractional retrain_epochs needs a training data loader with a length") from error
+        return max(1, round((strategy.train_epochs - self.retrain_epochs) * per_epoch))
+
+    def _start_retraining(self, strategy: Any) -> None:
+        self.freeze.restore(strategy.model)
+        self._pending = self._select(strategy)
+        self._cut(self._isolate(strategy.model, self._pending, retraining=True))
+
+    def _cut(self, cuts: dict[str, Tensor]) -> None:
+        """Hold these weight entries at zero for the rest of the experience (with those already held)."""
+        for name, cut in cuts.items():
+            self._cuts[name] = self._cuts[name] | cut if name in self._cuts else cut
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._recognised = [0, 0]
@@ -254,16 +313,23 @@ class RNFPlugin(SupervisedPlugin):
             if not self.layers:  # e.g. evaluating right after load_state_dict
                 self._scan(strategy.model)
             self._tap = self._capture(strategy.model)
+            if self.task_inference == "domain":
+                self._masking = self._mask_output(strategy.model)
 
     def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
-        """Recognise each input's task and let only that task's classes win."""
+        """Recognise each input's task and let only that task's classes win (``"class"``); count the
+        inputs whose task was recognised."""
         if self._tap is None:
             return
-        output = strategy.mb_output
-        tasks = self.recognizer.predict(self._tap.pop())
-        allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
-        strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
-        true = self.recognizer.task_of_class(output.shape[1])[strategy.mb_y.cpu()]
+        if self.task_inference == "domain":  # recognised, and outputs masked, inside the forward pass
+            tasks, self._predicted = self._predicted, None
+            true = torch.full_like(tasks, self._task_of_experience(strategy.experience))
+        else:
+            output = strategy.mb_output
+            tasks = self.recognizer.predict(self._tap.pop())
+            allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
+            strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
+            true = self.recognizer.task_of_class(output.shape[1])[strategy.mb_y.cpu()]
         known = true >= 0
         self._recognised[0] += int((tasks.cpu() == true)[known].sum())
         self._recognised[1] += int(known.sum())
@@ -285,6 +351,29 @@ class RNFPlugin(SupervisedPlugin):
         if self._tap is not None:
             self._tap.remove()
             self._tap = None
+        if self._masking is not None:
+            self._masking.remove()
+            self._masking = None
+        self._predicted = None
+
+    def _mask_output(self, model: nn.Module) -> Any:
+        """``"domain"``: a forward hook on the output layer that recognises each input's task (the tap
+        has read every feature by then) and recomputes the output from that task's own units."""
+        module = model.get_submodule(self._output_layer().name)
+        masks = torch.stack([self._columns(model, units)[0] for units in self.task_inputs])
+
+        def hook(layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            tasks = self.recognizer.predict(self._tap.pop()).cpu()
+            self._predicted = tasks
+            x = inputs[0]
+            return nn.functional.linear(x * masks.to(x)[tasks.to(x.device)], layer.weight, layer.bias)
+
+        return module.register_forward_hook(hook)
+
+    def _task_of_experience(self, experience: Any) -> int:
+        """The task learned in ``experience`` (the latest, if it was trained more than once); -1: none."""
+        tasks = [i for i, e in enumerate(self.task_experiences) if e == experience.current_experience]
+        return tasks[-1] if tasks else -1
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -347,7 +436,7 @@ class RNFPlugin(SupervisedPlugin):
                 stacklevel=3,
             )
         heads = self._task_heads(model, strategy.experience)
-        self._rows = self._class_rows(model, strategy.experience) if self.task_inference else {}
+        self._rows = self._class_rows(model, strategy.experience) if self.task_inference == "class" else {}
         sources = unit_sources(model, self.layers, self._all_heads(model))
         budgets = self._budgets(model, strategy.experience)
         calibration = self._calibration_batches(strategy)
@@ -421,6 +510,13 @@ class RNFPlugin(SupervisedPlugin):
         module = self._check_output_layer(model)
         rows = torch.zeros(module.out_features, dtype=torch.bool)
         rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
+        learned = rows & (self.recognizer.task_of_class(module.out_features) >= 0)
+        if learned.any():
+            raise ValueError(
+                f"task_inference='class' gives each experience classes of its own, but experience "
+                f"{experience.current_experience} has classes {learned.nonzero().flatten().tolist()} of an earlier "
+                "one, whose output rows are frozen: for experiences that share classes use task_inference='domain'."
+            )
         return {layer.name: rows}
 
     def _taps(self, model: nn.Module) -> list[Tap]:
@@ -459,6 +555,7 @@ class RNFPlugin(SupervisedPlugin):
             )
             keep[last] = torch.ones_like(keep[last])
         self.recognizer.add_task(tap.columns(keep), features, labels, held_out)
+        self.task_experiences.append(strategy.experience.current_experience)
 
     def _features_of(self, strategy: Any, tap: FeatureTap, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
         """The recognition features (read by ``tap``) and the labels of ``size`` samples of ``dataset``."""
@@ -503,9 +600,12 @@ class RNFPlugin(SupervisedPlugin):
     ) -> dict[str, Tensor]:
         """Per layer, the free units to freeze now: ``rule``'s pick within the budget; whole task heads."""
         new: dict[str, Tensor] = {}
+        shared = self._output_layer().name if self.task_inference == "domain" else None
         for layer in self.layers:
             frozen = self.freeze.frozen_units(layer.name, n_units(model.get_submodule(layer.name)))
-            if layer.name in heads:
+            if layer.name == shared:  # its columns are frozen instead (_freeze_columns)
+                new[layer.name] = torch.zeros_like(frozen)
+            elif layer.name in heads:
                 new[layer.name] = ~frozen
             elif layer.name in self._rows:
                 new[layer.name] = self._rows[layer.name] & ~frozen
@@ -596,9 +696,11 @@ class RNFPlugin(SupervisedPlugin):
                 total += len(batch[1])
         return correct / max(total, 1)
 
-    def _isolate(self, model: nn.Module, selection: _Selection) -> dict[str, Tensor]:
+    def _isolate(self, model: nn.Module, selection: _Selection, retraining: bool = False) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones and recalibrate their norms.
 
+        Before ``retraining`` with ``task_inference="domain"``, the shared output layer is cut off the
+        free units too, so the kept sub-network trains as the recognised task will compute it.
         Returns the cut weight entries by tensor name (to hold at zero while the units retrain).
         """
         if not (self.isolate if self.isolate is not None else bool(self._all_heads(model))):
@@ -608,7 +710,10 @@ class RNFPlugin(SupervisedPlugin):
         for layer in self.layers:
             source = selection.sources[layer.name]
             if source is not None:
-                cut = sever(model, layer.name, source, selection.new[layer.name], keep[source.layer])
+                rows = selection.new[layer.name]
+                if retraining and self.task_inference == "domain" and layer.name == self._output_layer().name:
+                    rows = torch.ones_like(rows)
+                cut = sever(model, layer.name, source, rows, keep[source.layer])
                 if cut is not None and cut.any():
                     cuts[f"{layer.name}.weight"] = cut
         with torch.no_grad():
@@ -620,6 +725,8 @@ class RNFPlugin(SupervisedPlugin):
         """Isolate (see :meth:`_isolate`) and freeze the selection's units; whole task heads are remembered."""
         self._isolate(model, selection)
         keep = self._kept(selection.new)
+        if self.task_inference == "domain":
+            self._freeze_columns(model, selection.new)
         for layer in self.layers:
             units = selection.new[layer.name]
             if layer.name in selection.heads:
@@ -635,6 +742,32 @@ class RNFPlugin(SupervisedPlugin):
                     "capacity='fair' or a wider layer.",
                     stacklevel=3,
                 )
+
+    def _freeze_columns(self, model: nn.Module, new: dict[str, Tensor]) -> None:
+        """``"domain"``: give the earlier tasks' columns of the shared output layer their values back (they
+        were held at zero while this task trained), and freeze this task's columns and the bias."""
+        self.entries.restore(model)
+        module = model.get_submodule(self._output_layer().name)
+        units = new[self._output_source(model).layer].clone()
+        self.entries.freeze(model, self._output_weight(), self._columns(model, units))
+        if module.bias is not None:
+            bias = torch.ones_like(module.bias, dtype=torch.bool)
+            self.entries.freeze(model, f"{self._output_layer().name}.bias", bias)
+        self.task_inputs.append(units)
+
+    def _output_source(self, model: nn.Module) -> Source:
+        source = unit_sources(model, self.layers, set())[self._output_layer().name]
+        if source is None:
+            raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        return source
+
+    def _output_weight(self) -> str:
+        return f"{self._output_layer().name}.weight"
+
+    def _columns(self, model: nn.Module, units: Tensor) -> Tensor:
+        """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
+        module = model.get_submodule(self._output_layer().name)
+        return input_mask(module, self._output_source(model), units).expand_as(module.weight)
 
     def _publish(self, strategy: Any) -> None:
         evaluator = getattr(strategy, "evaluator", None)
@@ -669,6 +802,9 @@ class RNFPlugin(SupervisedPlugin):
             "whole_heads": sorted(self.whole_heads),
             "searches": [vars(r) for r in self.searches],
             "recognizer": self.recognizer.state_dict(),
+            "task_experiences": list(self.task_experiences),
+            "entries": self.entries.state_dict(),
+            "task_inputs": [t.clone() for t in self.task_inputs],
             "warned": sorted(self._warned),
         }
 
@@ -681,6 +817,9 @@ class RNFPlugin(SupervisedPlugin):
         self.whole_heads = set(state["whole_heads"])
         self.searches = [SearchResult(**r) for r in state.get("searches", [])]
         self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
+        self.task_experiences = list(state.get("task_experiences", []))
+        self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))
+        self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
         self._warned = set(state["warned"])
 
     def overall_frozen_fraction(self, model: Any) -> float:
@@ -692,7 +831,8 @@ class RNFPlugin(SupervisedPlugin):
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        return self.freeze.nbytes() + self.recognizer.nbytes()
+        inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)
+        return self.freeze.nbytes() + self.entries.nbytes() + inputs + self.recognizer.nbytes()
 
 
 def _call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]) -> Tensor:

@@ -14,7 +14,7 @@ from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
 from avalanche_rnf.layers import find_unit_layers
-from avalanche_rnf.plugin import RNFPlugin
+from avalanche_rnf.plugin import RNFPlugin, TaskInference
 from avalanche_rnf.relevance import Reduction, Start
 from avalanche_rnf.selection import SelectionRule
 
@@ -48,8 +48,8 @@ class RNF(SupervisedTemplate):
         isolate: bool | None = None,
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
-        task_inference: bool = False,
-        retrain_epochs: int = 0,
+        task_inference: TaskInference = False,
+        retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
         train_mb_size: int = 1,

@@ -86,8 +86,12 @@ def load_tuned(path: Path = TUNED_FILE) -> dict[tuple[str, str], dict[str, dict[
 TUNED = load_tuned()
 
 
-#: Parameters a strategy takes in one scenario only: RNF recognises the task in class-incremental runs.
-SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {("rnf", "class"): {"task_inference": True}}
+#: Parameters a strategy takes in one scenario only: RNF recognises the task where no task label is
+#: given, in class-incremental runs (each task its own classes) and domain-incremental ones (shared classes).
+SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("rnf", "class"): {"task_inference": True},
+    ("rnf", "domain"): {"task_inference": "domain"},
+}
 
 
 def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:

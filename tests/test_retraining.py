@@ -92,12 +92,42 @@ def test_early_stop_before_the_choice_still_freezes_at_the_end(digits_til):
 
 
 def test_retrain_epochs_are_checked(digits_til):
-    for bad in (-1, 1.5):
+    for bad in (-1, -0.5, True, "1"):
         with pytest.raises(ValueError, match="retrain_epochs"):
             _rnf(MultiHeadMLP(), retrain_epochs=bad)
     strategy = _rnf(MultiHeadMLP(), retrain_epochs=2, train_epochs=2)
     with pytest.raises(ValueError, match="retrain_epochs=2 leaves none of the strategy's 2 training epochs"):
         strategy.train(digits_til.train_stream[0])
+
+
+class _Iterations(SupervisedPlugin):
+    """Counts training iterations and notes the one after which RNF had chosen its units."""
+
+    def __init__(self, plugin):
+        super().__init__()
+        self.plugin, self.count, self.chosen_at = plugin, 0, None
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.count, self.chosen_at, self.per_epoch = 0, None, len(strategy.dataloader)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.count += 1
+        if self.chosen_at is None and self.plugin._pending is not None:
+            self.chosen_at = self.count
+
+
+def test_a_fractional_retrain_epochs_chooses_the_units_within_an_epoch(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=0.5)
+    watch = _Iterations(strategy.rnf)
+    strategy.plugins.append(watch)  # after RNF: sees the choice of the same iteration
+    outputs = []
+    for k, exp in enumerate(digits_til.train_stream[:2]):
+        strategy.train(exp)
+        assert watch.chosen_at == round(1.5 * watch.per_epoch)
+        assert strategy.rnf.searches[-1].retrained_accuracy is not None
+        outputs.append(experience_logits(strategy.model, digits_til.test_stream[k]))
+    assert torch.equal(experience_logits(strategy.model, digits_til.test_stream[0]), outputs[0])
 
 
 def test_retrained_accuracy_is_published_and_survives_a_checkpoint(digits_til):
