@@ -29,7 +29,7 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
-from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer
+from avalanche_rnf.recognition import SHRINKAGE, FeatureTap, Tap, TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -111,6 +111,9 @@ class RNFPlugin(SupervisedPlugin):
         :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input.
     :param recognition_samples: training samples (class-balanced) per task whose features give its
         recognition statistics.
+    :param recognition_shrinkage: weight of the scaled identity in each task's shrunk covariance
+        (:class:`~avalanche_rnf.recognition.TaskRecognizer`): small values trust the features'
+        correlations, large ones count every feature alike.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class RNFPlugin(SupervisedPlugin):
         retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
+        recognition_shrinkage: float = SHRINKAGE,
     ):
         super().__init__()
         number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
@@ -144,6 +148,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
         if not (isinstance(recognition_samples, int) and recognition_samples > 0):
             raise ValueError(f"recognition_samples must be a positive integer, got {recognition_samples!r}.")
+        if not (isinstance(recognition_shrinkage, (int, float)) and 0 < recognition_shrinkage <= 1):
+            raise ValueError(f"recognition_shrinkage must be in (0, 1], got {recognition_shrinkage!r}.")
         if task_inference not in (False, True, "class", "domain"):
             raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
@@ -194,7 +200,7 @@ class RNFPlugin(SupervisedPlugin):
         """Head layers frozen whole because their task finished (multi-head models)."""
         self.searches: list[SearchResult] = []
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
-        self.recognizer = TaskRecognizer()
+        self.recognizer = TaskRecognizer(recognition_shrinkage)
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
         self.task_experiences: list[int] = []
         """Per task (with ``task_inference``): the experience it was learned in."""

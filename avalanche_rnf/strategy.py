@@ -15,6 +15,7 @@ from zennit.core import Composite
 
 from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.plugin import RNFPlugin, TaskInference
+from avalanche_rnf.recognition import SHRINKAGE
 from avalanche_rnf.relevance import Reduction, Start
 from avalanche_rnf.selection import SelectionRule
 
@@ -52,6 +53,7 @@ class RNF(SupervisedTemplate):
         retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
+        recognition_shrinkage: float = SHRINKAGE,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -82,6 +84,7 @@ class RNF(SupervisedTemplate):
             retrain_epochs=retrain_epochs,
             recognition_layers=recognition_layers,
             recognition_samples=recognition_samples,
+            recognition_shrinkage=recognition_shrinkage,
         )
         super().__init__(
             model=model,

@@ -180,6 +180,10 @@ def test_recognition_options_are_checked():
         _strategy(MLP(), task_inference=True, recognition_layers="first")
     with pytest.raises(ValueError, match="recognition_samples"):
         _strategy(MLP(), task_inference=True, recognition_samples=0)
+    for bad in (0, 1.5, "0.3"):
+        with pytest.raises(ValueError, match="recognition_shrinkage"):
+            _strategy(MLP(), task_inference=True, recognition_shrinkage=bad)
+    assert _strategy(MLP(), task_inference=True, recognition_shrinkage=0.3).rnf.recognizer.shrinkage == 0.3
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
