@@ -67,6 +67,23 @@ for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
     --resume --rerun rnf "${extra[@]}"
 done
 
+# Session of 2026-11-25. PermutedMNIST searched (baselines and RNF, on Ray).
+rnf-bench --sweep benchmarks/sweeps/permuted_mnist.json --strategies ewc,si,lwf,mas,rnf --benchmark permuted_mnist \
+  --scenario domain --loggers text --out "$R/search-permuted_mnist-domain" --write-tuned "${extra[@]}"
+# Session of 2026-11-30. Task recognition from every layer (recognition_layers="all"): the recognisers compared, RNF's class-IL sweep on
+# split_mnist redone, then RNF redone in the three class-incremental directories.
+python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
+python -m benchmarks.recognizers --benchmark split_cifar10 --seed 0 --out "$R/recognizers-split_cifar10"
+rnf-bench --sweep benchmarks/sweeps/rnf-retrain.json --strategies rnf --benchmark split_mnist --scenario class \
+  --loggers text --out "$R/search-split_mnist-class" --resume --rerun rnf --write-tuned "${extra[@]}"
+for b in split_mnist split_fmnist split_cifar10; do
+  rnf-bench --benchmark "$b" --scenario class --strategies rnf --seeds 0 1 2 --loggers text --out "$R/$b-class" \
+    --resume --rerun rnf "${extra[@]}"
+done
+# PermutedMNIST with the searched baseline values and RNF with task_inference="domain", 3 seeds.
+rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 2 --loggers text --out "$R/permuted_mnist-domain" \
+  --ray --resume --rerun ewc,si,lwf,mas,rnf "${extra[@]}"
+
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
