@@ -408,7 +408,11 @@ class RNFPlugin(SupervisedPlugin):
         self._freeze(model, selection)
         if retrained and self.search is not None and self.searches:
             batches = list(self._batches(strategy, self._holdout_part, None))
-            accuracy = self._accuracy(model, {}, batches, next(iter(self._rows.values()), None))
+            weights = {}
+            if self.task_inference == "domain":  # the task reads its own units only (the others are frozen now)
+                weight = model.get_submodule(self._output_layer().name).weight
+                weights = {self._output_weight(): weight * self._columns(model, self.task_inputs[-1])}
+            accuracy = self._accuracy(model, weights, batches, next(iter(self._rows.values()), None))
             self.searches[-1] = replace(self.searches[-1], retrained_accuracy=accuracy)
         if self.task_inference:
             self._learn_task(strategy, selection.sources)

@@ -138,7 +138,8 @@ def test_domain_retraining_trains_the_kept_sub_network_as_the_task_computes_it(d
     for experience in digits_dil.train_stream[:2]:
         strategy.train(experience)
     assert seen and all(seen)  # the output layer read only the kept units while they retrained
-    assert all(s.retrained_accuracy is not None for s in strategy.rnf.searches)
+    # scored as the task computes it: its own columns of the output layer, not every task's
+    assert all(s.retrained_accuracy is not None and s.retrained_accuracy > 0.85 for s in strategy.rnf.searches)
     before = _as_task(model, strategy.rnf, _inputs(digits_dil.test_stream[0]), 0)
     strategy.train(digits_dil.train_stream[2])
     assert torch.equal(_as_task(model, strategy.rnf, _inputs(digits_dil.test_stream[0]), 0), before)
