@@ -259,9 +259,7 @@ class RNFPlugin(SupervisedPlugin):
         self.entries.restore(strategy.model)
         if self.task_inference == "domain" and self.task_inputs:
             self._cut({self._output_weight(): self._columns(strategy.model, torch.stack(self.task_inputs).any(0))})
-            with torch.no_grad():
-                for name, cut in self._cuts.items():
-                    tensor_by_name(strategy.model, name).masked_fill_(cut, 0)
+            self._hold_cuts(strategy.model)
 
     def after_backward(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.mask_grads(strategy.model)
@@ -271,12 +269,16 @@ class RNFPlugin(SupervisedPlugin):
             if grad is not None:
                 grad.masked_fill_(cut, 0)
 
-    @torch.no_grad()
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.restore(strategy.model)
         self.entries.restore(strategy.model)
+        self._hold_cuts(strategy.model)
+
+    @torch.no_grad()
+    def _hold_cuts(self, model: nn.Module) -> None:
+        """Write zeros into the cut weight entries."""
         for name, cut in self._cuts.items():
-            tensor_by_name(strategy.model, name).masked_fill_(cut, 0)
+            tensor_by_name(model, name).masked_fill_(cut, 0)
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         """With a fractional ``retrain_epochs``: choose the units after that share of the iterations."""
