@@ -29,7 +29,7 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
-from avalanche_rnf.recognition import SHRINKAGE, FeatureTap, Tap, TaskRecognizer
+from avalanche_rnf.recognition import POWER, SHRINKAGE, FeatureTap, Tap, TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -114,6 +114,11 @@ class RNFPlugin(SupervisedPlugin):
     :param recognition_shrinkage: weight of the scaled identity in each task's shrunk covariance
         (:class:`~avalanche_rnf.recognition.TaskRecognizer`): small values trust the features'
         correlations, large ones count every feature alike.
+    :param recognition_power: exponent of the power transform applied to the recognition features
+        before their statistics are fitted (``sign(x) * |x| ** power``). ``0.5`` suits conv
+        channels' means and spreads, skewed and non-negative (SplitCIFAR-10); ``1`` leaves the
+        features as they are, which suits MLP units (SplitMNIST). Measurements:
+        ``benchmarks/results/recognizers-*``.
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class RNFPlugin(SupervisedPlugin):
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
         recognition_shrinkage: float = SHRINKAGE,
+        recognition_power: float = POWER,
     ):
         super().__init__()
         number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
@@ -150,6 +156,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"recognition_samples must be a positive integer, got {recognition_samples!r}.")
         if not (isinstance(recognition_shrinkage, (int, float)) and 0 < recognition_shrinkage <= 1):
             raise ValueError(f"recognition_shrinkage must be in (0, 1], got {recognition_shrinkage!r}.")
+        if not (isinstance(recognition_power, (int, float)) and 0 < recognition_power <= 1):
+            raise ValueError(f"recognition_power must be in (0, 1], got {recognition_power!r}.")
         if task_inference not in (False, True, "class", "domain"):
             raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
@@ -200,7 +208,7 @@ class RNFPlugin(SupervisedPlugin):
         """Head layers frozen whole because their task finished (multi-head models)."""
         self.searches: list[SearchResult] = []
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
-        self.recognizer = TaskRecognizer(recognition_shrinkage)
+        self.recognizer = TaskRecognizer(recognition_shrinkage, recognition_power)
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
         self.task_experiences: list[int] = []
         """Per task (with ``task_inference``): the experience it was learned in."""

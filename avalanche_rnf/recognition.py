@@ -12,6 +12,8 @@ analysis): statistics, never inputs. An input's distance to task ``k`` is its sm
 Mahalanobis distance to one of task ``k``'s class means; since tasks have different numbers of
 features, the distance is standardised by the mean and spread of the distances of the task's own
 calibration samples. The recognised task is the one with the smallest standardised distance.
+Optionally, the features first go through a power transform (Tukey's ladder, ``x ** power`` with
+its sign kept), which makes skewed non-negative statistics closer to the Gaussians the fit assumes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from torch import Tensor, nn
 SHRINKAGE = 0.01
 """Weight of the scaled identity in the shrunk covariance (ill-conditioned with few samples)."""
 
+POWER = 1.0
+"""Exponent of the feature power transform (``1``: the features as they are)."""
+
+
+def power_transform(features: Tensor, power: float) -> Tensor:
+    """``sign(x) * |x| ** power``, elementwise (``power == 1``: ``features`` unchanged)."""
+    return features if power == 1 else features.sign() * features.abs().pow(power)
+
 
 @dataclass
 class TaskStats:
@@ -36,10 +46,11 @@ class TaskStats:
     precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance
     centre: float = 0.0  # mean of the calibration samples' distances
     spread: float = 1.0  # their standard deviation
+    power: float = POWER  # the features' power transform, before the means and the precision
 
     def distance(self, features: Tensor) -> Tensor:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
-        f = features[:, self.columns.to(features.device)].float()
+        f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
         diff = f[:, None, :] - self.means.to(f.device)[None]
         return torch.einsum("ncd,de,nce->nc", diff, self.precision.to(f.device), diff).min(-1).values
 
@@ -129,10 +140,13 @@ class FeatureTap:
 class TaskRecognizer:
     """Recognises which learned task an input belongs to, from per-task feature statistics."""
 
-    def __init__(self, shrinkage: float = SHRINKAGE) -> None:
+    def __init__(self, shrinkage: float = SHRINKAGE, power: float = POWER) -> None:
         if not 0 < shrinkage <= 1:
             raise ValueError(f"shrinkage must be in (0, 1], got {shrinkage!r}")
+        if not 0 < power <= 1:
+            raise ValueError(f"power must be in (0, 1], got {power!r}")
         self.shrinkage = shrinkage
+        self.power = power
         self.tasks: list[TaskStats] = []
 
     def __len__(self) -> int:
@@ -148,7 +162,7 @@ class TaskRecognizer:
         columns = columns.flatten().long().cpu()
         if columns.numel() == 0:
             raise ValueError("a task needs at least one feature column to be recognised")
-        f = features[:, columns.to(features.device)].double().cpu()
+        f = power_transform(features[:, columns.to(features.device)].double().cpu(), self.power)
         labels = labels.cpu()
         classes = labels.unique()
         means = torch.stack([f[labels == c].mean(0) for c in classes])
@@ -156,7 +170,7 @@ class TaskRecognizer:
         covariance = centred.T @ centred / max(len(f) - len(classes), 1)
         scale = float(covariance.trace()) / len(columns) or 1.0
         covariance = (1 - self.shrinkage) * covariance + self.shrinkage * scale * torch.eye(len(columns), dtype=f.dtype)
-        task = TaskStats(columns, classes, means.float(), torch.linalg.inv(covariance).float())
+        task = TaskStats(columns, classes, means.float(), torch.linalg.inv(covariance).float(), power=self.power)
         distances = task.distance(calibration if calibration is not None else features)
         task.centre = float(distances.mean())
         task.spread = float(distances.std()) if len(distances) > 1 and float(distances.std()) > 0 else 1.0
@@ -190,10 +204,11 @@ class TaskRecognizer:
         return sum(task.nbytes() for task in self.tasks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage, "tasks": [_cpu_copy(vars(t)) for t in self.tasks]}
+        return {"shrinkage": self.shrinkage, "power": self.power, "tasks": [_cpu_copy(vars(t)) for t in self.tasks]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.shrinkage = state.get("shrinkage", SHRINKAGE)
+        self.power = state.get("power", POWER)
         self.tasks = [TaskStats(**_cpu_copy(t)) for t in state["tasks"]]
 
 

@@ -15,7 +15,7 @@ from zennit.core import Composite
 
 from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.plugin import RNFPlugin, TaskInference
-from avalanche_rnf.recognition import SHRINKAGE
+from avalanche_rnf.recognition import POWER, SHRINKAGE
 from avalanche_rnf.relevance import Reduction, Start
 from avalanche_rnf.selection import SelectionRule
 
@@ -54,6 +54,7 @@ class RNF(SupervisedTemplate):
         recognition_layers: Literal["all", "last"] = "all",
         recognition_samples: int = 3000,
         recognition_shrinkage: float = SHRINKAGE,
+        recognition_power: float = POWER,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -85,6 +86,7 @@ class RNF(SupervisedTemplate):
             recognition_layers=recognition_layers,
             recognition_samples=recognition_samples,
             recognition_shrinkage=recognition_shrinkage,
+            recognition_power=recognition_power,
         )
         super().__init__(
             model=model,

@@ -150,7 +150,19 @@ def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
     names = {name.rsplit(" | ", 1)[0] for name in results}
     assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 9
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 12
     best = "Mahalanobis, shrinkage 0.01, standardised per task"
     assert results[f"{best} | all"]["task_recognised"] > results["max logit | last"]["task_recognised"]
+    assert results[f"{best}, features ** 0.5 | all"] != results[f"{best} | all"]
     assert "| recogniser | features" in (tmp_path / "result.md").read_text()
+
+
+def test_recognizer_comparison_on_a_validation_split(tmp_path):
+    import json
+
+    from benchmarks import recognizers
+
+    assert recognizers.main(["--benchmark", "split_digits", "--validation", "0.2", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["validation"] == 0.2
+    assert "validation split, 20% of the training data" in (tmp_path / "result.md").read_text()

@@ -7,10 +7,10 @@ import io
 import pytest
 import torch
 from avalanche.training.plugins import EvaluationPlugin
-from torch import nn
+from torch import Tensor, nn
 
 from avalanche_rnf import RNF
-from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer, unit_statistics
+from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer, power_transform, unit_statistics
 from helpers import MultiHeadMLP, experience_logits
 
 
@@ -62,6 +62,39 @@ def test_recognizer_keeps_statistics_only_and_rejects_bad_input():
         rec.add_task(torch.tensor([], dtype=torch.long), train, labels)
     with pytest.raises(ValueError, match="shrinkage"):
         TaskRecognizer(shrinkage=0)
+    with pytest.raises(ValueError, match="power"):
+        TaskRecognizer(power=1.5)
+
+
+def _skewed(seed: int) -> tuple[Tensor, Tensor]:
+    """Two one-class tasks whose 4 non-negative features are log-normal, at two medians; and the tasks."""
+    g = torch.Generator().manual_seed(seed)
+    tasks = torch.arange(2).repeat_interleave(2000)
+    return (torch.randn(4000, 4, generator=g) + tasks[:, None]).exp(), tasks
+
+
+def _fit(power: float, features: Tensor, tasks: Tensor) -> TaskRecognizer:
+    rec = TaskRecognizer(power=power)
+    for t in range(2):
+        rec.add_task(torch.arange(4), features[tasks == t], tasks[tasks == t])
+    return rec
+
+
+def test_power_transform_is_applied_to_fitting_and_scoring_and_helps_skewed_features():
+    gains = []
+    for seed in range(5):
+        (train, tasks), (test, test_tasks) = _skewed(seed), _skewed(seed + 100)
+        plain, rooted = _fit(1.0, train, tasks), _fit(0.5, train, tasks)
+        gains.append(float((rooted.predict(test) == test_tasks).float().mean()
+                           - (plain.predict(test) == test_tasks).float().mean()))
+    assert min(gains) > 0 and sum(gains) / len(gains) > 0.03, gains
+    prerooted = _fit(1.0, train.sqrt(), tasks)
+    assert torch.allclose(rooted.scores(test), prerooted.scores(test.sqrt()), atol=1e-4)
+    assert power_transform(-test, 0.5).equal(-power_transform(test, 0.5))  # the sign is kept
+
+    clone = TaskRecognizer()
+    clone.load_state_dict(rooted.state_dict())
+    assert clone.power == 0.5 and torch.equal(clone.scores(test), rooted.scores(test))
 
 
 # ---------------------------------------------------------------- the features
@@ -184,6 +217,10 @@ def test_recognition_options_are_checked():
         with pytest.raises(ValueError, match="recognition_shrinkage"):
             _strategy(MLP(), task_inference=True, recognition_shrinkage=bad)
     assert _strategy(MLP(), task_inference=True, recognition_shrinkage=0.3).rnf.recognizer.shrinkage == 0.3
+    for bad in (0, 2, "0.5"):
+        with pytest.raises(ValueError, match="recognition_power"):
+            _strategy(MLP(), task_inference=True, recognition_power=bad)
+    assert _strategy(MLP(), task_inference=True, recognition_power=0.5).rnf.recognizer.power == 0.5
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
