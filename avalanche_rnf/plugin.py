@@ -29,7 +29,7 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
-from avalanche_rnf.recognition import POWER, SHRINKAGE, FeatureTap, Tap, TaskRecognizer
+from avalanche_rnf.recognition import POWER, SHRINKAGE, FeatureTap, Tap, TaskRecognizer, task_weighted_log_probs
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -119,6 +119,12 @@ class RNFPlugin(SupervisedPlugin):
         channels' means and spreads, skewed and non-negative (SplitCIFAR-10); ``1`` leaves the
         features as they are, which suits MLP units (SplitMNIST). Measurements:
         ``benchmarks/results/recognizers-*``.
+    :param task_posterior: with ``task_inference`` ``"class"``: ``None`` lets only the recognised
+        task's classes win; a scale ``s`` instead scores each class by the log-probability of its
+        task, a softmax of ``s`` times the recogniser's standardised scores, plus its
+        log-probability among its task's classes
+        (:func:`~avalanche_rnf.recognition.task_weighted_log_probs`), so a confident classifier
+        can overrule a close second task. The outputs are then log-probabilities.
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class RNFPlugin(SupervisedPlugin):
         recognition_samples: int = 3000,
         recognition_shrinkage: float = SHRINKAGE,
         recognition_power: float = POWER,
+        task_posterior: float | None = None,
     ):
         super().__init__()
         number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
@@ -158,6 +165,10 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"recognition_shrinkage must be in (0, 1], got {recognition_shrinkage!r}.")
         if not (isinstance(recognition_power, (int, float)) and 0 < recognition_power <= 1):
             raise ValueError(f"recognition_power must be in (0, 1], got {recognition_power!r}.")
+        if task_posterior is not None and not (isinstance(task_posterior, (int, float)) and task_posterior > 0):
+            raise ValueError(f"task_posterior must be None or a positive scale, got {task_posterior!r}.")
+        if task_posterior is not None and task_inference not in (True, "class"):
+            raise ValueError("task_posterior weighs the classes of recognised tasks: it needs task_inference='class'.")
         if task_inference not in (False, True, "class", "domain"):
             raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
@@ -209,6 +220,7 @@ class RNFPlugin(SupervisedPlugin):
         self.searches: list[SearchResult] = []
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
         self.recognizer = TaskRecognizer(recognition_shrinkage, recognition_power)
+        self.task_posterior = task_posterior
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
         self.task_experiences: list[int] = []
         """Per task (with ``task_inference``): the experience it was learned in."""
@@ -333,8 +345,9 @@ class RNFPlugin(SupervisedPlugin):
                 self._masking = self._mask_output(strategy.model)
 
     def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
-        """Recognise each input's task and let only that task's classes win (``"class"``); count the
-        inputs whose task was recognised."""
+        """Recognise each input's task and let only that task's classes win, or weigh each class by
+        its task's probability (``"class"``, ``task_posterior``); count the inputs whose task was
+        recognised."""
         if self._tap is None:
             return
         if self.task_inference == "domain":  # recognised, and outputs masked, inside the forward pass
@@ -342,10 +355,15 @@ class RNFPlugin(SupervisedPlugin):
             true = torch.full_like(tasks, self._task_of_experience(strategy.experience))
         else:
             output = strategy.mb_output
-            tasks = self.recognizer.predict(self._tap.pop())
-            allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
-            strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
-            true = self.recognizer.task_of_class(output.shape[1])[strategy.mb_y.cpu()]
+            scores = self.recognizer.scores(self._tap.pop())
+            tasks = scores.argmax(-1)
+            task_of_class = self.recognizer.task_of_class(output.shape[1])
+            if self.task_posterior is None:
+                allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
+                strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
+            else:
+                strategy.mb_output = task_weighted_log_probs(output, scores, task_of_class, self.task_posterior)
+            true = task_of_class[strategy.mb_y.cpu()]
         known = true >= 0
         self._recognised[0] += int((tasks.cpu() == true)[known].sum())
         self._recognised[1] += int(known.sum())

@@ -12,6 +12,8 @@ analysis): statistics, never inputs. An input's distance to task ``k`` is its sm
 Mahalanobis distance to one of task ``k``'s class means; since tasks have different numbers of
 features, the distance is standardised by the mean and spread of the distances of the task's own
 calibration samples. The recognised task is the one with the smallest standardised distance.
+:func:`task_weighted_log_probs` instead weighs each class by the probability of its task, a
+softmax of the scaled scores, so a confident classifier can overrule a close second task.
 Optionally, the features first go through a power transform (Tukey's ladder, ``x ** power`` with
 its sign kept), which makes skewed non-negative statistics closer to the Gaussians the fit assumes.
 """
@@ -210,6 +212,24 @@ class TaskRecognizer:
         self.shrinkage = state.get("shrinkage", SHRINKAGE)
         self.power = state.get("power", POWER)
         self.tasks = [TaskStats(**_cpu_copy(t)) for t in state["tasks"]]
+
+
+def task_weighted_log_probs(logits: Tensor, scores: Tensor, task_of_class: Tensor, scale: float) -> Tensor:
+    """``[N, classes]``: ``log p(task of c | x) + log p(c | x, that task)`` for each class ``c``.
+
+    ``p(task | x)`` is the softmax of ``scale * scores`` (``[N, tasks]``, e.g.
+    :meth:`TaskRecognizer.scores`); ``p(c | x, task)`` the softmax of ``logits`` over the task's
+    classes. Classes of no learned task (``task_of_class`` ``-1``) score below every learned one.
+    """
+    task_of_class = task_of_class.to(logits.device)
+    learned = task_of_class >= 0
+    task_log_p = (scale * scores.to(logits.device, logits.dtype)).log_softmax(1)
+    out = task_log_p[:, task_of_class.clamp_min(0)]
+    for task in task_of_class[learned].unique():
+        columns = task_of_class == task
+        out[:, columns] += logits[:, columns].log_softmax(1)
+    floor = out[:, learned].min(1, keepdim=True).values - 1
+    return torch.where(learned, out, floor)
 
 
 def _cpu_copy(fields: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class RNF(SupervisedTemplate):
         recognition_samples: int = 3000,
         recognition_shrinkage: float = SHRINKAGE,
         recognition_power: float = POWER,
+        task_posterior: float | None = None,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -87,6 +88,7 @@ class RNF(SupervisedTemplate):
             recognition_samples=recognition_samples,
             recognition_shrinkage=recognition_shrinkage,
             recognition_power=recognition_power,
+            task_posterior=task_posterior,
         )
         super().__init__(
             model=model,

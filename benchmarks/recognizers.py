@@ -7,7 +7,8 @@ conv channels as mean and spread over positions). With isolation, task ``k``'s k
 compute exactly what they computed when task ``k`` ended, so statistics fitted on each task's
 training samples with the final model equal those the plugin fits after the task. Reported: the
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
-recognised task's classes may win. With ``--validation F``, the model trains on ``1 - F`` of each
+recognised task's classes may win (rows marked "task posterior": each class weighed by its
+task's probability instead, ``RNFPlugin(task_posterior=...)``). With ``--validation F``, the model trains on ``1 - F`` of each
 experience's training data and everything is scored on the held-out rest, not on the test stream
 (how the recognition options are chosen).
 
@@ -28,11 +29,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from avalanche_rnf.layers import evaluating
-from avalanche_rnf.recognition import TaskRecognizer
+from avalanche_rnf.recognition import TaskRecognizer, task_weighted_log_probs
 from avalanche_rnf.reference import balanced_indices
 from benchmarks.results import atomic_write
 
 LAYERS = ("last", "all")
+#: Recognisers also scored with each class weighed by its task's probability, at this scale.
+POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
+             "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
+POSTERIOR_SCALE = 1.0
 
 
 def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
@@ -97,17 +102,28 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
         test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
         candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0])
         for name, score in candidates.items():
-            results[f"{name} | {layers}"] = _score(score(test_f), test_logits, test_y, recognizer)
+            scores = score(test_f)
+            results[f"{name} | {layers}"] = _score(scores, test_logits, test_y, recognizer)
+            if name in POSTERIOR:
+                results[f"{name}, task posterior {POSTERIOR_SCALE} | {layers}"] = _score(
+                    scores, test_logits, test_y, recognizer, POSTERIOR_SCALE)
     return results
 
 
-def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer) -> dict[str, float]:
+def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer,
+           posterior: float | None = None) -> dict[str, float]:
+    """Tasks recognised, and class-incremental accuracy with the recognised task's classes only or
+    (``posterior``) with each class weighed by its task's probability (``RNFPlugin(task_posterior=...)``)."""
     n_classes = test_logits.shape[1]
     predicted = scores.argmax(1)
-    allowed = recognizer.class_mask(n_classes)[predicted]
-    masked = torch.where(allowed, test_logits, test_logits.min(1, keepdim=True).values - 1)
-    return {"task_recognised": float((predicted == recognizer.task_of_class(n_classes)[test_y]).float().mean()),
-            "class_incremental_accuracy": float((masked.argmax(1) == test_y).float().mean())}
+    task_of_class = recognizer.task_of_class(n_classes)
+    if posterior is None:
+        allowed = recognizer.class_mask(n_classes)[predicted]
+        outputs = torch.where(allowed, test_logits, test_logits.min(1, keepdim=True).values - 1)
+    else:
+        outputs = task_weighted_log_probs(test_logits, scores, task_of_class, posterior)
+    return {"task_recognised": float((predicted == task_of_class[test_y]).float().mean()),
+            "class_incremental_accuracy": float((outputs.argmax(1) == test_y).float().mean())}
 
 
 def _candidates(columns: list[Tensor], classes: list[Tensor], train, test_logits: Tensor,

@@ -150,10 +150,12 @@ def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
     names = {name.rsplit(" | ", 1)[0] for name in results}
     assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 12
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 14
     best = "Mahalanobis, shrinkage 0.01, standardised per task"
     assert results[f"{best} | all"]["task_recognised"] > results["max logit | last"]["task_recognised"]
     assert results[f"{best}, features ** 0.5 | all"] != results[f"{best} | all"]
+    soft = results[f"{best}, task posterior 1.0 | all"]
+    assert soft["task_recognised"] == results[f"{best} | all"]["task_recognised"]
     assert "| recogniser | features" in (tmp_path / "result.md").read_text()
 
 

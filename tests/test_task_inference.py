@@ -10,7 +10,14 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import Tensor, nn
 
 from avalanche_rnf import RNF
-from avalanche_rnf.recognition import FeatureTap, Tap, TaskRecognizer, power_transform, unit_statistics
+from avalanche_rnf.recognition import (
+    FeatureTap,
+    Tap,
+    TaskRecognizer,
+    power_transform,
+    task_weighted_log_probs,
+    unit_statistics,
+)
 from helpers import MultiHeadMLP, experience_logits
 
 
@@ -95,6 +102,21 @@ def test_power_transform_is_applied_to_fitting_and_scoring_and_helps_skewed_feat
     clone = TaskRecognizer()
     clone.load_state_dict(rooted.state_dict())
     assert clone.power == 0.5 and torch.equal(clone.scores(test), rooted.scores(test))
+
+
+def test_task_weighted_log_probs_are_a_distribution_that_a_confident_classifier_can_sway():
+    g = torch.Generator().manual_seed(0)
+    logits, scores = torch.randn(50, 6, generator=g), torch.randn(50, 2, generator=g)
+    task_of_class = torch.tensor([0, 0, 1, 1, -1, -1])
+    out = task_weighted_log_probs(logits, scores, task_of_class, 1.0)
+    assert torch.allclose(out[:, :4].exp().sum(1), torch.ones(50), atol=1e-5)
+    assert (out[:, 4:] < out[:, :4].min(1, keepdim=True).values).all()  # unlearned classes never win
+    hard = torch.where(task_of_class[None] == scores.argmax(1, keepdim=True), logits, -torch.inf).argmax(1)
+    assert torch.equal(task_weighted_log_probs(logits, scores, task_of_class, 1e4).argmax(1), hard)
+    # task 1 is a little more likely, but its classifier is unsure while task 0's is certain
+    sway = task_weighted_log_probs(torch.tensor([[10.0, -10.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.1]]),
+                                   task_of_class[:4], 1.0)
+    assert sway.argmax().item() == 0
 
 
 # ---------------------------------------------------------------- the features
@@ -208,6 +230,31 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
     assert all(a > b for a, b in zip(every_columns, last_columns))  # the first hidden layer's kept units too
 
 
+def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
+    from avalanche.core import SupervisedPlugin
+
+    strategy = _strategy(MLP(), task_inference=True)
+    for experience in digits_cil.train_stream:
+        strategy.train(experience)
+    hard = strategy.eval(digits_cil.test_stream)
+    outputs = []
+
+    class Record(SupervisedPlugin):
+        def after_eval_forward(self, strategy, **kwargs):
+            outputs.append(strategy.mb_output.detach().clone())
+
+    strategy.plugins.append(Record())  # after RNF's plugin: sees the outputs it wrote
+    strategy.rnf.task_posterior = 1.0
+    soft = strategy.eval(digits_cil.test_stream)
+    assert all(torch.allclose(o.logsumexp(1), torch.zeros(len(o)), atol=1e-4) for o in outputs)  # log-probabilities
+    recognised = [f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}" for i in range(5)]
+    assert [soft[k] for k in recognised] == [hard[k] for k in recognised]  # the recognised task is the same
+    accuracy = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
+    assert soft[accuracy] > 0.8 and soft[accuracy] != hard[accuracy]
+    strategy.rnf.task_posterior = 1e4  # a near one-hot task posterior: the hard choice again
+    assert strategy.eval(digits_cil.test_stream)[accuracy] == hard[accuracy]
+
+
 def test_recognition_options_are_checked():
     with pytest.raises(ValueError, match="recognition_layers"):
         _strategy(MLP(), task_inference=True, recognition_layers="first")
@@ -221,6 +268,12 @@ def test_recognition_options_are_checked():
         with pytest.raises(ValueError, match="recognition_power"):
             _strategy(MLP(), task_inference=True, recognition_power=bad)
     assert _strategy(MLP(), task_inference=True, recognition_power=0.5).rnf.recognizer.power == 0.5
+    for bad in (0, -1.0, "1"):
+        with pytest.raises(ValueError, match="task_posterior"):
+            _strategy(MLP(), task_inference=True, task_posterior=bad)
+    with pytest.raises(ValueError, match="task_posterior"):
+        _strategy(MLP(), task_inference="domain", task_posterior=1.0)
+    assert _strategy(MLP(), task_inference=True, task_posterior=2.0).rnf.task_posterior == 2.0
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
