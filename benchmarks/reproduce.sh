@@ -83,6 +83,13 @@ done
 # PermutedMNIST with the searched baseline values and RNF with task_inference="domain", 3 seeds.
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 2 --loggers text --out "$R/permuted_mnist-domain" \
   --ray --resume --rerun ewc,si,lwf,mas,rnf "${extra[@]}"
+# Session of 2026-12-01. Recognition options on validation splits (recognition_power, task_posterior), then
+# RNF on split_cifar10 class with the chosen ones (RECOGNITION in benchmarks/hparams.py).
+for b in split_cifar10 split_mnist split_fmnist; do
+  python -m benchmarks.recognizers --benchmark "$b" --seed 0 --validation 0.1 --out "$R/recognizers-$b-validation"
+done
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
 
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
