@@ -220,8 +220,8 @@ class RNFPlugin(SupervisedPlugin):
         self.searches: list[SearchResult] = []
         """Per experience (with ``max_drop``): the mass chosen and the held-out accuracies."""
         self.recognizer = TaskRecognizer(recognition_shrinkage, recognition_power)
-        self.task_posterior = task_posterior
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
+        self.task_posterior = task_posterior
         self.task_experiences: list[int] = []
         """Per task (with ``task_inference``): the experience it was learned in."""
         self.entries = EntryFreeze()

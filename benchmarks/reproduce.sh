@@ -90,6 +90,11 @@ for b in split_cifar10 split_mnist split_fmnist; do
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+# SplitMNIST task-IL: RNF's capacity x max_drop x retraining on a 2-seed validation sweep, then RNF rerun.
+rnf-bench --sweep benchmarks/sweeps/rnf-task.json --strategies rnf --benchmark split_mnist --scenario task --seeds 0 1 \
+  --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task" --resume --write-tuned "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_mnist-task" --resume --rerun rnf "${extra[@]}"
 
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"

@@ -209,7 +209,11 @@ class Best:
 
 
 def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, Best]:
-    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds."""
+    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds.
+
+    Only points run on the most seeds compete: a mean over fewer (easier or harder) seeds is not
+    comparable, e.g. an older one-seed sweep in the same directory as a two-seed one.
+    """
     scores: dict[tuple[str, str], list[float]] = {}
     for r in records:
         if r.status == "ok" and r.strategy in keys:
@@ -218,7 +222,7 @@ def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dic
     best: dict[str, Best] = {}
     for (strategy, point), values in scores.items():
         mean = sum(values) / len(values)
-        if strategy not in best or mean > best[strategy].score:
+        if strategy not in best or (len(values), mean) > (best[strategy].seeds, best[strategy].score):
             best[strategy] = Best(json.loads(point), mean, len(values))
     return best
 

@@ -30,6 +30,18 @@ def test_scores_of_a_known_matrix():
     assert forgetting([[1.0, 0.5]]) is None and backward_transfer([[1.0, 0.5]]) is None
 
 
+def test_best_point_is_chosen_among_the_points_run_on_the_most_seeds():
+    from benchmarks.results import RunRecord, best_points
+
+    def record(value: float, seed: int, accuracy: float) -> RunRecord:
+        return RunRecord("b", "task", "rnf", seed, {"params": {"max_drop": value}}, matrix=[[accuracy]])
+
+    runs = [record(0.1, 0, 0.99), record(0.2, 0, 0.98), record(0.2, 1, 0.94), record(0.3, 0, 0.97),
+            record(0.3, 1, 0.97)]
+    best = best_points(runs, {"rnf": ["max_drop"]})["rnf"]
+    assert best.params == {"max_drop": 0.3} and best.seeds == 2 and best.score == pytest.approx(0.97)
+
+
 def test_own_head_logits_ignore_the_zero_padding_of_narrow_heads():
     # Task 0's head has 2 outputs, task 1's head 3: Avalanche pads task 0's logits with a zero.
     out = torch.tensor([[-1.0, -2.0, 0.0], [-3.0, -1.0, 0.0], [0.1, 0.5, 0.2]])
