@@ -95,6 +95,9 @@ rnf-bench --sweep benchmarks/sweeps/rnf-task.json --strategies rnf --benchmark s
   --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task" --resume --write-tuned "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_mnist-task" --resume --rerun rnf "${extra[@]}"
+# split_cifar10-task: the other baselines on seeds 1 and 2 too (seed 0 is kept by --resume), on Ray.
+rnf-bench --benchmark split_cifar10 --scenario task --strategies naive,si,mas,replay,joint --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-task" --ray --resume "${extra[@]}"
 
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
