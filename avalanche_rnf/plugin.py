@@ -29,7 +29,15 @@ from zennit.core import Composite
 from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
-from avalanche_rnf.recognition import POWER, SHRINKAGE, FeatureTap, Tap, TaskRecognizer, task_weighted_log_probs
+from avalanche_rnf.recognition import (
+    POWER,
+    SHRINKAGE,
+    FeatureTap,
+    Tap,
+    TaskRecognizer,
+    recognised_task_logits,
+    task_weighted_log_probs,
+)
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
@@ -359,8 +367,7 @@ class RNFPlugin(SupervisedPlugin):
             tasks = scores.argmax(-1)
             task_of_class = self.recognizer.task_of_class(output.shape[1])
             if self.task_posterior is None:
-                allowed = self.recognizer.class_mask(output.shape[1]).to(output.device)[tasks.to(output.device)]
-                strategy.mb_output = torch.where(allowed, output, output.min(dim=1, keepdim=True).values - 1)
+                strategy.mb_output = recognised_task_logits(output, tasks, self.recognizer.class_mask(output.shape[1]))
             else:
                 strategy.mb_output = task_weighted_log_probs(output, scores, task_of_class, self.task_posterior)
             true = task_of_class[strategy.mb_y.cpu()]

@@ -214,6 +214,13 @@ class TaskRecognizer:
         self.tasks = [TaskStats(**_cpu_copy(t)) for t in state["tasks"]]
 
 
+def recognised_task_logits(logits: Tensor, tasks: Tensor, class_mask: Tensor) -> Tensor:
+    """``logits`` with every class outside each input's recognised task (``tasks``, ``[N]``; ``class_mask``
+    from :meth:`TaskRecognizer.class_mask`) pushed below the input's smallest logit: only its task's classes can win."""
+    allowed = class_mask.to(logits.device)[tasks.to(logits.device)]
+    return torch.where(allowed, logits, logits.min(dim=1, keepdim=True).values - 1)
+
+
 def task_weighted_log_probs(logits: Tensor, scores: Tensor, task_of_class: Tensor, scale: float) -> Tensor:
     """``[N, classes]``: ``log p(task of c | x) + log p(c | x, that task)`` for each class ``c``.
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from avalanche_rnf.layers import evaluating
-from avalanche_rnf.recognition import TaskRecognizer, task_weighted_log_probs
+from avalanche_rnf.recognition import TaskRecognizer, recognised_task_logits, task_weighted_log_probs
 from avalanche_rnf.reference import balanced_indices
 from benchmarks.results import atomic_write
 
@@ -118,8 +118,7 @@ def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: Task
     predicted = scores.argmax(1)
     task_of_class = recognizer.task_of_class(n_classes)
     if posterior is None:
-        allowed = recognizer.class_mask(n_classes)[predicted]
-        outputs = torch.where(allowed, test_logits, test_logits.min(1, keepdim=True).values - 1)
+        outputs = recognised_task_logits(test_logits, predicted, recognizer.class_mask(n_classes))
     else:
         outputs = task_weighted_log_probs(test_logits, scores, task_of_class, posterior)
     return {"task_recognised": float((predicted == task_of_class[test_y]).float().mean()),
