@@ -35,7 +35,9 @@ from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
     TaskRecognizer,
+    View,
     recognised_task_logits,
+    resolve_views,
     task_weighted_log_probs,
 )
 from avalanche_rnf.reference import balanced_indices, check_reference_size
@@ -118,7 +120,8 @@ class RNFPlugin(SupervisedPlugin):
         into every layer after the first (conv channels as mean and spread over positions,
         :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input.
     :param recognition_samples: training samples (class-balanced) per task whose features give its
-        recognition statistics.
+        recognition statistics; ``None``: all of them (more samples estimate the covariance of many
+        conv features better; the statistics kept are the same size).
     :param recognition_shrinkage: weight of the scaled identity in each task's shrunk covariance
         (:class:`~avalanche_rnf.recognition.TaskRecognizer`): small values trust the features'
         correlations, large ones count every feature alike.
@@ -133,6 +136,12 @@ class RNFPlugin(SupervisedPlugin):
         log-probability among its task's classes
         (:func:`~avalanche_rnf.recognition.task_weighted_log_probs`), so a confident classifier
         can overrule a close second task. The outputs are then log-probabilities.
+    :param recognition_views: with ``task_inference`` ``"class"``: views of each input whose
+        recognition features are averaged with its own, when a task's statistics are fitted and
+        in evaluation (names from :data:`~avalanche_rnf.recognition.VIEWS`, e.g. ``["hflip"]`` for
+        a model trained on mirrored images, or callables on a batch): features that do not depend
+        on the view. Each view costs one more forward pass; the class outputs still come from the
+        input itself.
     """
 
     def __init__(
@@ -156,10 +165,11 @@ class RNFPlugin(SupervisedPlugin):
         task_inference: TaskInference = False,
         retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
-        recognition_samples: int = 3000,
+        recognition_samples: int | None = 3000,
         recognition_shrinkage: float = SHRINKAGE,
         recognition_power: float = POWER,
         task_posterior: float | None = None,
+        recognition_views: Sequence[str | View] = (),
     ):
         super().__init__()
         number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
@@ -167,8 +177,7 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"retrain_epochs must be a non-negative number of epochs, got {retrain_epochs!r}.")
         if recognition_layers not in ("all", "last"):
             raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
-        if not (isinstance(recognition_samples, int) and recognition_samples > 0):
-            raise ValueError(f"recognition_samples must be a positive integer, got {recognition_samples!r}.")
+        check_reference_size(recognition_samples, "recognition_samples")
         if not (isinstance(recognition_shrinkage, (int, float)) and 0 < recognition_shrinkage <= 1):
             raise ValueError(f"recognition_shrinkage must be in (0, 1], got {recognition_shrinkage!r}.")
         if not (isinstance(recognition_power, (int, float)) and 0 < recognition_power <= 1):
@@ -177,6 +186,9 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"task_posterior must be None or a positive scale, got {task_posterior!r}.")
         if task_posterior is not None and task_inference not in (True, "class"):
             raise ValueError("task_posterior weighs the classes of recognised tasks: it needs task_inference='class'.")
+        views = resolve_views(recognition_views)
+        if views and task_inference not in (True, "class"):
+            raise ValueError("recognition_views average the scores of class inference: use task_inference='class'.")
         if task_inference not in (False, True, "class", "domain"):
             raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
@@ -230,6 +242,7 @@ class RNFPlugin(SupervisedPlugin):
         self.recognizer = TaskRecognizer(recognition_shrinkage, recognition_power)
         """Per task (with ``task_inference``): the feature statistics that recognise it."""
         self.task_posterior = task_posterior
+        self.recognition_views = views
         self.task_experiences: list[int] = []
         """Per task (with ``task_inference``): the experience it was learned in."""
         self.entries = EntryFreeze()
@@ -363,7 +376,7 @@ class RNFPlugin(SupervisedPlugin):
             true = torch.full_like(tasks, self._task_of_experience(strategy.experience))
         else:
             output = strategy.mb_output
-            scores = self.recognizer.scores(self._tap.pop())
+            scores = self.recognizer.scores(self._viewed(strategy.model, self._tap, strategy.mb_x, strategy.mb_task_id))
             tasks = scores.argmax(-1)
             task_of_class = self.recognizer.task_of_class(output.shape[1])
             if self.task_posterior is None:
@@ -374,6 +387,15 @@ class RNFPlugin(SupervisedPlugin):
         known = true >= 0
         self._recognised[0] += int((tasks.cpu() == true)[known].sum())
         self._recognised[1] += int(known.sum())
+
+    @torch.no_grad()
+    def _viewed(self, model: nn.Module, tap: FeatureTap, x: Tensor, t: Tensor) -> Tensor:
+        """The features ``tap`` read in the forward pass of ``x``, averaged with those of its views."""
+        features = tap.pop()
+        for view in self.recognition_views:
+            avalanche_forward(model, view(x), t)
+            features = features + tap.pop()
+        return features / (1 + len(self.recognition_views))
 
     def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self._tap is None:
@@ -616,7 +638,7 @@ class RNFPlugin(SupervisedPlugin):
                         f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
                         f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
                     )
-                features.append(tap.pop())
+                features.append(self._viewed(model, tap, x, t))
                 labels.append(y)
         return torch.cat(features), torch.cat(labels)
 

@@ -16,12 +16,14 @@ calibration samples. The recognised task is the one with the smallest standardis
 softmax of the scaled scores, so a confident classifier can overrule a close second task.
 Optionally, the features first go through a power transform (Tukey's ladder, ``x ** power`` with
 its sign kept), which makes skewed non-negative statistics closer to the Gaussians the fit assumes.
+The features can also be averaged over views of an input (:data:`VIEWS`, e.g. its mirror image
+for a model trained on mirrored images), which removes what the view changes from them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +33,33 @@ SHRINKAGE = 0.01
 
 POWER = 1.0
 """Exponent of the feature power transform (``1``: the features as they are)."""
+
+
+View = Callable[[Tensor], Tensor]
+"""A transformation of a batch of inputs whose features are averaged with the inputs' own."""
+
+
+def horizontal_flip(inputs: Tensor) -> Tensor:
+    """The mirror images of a batch of images (``[N, C, H, W]``, flipped along the width)."""
+    return inputs.flip(-1)
+
+
+VIEWS: dict[str, View] = {"hflip": horizontal_flip}
+"""Views by name (a name keeps a configuration serialisable)."""
+
+
+def resolve_views(views: Sequence[Union[str, View]]) -> list[View]:
+    """The views named (:data:`VIEWS`) or given as callables."""
+    if isinstance(views, str):
+        raise ValueError(f"views must be a sequence of names or callables, got the string {views!r}: use [{views!r}]")
+    out = []
+    for view in views:
+        if isinstance(view, str) and view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)} or pass a callable")
+        if not (isinstance(view, str) or callable(view)):
+            raise ValueError(f"a view must be a name ({', '.join(VIEWS)}) or a callable, got {view!r}")
+        out.append(VIEWS[view] if isinstance(view, str) else view)
+    return out
 
 
 def power_transform(features: Tensor, power: float) -> Tensor:

@@ -6,11 +6,10 @@ import torch
 from torch import Tensor
 
 
-def check_reference_size(size: int | None) -> int | None:
+def check_reference_size(size: int | None, name: str = "reference_size") -> int | None:
+    """``size`` if it is a positive number of samples or None (all of them); otherwise a ValueError naming ``name``."""
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise ValueError(
-            f"reference_size must be a positive number of samples (or None for the whole experience), got {size!r}."
-        )
+        raise ValueError(f"{name} must be a positive number of samples (or None for all of them), got {size!r}.")
     return size
 
 

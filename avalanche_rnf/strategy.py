@@ -15,7 +15,7 @@ from zennit.core import Composite
 
 from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.plugin import RNFPlugin, TaskInference
-from avalanche_rnf.recognition import POWER, SHRINKAGE
+from avalanche_rnf.recognition import POWER, SHRINKAGE, View
 from avalanche_rnf.relevance import Reduction, Start
 from avalanche_rnf.selection import SelectionRule
 
@@ -52,10 +52,11 @@ class RNF(SupervisedTemplate):
         task_inference: TaskInference = False,
         retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
-        recognition_samples: int = 3000,
+        recognition_samples: int | None = 3000,
         recognition_shrinkage: float = SHRINKAGE,
         recognition_power: float = POWER,
         task_posterior: float | None = None,
+        recognition_views: Sequence[str | View] = (),
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -89,6 +90,7 @@ class RNF(SupervisedTemplate):
             recognition_shrinkage=recognition_shrinkage,
             recognition_power=recognition_power,
             task_posterior=task_posterior,
+            recognition_views=recognition_views,
         )
         super().__init__(
             model=model,

@@ -29,7 +29,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from avalanche_rnf.layers import evaluating
-from avalanche_rnf.recognition import TaskRecognizer, recognised_task_logits, task_weighted_log_probs
+from avalanche_rnf.recognition import (
+    TaskRecognizer,
+    View,
+    horizontal_flip,
+    recognised_task_logits,
+    task_weighted_log_probs,
+)
 from avalanche_rnf.reference import balanced_indices
 from benchmarks.results import atomic_write
 
@@ -68,9 +74,9 @@ def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
 
 
 @torch.no_grad()
-def features(strategy, datasets, layers: str, size: int | None = None):
+def features(strategy, datasets, layers: str, size: int | None = None, view: View | None = None):
     """Per dataset: the recognition features read from ``layers``, the logits and the labels
-    (``size`` class-balanced samples); and the tap that read them (for its columns)."""
+    (``size`` class-balanced samples; of each input's ``view`` if given); and the tap that read them."""
     plugin, model = strategy.rnf, strategy.model
     plugin.recognition_layers = layers
     out = []
@@ -82,7 +88,7 @@ def features(strategy, datasets, layers: str, size: int | None = None):
                 dataset = dataset.subset(balanced_indices(torch.as_tensor(list(dataset.targets)), size, generator))
             f, logits, labels = [], [], []
             for x, y, _ in DataLoader(dataset, batch_size=512, collate_fn=dataset.collate_fn):
-                logits.append(model(x))
+                logits.append(model(view(x) if view is not None else x))
                 f.append(tap.pop())
                 labels.append(y)
             out.append((torch.cat(f), torch.cat(logits), torch.cat(labels)))
@@ -107,7 +113,47 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
             if name in POSTERIOR:
                 results[f"{name}, task posterior {POSTERIOR_SCALE} | {layers}"] = _score(
                     scores, test_logits, test_y, recognizer, POSTERIOR_SCALE)
+    results.update(_more_data(strategy, stream, kept, test_logits, test_y))
     return results
+
+
+def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
+    """The plugin's recogniser (its shrinkage and power, ``"all"`` layers) fitted on its
+    ``recognition_samples`` and on every training sample (``recognition_samples=None``); for images
+    also on each input's features averaged with its mirror image's (``recognition_views=["hflip"]``)."""
+    rnf, recognizer = strategy.rnf, strategy.rnf.recognizer
+    train_sets = [e.dataset for e in stream.benchmark.train_stream]
+    test_sets = [e.dataset for e in stream.benchmark.test_stream]
+    views: dict[str, View | None] = {"": None}
+    if test_sets[0][0][0].dim() == 3:  # images, [C, H, W]
+        views[", averaged with the mirror image"] = horizontal_flip
+    sizes: dict[str, int | None] = {"all training samples": None}
+    if rnf.recognition_samples is not None:
+        sizes = {f"{rnf.recognition_samples} samples": rnf.recognition_samples, **sizes}
+    name = f"Mahalanobis, shrinkage {recognizer.shrinkage}, standardised per task, features ** {recognizer.power}"
+    results = {}
+    for label, view in views.items():
+        test, tap = _averaged(strategy, test_sets, None, view)
+        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+        for fitted_on, size in sizes.items():
+            fitted = TaskRecognizer(recognizer.shrinkage, recognizer.power)
+            for cols, (fit, y) in zip(columns, _averaged(strategy, train_sets, size, view)[0]):
+                fitted.add_task(cols, fit, y)
+            scores = fitted.scores(torch.cat([f for f, _ in test]))
+            for posterior in (None, POSTERIOR_SCALE):
+                suffix = "" if posterior is None else f", task posterior {posterior}"
+                results[f"{name}, {fitted_on}{label}{suffix} | all"] = _score(
+                    scores, test_logits, test_y, recognizer, posterior)
+    return results
+
+
+def _averaged(strategy, datasets, size: int | None, view: View | None):
+    """Per dataset: the ``"all"`` features, averaged with the ``view``'s if given, and the labels; the tap."""
+    plain, tap = features(strategy, datasets, "all", size)
+    if view is None:
+        return [(f, y) for f, _, y in plain], tap
+    viewed = features(strategy, datasets, "all", size, view)[0]
+    return [((f + g) / 2, y) for (f, _, y), (g, _, _) in zip(plain, viewed)], tap
 
 
 def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer,

@@ -162,7 +162,12 @@ def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
     names = {name.rsplit(" | ", 1)[0] for name in results}
     assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 14
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 18
+    fitted = "Mahalanobis, shrinkage 0.01, standardised per task, features ** 1.0"  # the plugin's recogniser
+    plain = "Mahalanobis, shrinkage 0.01, standardised per task | all"
+    assert results[f"{fitted}, 3000 samples | all"] == results[plain]
+    assert f"{fitted}, all training samples, task posterior 1.0 | all" in results
+    assert not any("mirror" in name for name in names)  # digits are not images
     best = "Mahalanobis, shrinkage 0.01, standardised per task"
     assert results[f"{best} | all"]["task_recognised"] > results["max logit | last"]["task_recognised"]
     assert results[f"{best}, features ** 0.5 | all"] != results[f"{best} | all"]

@@ -14,7 +14,10 @@ from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
     TaskRecognizer,
+    horizontal_flip,
     power_transform,
+    recognised_task_logits,
+    resolve_views,
     task_weighted_log_probs,
     unit_statistics,
 )
@@ -255,11 +258,64 @@ def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
     assert strategy.eval(digits_cil.test_stream)[accuracy] == hard[accuracy]
 
 
+def _trained(digits_cil, **kwargs):
+    torch.manual_seed(0)
+    strategy = _strategy(MLP(), task_inference=True, **kwargs)
+    for experience in digits_cil.train_stream:
+        strategy.train(experience)
+    return strategy
+
+
+def test_recognition_views_average_the_features_of_each_input_and_its_views(digits_cil):
+    from avalanche.core import SupervisedPlugin
+
+    def reverse(x):
+        return x.flip(-1)
+
+    plain, same, viewed = (_trained(digits_cil, recognition_views=v) for v in ([], [lambda x: x], [reverse]))
+    for strategy in (same, viewed):  # the views change recognition only, not training
+        assert all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), strategy.model.parameters()))
+    for a, b, c in zip(plain.rnf.recognizer.tasks, same.rnf.recognizer.tasks, viewed.rnf.recognizer.tasks):
+        assert torch.allclose(a.means, b.means) and torch.allclose(a.precision, b.precision, rtol=1e-3, atol=1e-3)
+        assert not torch.allclose(a.means, c.means)  # fitted on the averaged features
+    batches = []
+
+    class Record(SupervisedPlugin):
+        def after_eval_forward(self, strategy, **kwargs):
+            batches.append((strategy.mb_x.clone(), strategy.mb_output.detach().clone()))
+
+    viewed.plugins.append(Record())
+    metrics = viewed.eval(digits_cil.test_stream)
+    assert metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"] > 0.5
+    rnf, model = viewed.rnf, viewed.model
+    with rnf._capture(model) as tap, torch.no_grad():
+        for x, output in batches:
+            logits = model(x)
+            own = tap.pop()
+            model(reverse(x))
+            scores = rnf.recognizer.scores((own + tap.pop()) / 2)
+            assert torch.equal(output, recognised_task_logits(logits, scores.argmax(1), rnf.recognizer.class_mask(10)))
+
+
+def test_views_by_name_or_callable():
+    images = torch.arange(6.0).reshape(1, 1, 2, 3)
+    assert horizontal_flip(images)[0, 0].tolist() == [[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]]
+    assert resolve_views(["hflip", abs]) == [horizontal_flip, abs]
+    for bad, message in (("hflip", "sequence"), (["vflip"], "unknown view"), ([3], "callable")):
+        with pytest.raises(ValueError, match=message):
+            resolve_views(bad)
+
+
 def test_recognition_options_are_checked():
     with pytest.raises(ValueError, match="recognition_layers"):
         _strategy(MLP(), task_inference=True, recognition_layers="first")
-    with pytest.raises(ValueError, match="recognition_samples"):
-        _strategy(MLP(), task_inference=True, recognition_samples=0)
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="recognition_samples"):
+            _strategy(MLP(), task_inference=True, recognition_samples=bad)
+    assert _strategy(MLP(), task_inference=True, recognition_samples=None).rnf.recognition_samples is None
+    with pytest.raises(ValueError, match="recognition_views"):
+        _strategy(MLP(), task_inference="domain", recognition_views=["hflip"])
+    assert _strategy(MLP(), task_inference=True, recognition_views=["hflip"]).rnf.recognition_views == [horizontal_flip]
     for bad in (0, 1.5, "0.3"):
         with pytest.raises(ValueError, match="recognition_shrinkage"):
             _strategy(MLP(), task_inference=True, recognition_shrinkage=bad)
