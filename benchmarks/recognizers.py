@@ -8,9 +8,12 @@ compute exactly what they computed when task ``k`` ended, so statistics fitted o
 training samples with the final model equal those the plugin fits after the task. Reported: the
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
 recognised task's classes may win (rows marked "task posterior": each class weighed by its
-task's probability instead, ``RNFPlugin(task_posterior=...)``). With ``--validation F``, the
-model trains on ``1 - F`` of each experience's training data and everything is scored on the
-held-out rest, not on the test stream (how the recognition options are chosen).
+task's probability instead, ``RNFPlugin(task_posterior=...)``). The last rows fit the plugin's
+own recogniser on its ``recognition_samples`` and on every training sample, and for images also
+on each input's features averaged with its mirror image's (``recognition_views=["hflip"]``).
+With ``--validation F``, the model trains on ``1 - F`` of each experience's training data and
+everything is scored on the held-out rest, not on the test stream (how the recognition options
+are chosen).
 
     python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out benchmarks/results/recognizers-split_mnist
 """
