@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", default="", metavar="STRATEGIES",
                    help="with --resume: discard the stored runs of these comma-separated strategies first, so "
                         "they run again (after their code changed; otherwise a run with the same configuration "
-                        "counts as finished)")
+                        "counts as finished); with --search/--sweep only the points this invocation runs, "
+                        "so other sweeps' points in the directory stay")
     p.add_argument("--wandb", metavar="PROJECT",
                    help="log to Weights & Biases project PROJECT (online when logged in, offline otherwise)")
     p.add_argument("--loggers", default=",".join(LOGGERS),
@@ -119,11 +120,15 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     device = resources.device if distributed else default_device(args.device)
     meta = {"command": "rnf-bench " + shlex.join(argv), "machine": machine_facts(device), "plan": plan["describe"]}
     store = ResultStore(out, meta=meta, resume=args.resume)
-    store.discard({name.strip() for name in (args.rerun or "").split(",") if name.strip()})
     logs = _log_setup(args, out, distributed)
-    jobs, planned = [], []
-    for job in plan_jobs(args, plan, logs):
-        planned.append(job.key)
+    search = bool(args.search or args.sweep)
+    all_jobs = plan_jobs(args, plan, logs)
+    planned = [job.key for job in all_jobs]
+    # a search directory collects many configurations: drop only the points this invocation runs
+    store.discard({name.strip() for name in (args.rerun or "").split(",") if name.strip()},
+                  keys=set(planned) if search else None)
+    jobs = []
+    for job in all_jobs:
         if store.done(job.key):
             print(f"{job.label}: finished earlier, skipped (--resume)")
         else:
@@ -152,7 +157,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             handle(job, run_job(job, device))
     bar.close()
     records = [store.records[k] for k in planned if k in store.records]  # this plan's runs, not older ones
-    search = bool(args.search or args.sweep)
+    if not search:  # and the directory's other strategies, so the summary shows the whole comparison
+        ran = {spec.strategy for spec in plan["specs"]}
+        records += [r for r in store.records.values() if r.strategy not in ran]
     table, plots = write_summary(out, store.meta, records, search=search, plots=not args.no_plots,
                                  order=[s.strategy for s in plan["specs"]])
     if args.wandb and plots:

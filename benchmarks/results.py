@@ -135,9 +135,11 @@ class ResultStore:
             self.meta = {**self.meta, **{k: v for k, v in old.items() if k in ("command", "machine")},
                          "resumed": resumed}
 
-    def discard(self, strategies: set[str]) -> None:
-        """Forget the stored runs of ``strategies`` (they run again and replace them)."""
-        self.records = {k: r for k, r in self.records.items() if r.strategy not in strategies}
+    def discard(self, strategies: set[str], keys: set[str] | None = None) -> None:
+        """Forget the stored runs of ``strategies`` (they run again and replace them); only those
+        among ``keys`` if given."""
+        self.records = {k: r for k, r in self.records.items()
+                        if r.strategy not in strategies or (keys is not None and k not in keys)}
 
     def reorder(self, keys: list[str]) -> None:
         """Put the runs ``keys`` first, in that order (others after them), and save."""

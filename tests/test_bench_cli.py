@@ -99,6 +99,21 @@ def test_rerun_replaces_the_stored_runs_of_a_strategy(tmp_path, capsys):
     assert sorted(r.strategy for r in after) == ["lwf", "naive"]
     old, new = ({r.strategy: r for r in records}["lwf"] for records in (before, after))
     assert old.key == new.key and old.train_seconds != new.train_seconds
+    bench(tmp_path, "--strategies", "lwf", "--resume", "--rerun", "lwf")
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| naive | 1 |" in summary and "| lwf | 1 |" in summary  # the directory's other strategy too
+
+
+def test_rerun_in_a_search_directory_drops_only_the_points_it_runs(tmp_path):
+    bench(tmp_path, "--search", "--strategies", "naive")
+    bench(tmp_path, "--search", "--strategies", "naive", "--epochs", "1", "--resume")
+    _, before = load_records(tmp_path / "run")
+    bench(tmp_path, "--search", "--strategies", "naive", "--epochs", "1", "--resume", "--rerun", "naive")
+    _, after = load_records(tmp_path / "run")
+    old, new = ({r.config["training"]["epochs"]: r for r in records} for records in (before, after))
+    assert sorted(old) == sorted(new) == [1, 2]
+    assert new[2].train_seconds == old[2].train_seconds  # the other point was kept, not run again
+    assert new[1].train_seconds != old[1].train_seconds
 
 
 def test_same_seed_reproduces_the_same_accuracy_matrix(tmp_path):
