@@ -9,8 +9,9 @@ training samples with the final model equal those the plugin fits after the task
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
 recognised task's classes may win (rows marked "task posterior": each class weighed by its
 task's probability instead, ``RNFPlugin(task_posterior=...)``). The last rows fit the plugin's
-own recogniser on its ``recognition_samples`` and on every training sample, and for images also
-on each input's features averaged with its mirror image's (``recognition_views=["hflip"]``).
+own recogniser (its shrinkage and power) on :data:`SAMPLES` per task, as the rows above, and on
+every training sample, and for images also on each input's features averaged with its mirror
+image's (``recognition_views=["hflip"]``).
 With ``--validation F``, the model trains on ``1 - F`` of each experience's training data and
 everything is scored on the held-out rest, not on the test stream (how the recognition options
 are chosen).
@@ -21,6 +22,7 @@ are chosen).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shlex
 import sys
@@ -32,6 +34,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from avalanche_rnf.layers import evaluating
+from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.recognition import (
     TaskRecognizer,
     View,
@@ -47,6 +50,8 @@ LAYERS = ("last", "all")
 POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
              "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
 POSTERIOR_SCALE = 1.0
+#: Training samples per task the recognisers are fitted on: the plugin's default ``recognition_samples``.
+SAMPLES: int = inspect.signature(RNFPlugin).parameters["recognition_samples"].default
 
 
 def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
@@ -102,7 +107,7 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
     """Task-recognition share and class-incremental accuracy of each recogniser on the test stream."""
     recognizer = strategy.rnf.recognizer
     classes = [task.classes for task in recognizer.tasks]
-    size = strategy.rnf.recognition_samples
+    size = SAMPLES
     results = {}
     for layers in LAYERS:
         train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], layers, size)
@@ -121,18 +126,16 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
 
 
 def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
-    """The plugin's recogniser (its shrinkage and power, ``"all"`` layers) fitted on its
-    ``recognition_samples`` and on every training sample (``recognition_samples=None``); for images
+    """The plugin's recogniser (its shrinkage and power, ``"all"`` layers) fitted on :data:`SAMPLES`
+    and on every training sample (``recognition_samples=None``); for images
     also on each input's features averaged with its mirror image's (``recognition_views=["hflip"]``)."""
-    rnf, recognizer = strategy.rnf, strategy.rnf.recognizer
+    recognizer = strategy.rnf.recognizer
     train_sets = [e.dataset for e in stream.benchmark.train_stream]
     test_sets = [e.dataset for e in stream.benchmark.test_stream]
     views: dict[str, View | None] = {"": None}
     if test_sets[0][0][0].dim() == 3:  # images, [C, H, W]
         views[", averaged with the mirror image"] = horizontal_flip
-    sizes: dict[str, int | None] = {"all training samples": None}
-    if rnf.recognition_samples is not None:
-        sizes = {f"{rnf.recognition_samples} samples": rnf.recognition_samples, **sizes}
+    sizes: dict[str, int | None] = {f"{SAMPLES} samples": SAMPLES, "all training samples": None}
     name = f"Mahalanobis, shrinkage {recognizer.shrinkage}, standardised per task, features ** {recognizer.power}"
     results = {}
     for label, view in views.items():
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     scored = f"validation split, {args.validation:.0%} of the training data" if args.validation else "test stream"
     lines = [f"# Task recognisers on {args.benchmark} (class-incremental, seed {args.seed}, {scored})", "",
              f"`{command}`", "",
-             f"Statistics from up to {strategy.rnf.recognition_samples} class-balanced training samples per task.", "",
+             f"Statistics from up to {SAMPLES} class-balanced training samples per task.", "",
              "| recogniser | features (`recognition_layers`) | task recognised | class-incremental accuracy |",
              "|---|---|---|---|"]
     lines += [f"| {k} | {v['task_recognised']:.3f} | {v['class_incremental_accuracy']:.3f} |"

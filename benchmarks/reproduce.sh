@@ -98,6 +98,14 @@ rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2
 # split_cifar10-task: the other baselines on seeds 1 and 2 too (seed 0 is kept by --resume), on Ray.
 rnf-bench --benchmark split_cifar10 --scenario task --strategies naive,si,mas,replay,joint --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-task" --ray --resume "${extra[@]}"
+# split_cifar10-class: recognition fitted on all training samples, features averaged with the mirror image
+# (chosen on validation splits of seeds 0 and 1), then RNF rerun with them.
+for seed in 0 1; do
+  python -m benchmarks.recognizers --benchmark split_cifar10 --seed "$seed" --validation 0.1 \
+    --out "$R/recognizers-split_cifar10-validation$([ "$seed" = 0 ] || echo "-seed$seed")"
+done
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
 
 # Published continual-learning-baselines results; the PermutedMNIST ones with 1 epoch instead of 30 and 20 (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
