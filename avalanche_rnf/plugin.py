@@ -188,7 +188,7 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError("task_posterior weighs the classes of recognised tasks: it needs task_inference='class'.")
         views = resolve_views(recognition_views)
         if views and task_inference not in (True, "class"):
-            raise ValueError("recognition_views average the scores of class inference: use task_inference='class'.")
+            raise ValueError("recognition_views average features for class inference: use task_inference='class'.")
         if task_inference not in (False, True, "class", "domain"):
             raise ValueError(f"task_inference must be False, True, 'class' or 'domain', got {task_inference!r}.")
         if task_inference and isolate is False:
