@@ -278,6 +278,8 @@ def test_recognition_views_average_the_features_of_each_input_and_its_views(digi
     for a, b, c in zip(plain.rnf.recognizer.tasks, same.rnf.recognizer.tasks, viewed.rnf.recognizer.tasks):
         assert torch.allclose(a.means, b.means) and torch.allclose(a.precision, b.precision, rtol=1e-3, atol=1e-3)
         assert not torch.allclose(a.means, c.means)  # fitted on the averaged features
+    every = _trained(digits_cil, recognition_samples=None)  # a digits task has fewer than 3000 samples
+    assert all(torch.equal(a.means, b.means) for a, b in zip(plain.rnf.recognizer.tasks, every.rnf.recognizer.tasks))
     batches = []
 
     class Record(SupervisedPlugin):
