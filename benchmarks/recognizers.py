@@ -137,29 +137,31 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
         views[", averaged with the mirror image"] = horizontal_flip
     sizes: dict[str, int | None] = {f"{SAMPLES} samples": SAMPLES, "all training samples": None}
     name = f"Mahalanobis, shrinkage {recognizer.shrinkage}, standardised per task, features ** {recognizer.power}"
+    test = {view: features(strategy, test_sets, "all", None, view) for view in views.values()}
+    tap = test[None][1]
+    columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+    train = {(size, view): features(strategy, train_sets, "all", size, view)[0]
+             for size in sizes.values() for view in views.values()}
     results = {}
     for label, view in views.items():
-        test, tap = _averaged(strategy, test_sets, None, view)
-        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+        test_f = torch.cat([f for f, _ in _mean(test[None][0], test[view][0])])
         for fitted_on, size in sizes.items():
             fitted = TaskRecognizer(recognizer.shrinkage, recognizer.power)
-            for cols, (fit, y) in zip(columns, _averaged(strategy, train_sets, size, view)[0]):
+            for cols, (fit, y) in zip(columns, _mean(train[size, None], train[size, view])):
                 fitted.add_task(cols, fit, y)
-            scores = fitted.scores(torch.cat([f for f, _ in test]))
             for posterior in (None, POSTERIOR_SCALE):
                 suffix = "" if posterior is None else f", task posterior {posterior}"
                 results[f"{name}, {fitted_on}{label}{suffix} | all"] = _score(
-                    scores, test_logits, test_y, recognizer, posterior)
+                    fitted.scores(test_f), test_logits, test_y, recognizer, posterior)
     return results
 
 
-def _averaged(strategy, datasets, size: int | None, view: View | None):
-    """Per dataset: the ``"all"`` features, averaged with the ``view``'s if given, and the labels; the tap."""
-    plain, tap = features(strategy, datasets, "all", size)
-    if view is None:
-        return [(f, y) for f, _, y in plain], tap
-    viewed = features(strategy, datasets, "all", size, view)[0]
-    return [((f + g) / 2, y) for (f, _, y), (g, _, _) in zip(plain, viewed)], tap
+def _mean(plain: list, viewed: list) -> list[tuple[Tensor, Tensor]]:
+    """Per dataset: the features of the inputs averaged with those of their view (``viewed``, from
+    :func:`features`; the inputs' own if it is ``plain``), and the labels."""
+    if viewed is plain:
+        return [(f, y) for f, _, y in plain]
+    return [((f + g) / 2, y) for (f, _, y), (g, _, _) in zip(plain, viewed)]
 
 
 def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer,
