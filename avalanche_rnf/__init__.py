@@ -6,7 +6,7 @@ from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_lay
 from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
-from avalanche_rnf.selection import RelevanceMass, SelectionRule, TopFraction
+from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, TopFraction
 from avalanche_rnf.strategy import RNF
 from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNF",
     "FreezeState",
+    "KeepFree",
     "RNFPlugin",
     "RelevanceMass",
     "SearchResult",

@@ -42,7 +42,7 @@ from avalanche_rnf.recognition import (
 )
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 from avalanche_rnf.relevance import Reduction, Start, make_composite, normalized_scores, unit_relevance
-from avalanche_rnf.selection import RelevanceMass, SelectionRule, limit
+from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, limit
 from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
@@ -62,6 +62,8 @@ class _Selection:
     relevance: dict[str, Tensor]
     normalized: dict[str, Tensor]
     seconds: float
+    keeps_all: bool = False
+    """``keep_last`` on the stream's last experience: every free unit is kept, by design."""
 
 
 class RNFPlugin(SupervisedPlugin):
@@ -92,8 +94,13 @@ class RNFPlugin(SupervisedPlugin):
     :param capacity: ``"fair"``: an experience may freeze at most an equal share of each layer's
         free units among the experiences left in the stream (:func:`~avalanche_rnf.tolerance.fair_share`);
         ``"unlimited"``: no cap.
-    :param n_experiences: stream length for the fair share; ``None``: read from the experience's
-        origin stream (no cap if unknown).
+    :param n_experiences: stream length for the fair share and ``keep_last``; ``None``: read from
+        the experience's origin stream (no cap if unknown).
+    :param keep_last: on the last experience of the stream (its length known, see ``n_experiences``),
+        keep every free unit instead of choosing (:class:`~avalanche_rnf.selection.KeepFree`; with
+        ``max_drop`` no search is run): no later experience needs them, so the last task keeps the
+        whole capacity left (with ``retrain_epochs`` it trains all of it for the whole experience).
+        Training past the stream's end then finds no free unit.
     :param retrain_epochs: train the kept sub-network alone for this many of each experience's
         last epochs (PackNet's retraining after pruning, within the same epoch budget): the units
         are chosen after ``train_epochs - retrain_epochs`` epochs, isolated (their weights from
@@ -162,6 +169,7 @@ class RNFPlugin(SupervisedPlugin):
         isolate: bool | None = None,
         capacity: Literal["fair", "unlimited"] = "fair",
         n_experiences: int | None = None,
+        keep_last: bool = False,
         task_inference: TaskInference = False,
         retrain_epochs: float = 0,
         recognition_layers: Literal["all", "last"] = "all",
@@ -197,6 +205,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout!r}.")
         if capacity not in ("fair", "unlimited"):
             raise ValueError(f"capacity must be 'fair' or 'unlimited', got {capacity!r}.")
+        if not isinstance(keep_last, bool):
+            raise ValueError(f"keep_last must be True or False, got {keep_last!r}.")
         if n_experiences is not None and n_experiences < 1:
             raise ValueError(f"n_experiences must be positive, got {n_experiences!r}.")
         if start not in ("onehot", "logit"):
@@ -223,6 +233,7 @@ class RNFPlugin(SupervisedPlugin):
         )
         self.capacity = capacity
         self.n_experiences = n_experiences
+        self.keep_last = keep_last
         self.retrain_epochs = retrain_epochs
         self.recognition_layers = recognition_layers
         self.recognition_samples = recognition_samples
@@ -507,12 +518,13 @@ class RNFPlugin(SupervisedPlugin):
         sources = unit_sources(model, self.layers, self._all_heads(model))
         budgets = self._budgets(model, strategy.experience)
         calibration = self._calibration_batches(strategy)
+        last = self.keep_last and self._experiences_left(strategy.experience) == 1
         if self.search is None:
-            new = self._new_units(model, normalized, heads, budgets, self.selection)
+            new = self._new_units(model, normalized, heads, budgets, KeepFree() if last else self.selection)
         else:
-            new = self._searched_units(strategy, normalized, heads, budgets, sources, calibration)
+            new = self._searched_units(strategy, normalized, heads, budgets, sources, calibration, last)
         relevance = {k: v / max(scores.n_samples, 1) for k, v in scores.relevance.items()}
-        return _Selection(new, heads, sources, calibration, relevance, normalized, seconds)
+        return _Selection(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
     # ------------------------------------------------------------------ helpers
     def _scan(self, model: nn.Module) -> None:
@@ -644,18 +656,18 @@ class RNFPlugin(SupervisedPlugin):
 
     def _budgets(self, model: nn.Module, experience: Any) -> dict[str, int]:
         """Per layer: how many units this experience may newly freeze (the capacity budget)."""
-        left = None
-        if self.capacity == "fair":
-            total = self.n_experiences
-            if total is None:
-                total = _stream_length(experience)
-            left = None if total is None else total - experience.current_experience
+        left = self._experiences_left(experience) if self.capacity == "fair" else None
         out = {}
         for layer in self.layers:
             size = n_units(model.get_submodule(layer.name))
             free = int((~self.freeze.frozen_units(layer.name, size)).sum())
             out[layer.name] = fair_share(free, left)
         return out
+
+    def _experiences_left(self, experience: Any) -> int | None:
+        """Experiences of the stream from this one to its end (``None``: the length is unknown)."""
+        total = self.n_experiences if self.n_experiences is not None else _stream_length(experience)
+        return None if total is None else total - experience.current_experience
 
     def _new_units(
         self,
@@ -691,14 +703,16 @@ class RNFPlugin(SupervisedPlugin):
         budgets: dict[str, int],
         sources: dict[str, Source | None],
         calibration: list[tuple[Tensor, Tensor, Tensor]],
+        keep_all: bool = False,
     ) -> dict[str, Tensor]:
-        """The smallest selection within ``max_drop`` held-out accuracy (:class:`ToleranceSearch`)."""
+        """The smallest selection within ``max_drop`` held-out accuracy (:class:`ToleranceSearch`);
+        with ``keep_all``, every free unit (recorded as mass 1 with its held-out accuracy)."""
         model = strategy.model
         batches = list(self._batches(strategy, self._holdout_part, None))
         cache: dict[bytes, float] = {}
 
         def pick(mass: float) -> dict[str, Tensor]:
-            rule = RelevanceMass(mass) if mass > 0 else None
+            rule = (KeepFree() if keep_all else RelevanceMass(mass)) if mass > 0 else None
             return self._new_units(model, scores, heads, budgets, rule)
 
         def accuracy(mass: float) -> float:
@@ -712,7 +726,8 @@ class RNFPlugin(SupervisedPlugin):
 
         classes = next(iter(self._rows.values()), None)  # task inference: only the task's classes compete
         start = time.perf_counter()
-        result = self.search(accuracy, self._accuracy(model, {}, batches, classes))
+        full = self._accuracy(model, {}, batches, classes)
+        result = SearchResult(1.0, accuracy(1.0), full, 2) if keep_all else self.search(accuracy, full)
         self.searches.append(replace(result, seconds=time.perf_counter() - start))
         return pick(result.mass)
 
@@ -800,7 +815,7 @@ class RNFPlugin(SupervisedPlugin):
                 self.whole_heads.add(layer.name)
             if units.any():
                 self.freeze.freeze(model, layer, units)
-            expected = layer.name in self.whole_heads or layer.name in self._rows
+            expected = selection.keeps_all or layer.name in self.whole_heads or layer.name in self._rows
             if not expected and bool(keep[layer.name].all()) and layer.name not in self._warned:
                 self._warned.add(layer.name)
                 warnings.warn(

@@ -73,6 +73,17 @@ class RelevanceMass:
         return f"RelevanceMass({self.mass})"
 
 
+class KeepFree:
+    """Freeze every still-free unit, scored or not: the last experience of a stream needs to leave
+    nothing for later ones (``RNFPlugin(keep_last=True)``)."""
+
+    def __call__(self, scores: Tensor, frozen: Tensor) -> Tensor:
+        return ~frozen
+
+    def __repr__(self) -> str:
+        return "KeepFree()"
+
+
 def limit(scores: Tensor, picked: Tensor, k: int) -> Tensor:
     """Keep at most the ``k`` highest-scoring units of ``picked``."""
     return picked if int(picked.sum()) <= k else _top(scores, picked, k)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_rnf import ToleranceSearch, fair_share
+from avalanche_rnf import ToleranceSearch, TopFraction, fair_share
 from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
@@ -142,12 +142,34 @@ def test_budget_from_n_experiences(digits_til):
     assert strategy.rnf.frozen_fractions[-1]["features.3"] <= 0.5
 
 
+@pytest.mark.parametrize("search", [True, False])
+def test_keep_last_keeps_every_free_unit_on_the_stream_s_last_experience(digits_til, search):
+    hidden = ("features.1", "features.3")
+    fractions = {}
+    for keep_last in (False, True):
+        torch.manual_seed(0)
+        options = dict(max_drop=0.02) if search else dict(max_drop=None, selection=TopFraction(0.2))
+        strategy = tolerant_rnf(MultiHeadMLP(hidden=16), n_experiences=2, keep_last=keep_last, train_epochs=1,
+                                **options)
+        for experience in digits_til.train_stream[:2]:
+            strategy.train(experience)
+        fractions[keep_last] = strategy.rnf.frozen_fractions
+        if search and keep_last:
+            last = strategy.rnf.searches[-1]
+            assert last.mass == 1.0 and last.evaluations == 2 and len(strategy.rnf.searches) == 2
+    assert fractions[True][0] == fractions[False][0]  # not the last experience: chosen as before
+    assert all(fractions[True][1][name] == 1.0 for name in hidden)
+    assert all(fractions[False][1][name] < 1.0 for name in hidden)
+
+
 def test_bad_options_are_rejected():
     model = MultiHeadMLP()
     with pytest.raises(ValueError, match="holdout"):
         tolerant_rnf(model, holdout=1.5)
     with pytest.raises(ValueError, match="capacity"):
         tolerant_rnf(model, capacity="some")
+    with pytest.raises(ValueError, match="keep_last"):
+        tolerant_rnf(model, keep_last="yes")
     with pytest.raises(ValueError, match="max_drop"):
         tolerant_rnf(model, max_drop=2)
 
