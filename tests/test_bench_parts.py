@@ -185,3 +185,19 @@ def test_recognizer_comparison_on_a_validation_split(tmp_path):
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["validation"] == 0.2
     assert "validation split, 20% of the training data" in (tmp_path / "result.md").read_text()
+
+
+def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tmp_path):
+    import json
+
+    from benchmarks import capacity
+
+    assert capacity.main(["--benchmark", "split_digits", "--widths", "2", "64", "--seeds", "0", "1",
+                          "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "result.json").read_text())
+    accuracy = saved["accuracy"]
+    assert set(accuracy) == {"2", "64"} and all(set(v) == {"0", "1"} for v in accuracy.values())
+    assert all(0.5 <= a <= 1 for v in accuracy.values() for a in v.values())  # two classes per task
+    assert accuracy["64"]["0"] > 0.9  # trained: a digit pair is easy
+    assert saved["training"]["hidden_layers"] == 2
+    assert "| 64 | 2 |" in (tmp_path / "result.md").read_text()

@@ -1,0 +1,91 @@
+"""How much one experience can learn with a given number of units per hidden layer.
+
+RNF's fair share gives each of a stream's ``n`` experiences about ``1/n`` of every hidden layer,
+and each task computes with its own units (plus, in the layers above the first, what earlier
+tasks froze). A fresh network of each width is trained like one experience of the benchmark (the
+harness's model, optimizer, batch size and epochs, with Naive) on one experience alone, and scored
+on that experience's test data: the accuracy a task reaches from that many units of its own.
+Naive's accuracy on the same experience after the whole stream, for comparison, is in the
+benchmark's results directory; Naive reaches it from a network the earlier experiences trained.
+
+    python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
+        --out benchmarks/results/capacity-permuted_mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from avalanche.training.determinism.rng_manager import RNGManager
+from avalanche.training.plugins import EvaluationPlugin
+
+from benchmarks.evaluation import task_accuracy
+from benchmarks.hparams import TRAINING
+from benchmarks.models import make_model
+from benchmarks.results import atomic_write
+from benchmarks.strategies import build_strategy
+from benchmarks.streams import BENCHMARKS, build_stream
+
+
+def accuracy_at_width(benchmark: str, width: int, seed: int, root: str | None = None) -> float:
+    """Test accuracy on the stream's last experience of a fresh ``width``-unit network trained on it alone
+    (over the task's own head in the task scenario)."""
+    stream = build_stream(benchmark, seed=seed, root=root)
+    training = TRAINING[benchmark]
+    RNGManager.set_random_seeds(seed)
+    model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, stream.multi_head,
+                       hidden_size=width, hidden_layers=training.hidden_layers, width=training.width)
+    strategy = build_strategy("naive", model, training, {}, evaluator=EvaluationPlugin(loggers=[]), seed=seed)
+    last = stream.n_experiences - 1
+    strategy.train(stream.benchmark.train_stream[last])
+    return task_accuracy(strategy.model, stream.benchmark.test_stream[last], batch_size=training.eval_batch_size)
+
+
+def measure(benchmark: str, widths: list[int], seeds: list[int], root: str | None = None) -> dict[str, Any]:
+    """Accuracy per width and seed, on each seed's last experience."""
+    return {str(w): {str(s): accuracy_at_width(benchmark, w, s, root=root) for s in seeds} for w in widths}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--benchmark", default="permuted_mnist", choices=[b for b in BENCHMARKS if b != "imagefolder"])
+    parser.add_argument("--widths", type=int, nargs="+", default=[26, 52, 128, 256],
+                        help="hidden units per layer (MLP width, or the CNN's hidden Linear width)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--data-root", default=None, help="data root (default: $RNF_DATA_ROOT)")
+    parser.add_argument("--out", required=True, help="directory for result.json and result.md")
+    args = parser.parse_args(argv)
+    from benchmarks.cli import machine_facts
+
+    results = measure(args.benchmark, args.widths, args.seeds, args.data_root)
+    command = "python -m benchmarks.capacity " + shlex.join(argv if argv is not None else sys.argv[1:])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    training = TRAINING[args.benchmark]
+    saved = {"command": command, "benchmark": args.benchmark, "training": training.as_dict(),
+             "accuracy": results, "machine": machine_facts("cpu")}
+    atomic_write(out / "result.json", json.dumps(saved, indent=1))
+    lines = [f"# One experience of {args.benchmark} learned from a fresh network of each width", "",
+             f"`{command}`", "",
+             f"The last experience of each seed's stream, {training.epochs} epoch(s) of {training.optimizer} "
+             f"(lr {training.lr}, batch {training.batch_size}), {training.hidden_layers} hidden layers; "
+             "test accuracy on that experience.", "",
+             "| hidden units per layer | seeds | accuracy (mean ± std) | per seed |", "|---|---|---|---|"]
+    for width, per_seed in results.items():
+        values = list(per_seed.values())
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {width} | {len(values)} | {statistics.mean(values):.3f} ± {spread:.3f} | "
+                     f"{', '.join(f'{v:.3f}' for v in values)} |")
+    atomic_write(out / "result.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
