@@ -106,6 +106,15 @@ for seed in 0 1; do
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+# permuted_mnist domain: RNF's max_drop x retrain_epochs x keep_last on a 2-seed validation sweep, RNF rerun
+# with the chosen values; what a fresh network of each width learns of the last permutation in one epoch.
+rnf-bench --sweep benchmarks/sweeps/rnf-domain.json --strategies rnf --benchmark permuted_mnist --scenario domain \
+  --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-retrain" --resume --write-tuned \
+  "${extra[@]}"
+rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
+python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
+  --out "$R/capacity-permuted_mnist"
 
 # Published continual-learning-baselines results. si-pmnist (20 epochs, 2000 units) has not been run yet (CPU time).
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
