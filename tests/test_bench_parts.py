@@ -197,7 +197,7 @@ def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tm
     saved = json.loads((tmp_path / "result.json").read_text())
     accuracy = saved["accuracy"]
     assert set(accuracy) == {"2", "64"} and all(set(v) == {"0", "1"} for v in accuracy.values())
-    assert all(0.5 <= a <= 1 for v in accuracy.values() for a in v.values())  # two classes per task
+    assert all(0 <= a <= 1 for v in accuracy.values() for a in v.values())
     assert accuracy["64"]["0"] > 0.9  # trained: a digit pair is easy
     assert saved["training"]["hidden_layers"] == 2
     assert "| 64 | 2 |" in (tmp_path / "result.md").read_text()
