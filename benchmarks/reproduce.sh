@@ -116,11 +116,12 @@ rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 
 python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
   --out "$R/capacity-permuted_mnist"
 
-# Published continual-learning-baselines results. si-pmnist (20 epochs, 2000 units) has not been run yet (CPU time).
+# Published continual-learning-baselines results.
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
 # ewc-pmnist at its published 30 epochs (about 2 h here, sharing the CPU; it replaced a 1-epoch run).
 rnf-bench --preset ewc-pmnist --loggers text --out "$R/preset-ewc-pmnist" "${extra[@]}"
+# si-pmnist at its published 20 epochs (about 1.5 h here, sharing the CPU; run into /tmp and copied).
 rnf-bench --preset si-pmnist --loggers text --out "$R/preset-si-pmnist" "${extra[@]}"
 
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
