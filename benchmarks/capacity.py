@@ -30,14 +30,13 @@ from benchmarks.hparams import TRAINING
 from benchmarks.models import make_model
 from benchmarks.results import atomic_write
 from benchmarks.strategies import build_strategy
-from benchmarks.streams import BENCHMARKS, build_stream
+from benchmarks.streams import BENCHMARKS, Stream, build_stream
 
 
-def accuracy_at_width(benchmark: str, width: int, seed: int, root: str | None = None) -> float:
+def accuracy_at_width(stream: Stream, width: int, seed: int) -> float:
     """Test accuracy on the stream's last experience of a fresh ``width``-unit network trained on it alone
     (over the task's own head in the task scenario)."""
-    stream = build_stream(benchmark, seed=seed, root=root)
-    training = TRAINING[benchmark]
+    training = TRAINING[stream.info.name]
     RNGManager.set_random_seeds(seed)
     model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, stream.multi_head,
                        hidden_size=width, hidden_layers=training.hidden_layers, width=training.width)
@@ -48,8 +47,13 @@ def accuracy_at_width(benchmark: str, width: int, seed: int, root: str | None = 
 
 
 def measure(benchmark: str, widths: list[int], seeds: list[int], root: str | None = None) -> dict[str, Any]:
-    """Accuracy per width and seed, on each seed's last experience."""
-    return {str(w): {str(s): accuracy_at_width(benchmark, w, s, root=root) for s in seeds} for w in widths}
+    """Accuracy per width and seed, on each seed's last experience (each seed's stream built once)."""
+    results: dict[str, Any] = {str(w): {} for w in widths}
+    for seed in seeds:
+        stream = build_stream(benchmark, seed=seed, root=root)
+        for width in widths:
+            results[str(width)][str(seed)] = accuracy_at_width(stream, width, seed)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
