@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "sweep's)")
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
+    p.add_argument("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
+                   help="clear the optimizer's state (Adam's moments, SGD's momentum) before each experience, "
+                        "as Avalanche did before 0.4 (default: kept, as Avalanche 0.6 does; the presets clear it)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="seeds (class order, permutations, initialisation); several give mean ± std")
     p.add_argument("--experiences", type=int, help="number of experiences (default: the benchmark's)")
@@ -272,7 +275,8 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.preset:
         preset = PRESETS[args.preset]
         benchmark, scenario, strategies = preset.benchmark, preset.scenario, [preset.strategy]
-        training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size)
+        training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
+                                  reset_optimizer=args.reset_optimizer)
         params = {preset.strategy: {**strategy_params(preset.strategy, benchmark, scenario), **preset.params}}
         name = f"preset-{args.preset}"
     else:
@@ -281,7 +285,8 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         space = _sweep_space(args)
         strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies
                       else list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES))
-        training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size)
+        training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
+                                  reset_optimizer=args.reset_optimizer)
         params = {s: strategy_params(s, benchmark, scenario) for s in strategies}
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
         name = f"{prefix}{benchmark}-{scenario}"

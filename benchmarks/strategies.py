@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.models.packnet import PackNetModel, PackNetPlugin
 from avalanche.training import (
     EWC,
@@ -56,6 +57,17 @@ def make_optimizer(training: Training, model: nn.Module) -> torch.optim.Optimize
     raise ValueError(f"unknown optimizer {training.optimizer!r}: use 'sgd' or 'adam'")
 
 
+class ResetOptimizerPlugin(SupervisedPlugin):
+    """Clear the optimizer's state before each experience, as Avalanche did before 0.4.
+
+    Avalanche 0.6 keeps the optimizer's state (Adam's moments, SGD's momentum) from one experience
+    to the next; the published reference results (the presets) were made with the state cleared.
+    """
+
+    def before_training_exp(self, strategy, **kwargs):
+        strategy.make_optimizer(reset_optimizer_state=True)
+
+
 def build_strategy(
     name: str,
     model: nn.Module,
@@ -69,6 +81,8 @@ def build_strategy(
 ):
     """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params``."""
     params = dict(params)
+    if training.reset_optimizer:
+        plugins = [*(plugins or []), ResetOptimizerPlugin()]
     if name == "packnet":
         model = PackNetModel(model)
         plugins = [*(plugins or []), PackNetPlugin(params.pop("post_prune_epochs"), params.pop("prune_proportion"))]

@@ -201,3 +201,23 @@ def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tm
     assert accuracy["64"]["0"] > 0.9  # trained: a digit pair is easy
     assert saved["training"]["hidden_layers"] == 2
     assert "| 64 | 2 |" in (tmp_path / "result.md").read_text()
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_reset_optimizer_clears_adams_state_before_each_experience(digits_task, reset):
+    from dataclasses import replace
+
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from benchmarks.strategies import build_strategy
+
+    training = replace(TRAINING["split_digits"], epochs=1, optimizer="adam", lr=0.001, reset_optimizer=reset)
+    model = make_model("digits", digits_task.input_shape, digits_task.n_outputs, True, hidden_size=16)
+    strategy = build_strategy("naive", model, training, {}, evaluator=EvaluationPlugin(loggers=[]))
+    steps = []
+    for experience in digits_task.benchmark.train_stream[:2]:
+        strategy.train(experience)
+        steps.append(-(-len(experience.dataset) // training.batch_size))
+    first_layer = next(model.parameters())
+    adam_steps = int(strategy.optimizer.state[first_layer]["step"])
+    assert adam_steps == (steps[1] if reset else sum(steps))
