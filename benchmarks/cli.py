@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
                    help="override a strategy parameter, e.g. ewc.ewc_lambda=10 (repeatable)")
     p.add_argument("--preset", choices=list(PRESETS),
-                   help="reproduce a published continual-learning-baselines result with its configuration")
+                   help="reproduce a published continual-learning-baselines result with its configuration "
+                        "(with --strategies: run those strategies in the preset's setting; the preset's "
+                        "parameters go to its own strategy)")
     p.add_argument("--search", action="store_true",
                    help="search each strategy's key parameter on a validation split (10%% of the training data; "
                         "the test stream is not used) and report the best value")
@@ -274,17 +276,19 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--sweep searches the harness's own configurations, not a --preset")
     if args.preset:
         preset = PRESETS[args.preset]
-        benchmark, scenario, strategies = preset.benchmark, preset.scenario, [preset.strategy]
+        benchmark, scenario = preset.benchmark, preset.scenario
+        strategies = _strategy_list(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
                                   reset_optimizer=args.reset_optimizer)
-        params = {preset.strategy: {**strategy_params(preset.strategy, benchmark, scenario), **preset.params}}
+        params = {s: {**strategy_params(s, benchmark, scenario), **(preset.params if s == preset.strategy else {})}
+                  for s in strategies}
         name = f"preset-{args.preset}"
     else:
         benchmark = args.benchmark
         scenario = args.scenario or BENCHMARKS[benchmark].default_scenario
         space = _sweep_space(args)
-        strategies = ([s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies
-                      else list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES))
+        strategies = (_strategy_list(args.strategies)
+                      or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
                                   reset_optimizer=args.reset_optimizer)
         params = {s: strategy_params(s, benchmark, scenario) for s in strategies}
@@ -325,6 +329,10 @@ def _sweep_space(args: argparse.Namespace):
     except ImportError:
         raise UsageError("--sweep needs Ray Tune: pip install 'avalanche-rnf[ray]'") from None
     return load_space(args.sweep)
+
+
+def _strategy_list(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
 
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -134,22 +134,30 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
 def presets_table(results: Path = RESULTS) -> str:
     """Each preset's published result next to what the harness measured."""
     lines = ["| preset | strategy on benchmark (scenario) | published | measured (own head) | Avalanche-reported "
-             "| epochs run / published | seeds |", "|---|---|---|---|---|---|---|"]
+             "| epochs run / published | optimizer state between experiences | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, preset in PRESETS.items():
         folder = results / f"preset-{name}"
         if not (folder / "results.json").is_file():
             lines.append(f"| {name} | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
                          f"{preset.expected:.2f} | not run yet (CPU time: `benchmarks/reproduce.sh` has the command) "
-                         f"| | – / {preset.training.epochs} | |")
+                         f"| | – / {preset.training.epochs} | | |")
             continue
-        records = [r for r in load_records(folder)[1] if r.status == "ok"]
+        records = [r for r in load_records(folder)[1] if r.status == "ok" and r.strategy == preset.strategy]
         epochs = records[0].config["training"]["epochs"] if records else "?"
+        state = _optimizer_state(records[0].config["training"]) if records else "?"
         acc = mean_std([r.average_accuracy for r in records])
         reported = mean_std([r.stream_accuracy_avalanche for r in records])
         lines.append(f"| [{name}]({preset.source}) | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
-                     f"{preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | "
+                     f"{preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | {state} | "
                      f"{len(records)} |")
     return "\n".join(lines)
+
+
+def _optimizer_state(training: dict) -> str:
+    if training["optimizer"] == "sgd" and not training["momentum"]:
+        return "none (SGD without momentum)"
+    return "cleared" if training.get("reset_optimizer") else "kept"
 
 
 def hparams_table() -> str:

@@ -195,3 +195,19 @@ def test_readme_tables_are_generated_from_the_committed_results():
     from benchmarks import report
 
     assert report.main(["--check"]) == 0, "run: python -m benchmarks.report"
+
+
+@pytest.mark.skipif(not os.environ.get("RNF_DATA_ROOT"), reason="RNF_DATA_ROOT not set (MNIST data root)")
+def test_preset_runs_other_strategies_in_its_setting(tmp_path):
+    out = tmp_path / "preset"
+    code = cli.main(["--preset", "si-smnist", "--strategies", "naive,si", "--epochs", "1", "--experiences", "2",
+                     "--no-reset-optimizer", "--loggers", "text", "--out", str(out)])
+    assert code == 0
+    records = {r.strategy: r for r in load_records(out)[1]}
+    assert set(records) == {"naive", "si"} and all(r.status == "ok" for r in records.values())
+    for r in records.values():
+        training = r.config["training"]
+        assert (training["optimizer"], training["hidden_size"], training["epochs"]) == ("adam", 256, 1)
+        assert training["reset_optimizer"] is False and len(r.matrix) == 2
+    assert records["si"].config["params"] == {"si_lambda": 1.0, "eps": 0.001}
+    assert records["naive"].config["params"] == {}
