@@ -144,9 +144,8 @@ class Preset:
 _CLB = "https://github.com/ContinualAI/continual-learning-baselines/blob/main/experiments/"
 
 #: The published numbers were made with Avalanche before 0.4, which cleared the optimizer's state
-#: before every experience: the presets do too (``reset_optimizer``). It matters for Adam: with its
-#: moments carried over, as in Avalanche 0.6, SI at the published values forgets on PermutedMNIST as
-#: much as Naive (see benchmarks/README.md).
+#: before every experience: the presets do too (``reset_optimizer``). Only the Adam presets are
+#: affected (see benchmarks/README.md for what it changed).
 PRESETS: dict[str, Preset] = {
     "ewc-pmnist": Preset(
         "permuted_mnist", "domain", "ewc",
