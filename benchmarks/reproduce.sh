@@ -133,6 +133,10 @@ done
 # SI with eps=1e-7 (an early Avalanche SI ignored eps and used 1e-7), same short setting, state cleared.
 rnf-bench --preset si-pmnist --experiences 3 --epochs 3 --param si.eps=1e-7 --loggers text \
   --out "$R/si-eps-pmnist" "${extra[@]}"
+# ... and over all ten permutations at 3 epochs, eps=1e-7 and the published eps=0.1.
+rnf-bench --preset si-pmnist --epochs 3 --param si.eps=1e-7 --loggers text --out "$R/si-eps-pmnist-3epochs" \
+  "${extra[@]}"
+rnf-bench --preset si-pmnist --epochs 3 --loggers text --out "$R/si-pmnist-3epochs" "${extra[@]}"
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
 rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
 # ewc-pmnist at its published 30 epochs (about 2 h here, sharing the CPU; it replaced a 1-epoch run).
