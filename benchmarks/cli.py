@@ -130,7 +130,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     all_jobs = plan_jobs(args, plan, logs)
     planned = [job.key for job in all_jobs]
     # a search directory collects many configurations: drop only the points this invocation runs
-    store.discard({name.strip() for name in (args.rerun or "").split(",") if name.strip()},
+    store.discard(set(_names(args.rerun)),
                   keys=set(planned) if search else None)
     jobs = []
     for job in all_jobs:
@@ -216,7 +216,7 @@ def _resources(args: argparse.Namespace):
 def _log_setup(args: argparse.Namespace, out: Path, distributed: bool):
     from benchmarks.jobs import LogSetup
 
-    chosen = tuple(dict.fromkeys(name.strip() for name in args.loggers.split(",") if name.strip()))
+    chosen = tuple(dict.fromkeys(_names(args.loggers)))
     unknown = set(chosen) - set(LOGGERS)
     if unknown:
         raise UsageError(f"unknown logger(s) {', '.join(sorted(unknown))}; choose from {', '.join(LOGGERS)}")
@@ -277,7 +277,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.preset:
         preset = PRESETS[args.preset]
         benchmark, scenario = preset.benchmark, preset.scenario
-        strategies = _strategy_list(args.strategies) or [preset.strategy]
+        strategies = _names(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
                                   reset_optimizer=args.reset_optimizer)
         params = {s: {**strategy_params(s, benchmark, scenario), **(preset.params if s == preset.strategy else {})}
@@ -287,7 +287,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         benchmark = args.benchmark
         scenario = args.scenario or BENCHMARKS[benchmark].default_scenario
         space = _sweep_space(args)
-        strategies = (_strategy_list(args.strategies)
+        strategies = (_names(args.strategies)
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
                                   reset_optimizer=args.reset_optimizer)
@@ -331,7 +331,8 @@ def _sweep_space(args: argparse.Namespace):
     return load_space(args.sweep)
 
 
-def _strategy_list(text: str | None) -> list[str]:
+def _names(text: str | None) -> list[str]:
+    """The names in a comma-separated option (``--strategies``, ``--rerun``, ``--loggers``)."""
     return [s.strip() for s in (text or "").split(",") if s.strip()]
 
 
