@@ -39,7 +39,8 @@ def accuracy_at_width(stream: Stream, width: int, seed: int) -> float:
     training = TRAINING[stream.info.name]
     RNGManager.set_random_seeds(seed)
     model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, stream.multi_head,
-                       hidden_size=width, hidden_layers=training.hidden_layers, width=training.width)
+                       hidden_size=width, hidden_layers=training.hidden_layers, width=training.width,
+                       activation=training.activation)
     strategy = build_strategy("naive", model, training, {}, evaluator=EvaluationPlugin(loggers=[]), seed=seed)
     last = stream.n_experiences - 1
     strategy.train(stream.benchmark.train_stream[last])

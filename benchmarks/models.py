@@ -1,7 +1,7 @@
 """Models used by the benchmarks and the demo.
 
 - MNIST family and split digits: Avalanche's ``SimpleMLP`` (no dropout), hidden width and depth
-  from the hyperparameter table.
+  from the hyperparameter table; its ReLUs swapped for tanh where a preset asks for it.
 - CIFAR-10 and ImageFolder data: :class:`SmallCNN`, four 3x3 conv layers with BatchNorm.
 - Task-incremental: the same backbone, its ``classifier`` turned into a ``MultiHeadClassifier``
   by Avalanche's ``as_multitask``.
@@ -53,9 +53,18 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
 def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_head: bool,
-               hidden_size: int = 256, hidden_layers: int = 2, width: int = 32) -> nn.Module:
-    """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images."""
+               hidden_size: int = 256, hidden_layers: int = 2, width: int = 32,
+               activation: str = "relu") -> nn.Module:
+    """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images.
+
+    ``activation`` is the MLP's hidden nonlinearity (``"relu"`` or ``"tanh"``).
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(_ACTIVATIONS)}")
     if family == "image":
         model: nn.Module = SmallCNN(n_outputs, in_channels=input_shape[0], width=width, hidden=hidden_size)
     else:
@@ -64,4 +73,9 @@ def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_
             size *= d
         model = SimpleMLP(n_outputs, input_size=size, hidden_size=hidden_size, hidden_layers=hidden_layers,
                           drop_rate=0)
+        if activation != "relu":
+            for parent in list(model.modules()):
+                for name, child in parent.named_children():
+                    if isinstance(child, nn.ReLU):
+                        setattr(parent, name, _ACTIVATIONS[activation]())
     return as_multitask(model, "classifier") if multi_head else model

@@ -71,7 +71,8 @@ def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
     RNGManager.set_random_seeds(seed)  # as benchmarks.runner: the same model as rnf-bench's run with this seed
     t = TRAINING[benchmark]
     model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, False,
-                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width)
+                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width,
+                       activation=t.activation)
     strategy = build_strategy("rnf", model, t, strategy_params("rnf", benchmark, "class"),
                               evaluator=EvaluationPlugin(loggers=[]), device="cpu", seed=seed)
     kept = []

@@ -90,8 +90,8 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
             row(f"{label}: accuracy >= {acc_min}", name, "not run", 0, "–")
             continue
         acc, forget = _mean(r.average_accuracy for r in rnf), _mean(r.forgetting for r in rnf)
-        row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.3f}", len(rnf),
-            _verdict(acc >= acc_min, f"{acc_min - acc:.3f}"))
+        row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.4f}", len(rnf),
+            _verdict(acc >= acc_min, f"{acc_min - acc:.4f}"))
         if forget_max is not None:
             row(f"{label}: forgetting <= {forget_max}", name, f"{forget:.4f}", len(rnf),
                 _verdict(forget <= forget_max, f"{forget - forget_max:.4f}"))
@@ -133,25 +133,36 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
 
 def presets_table(results: Path = RESULTS) -> str:
     """Each preset's published result next to what the harness measured."""
-    lines = ["| preset | strategy on benchmark (scenario) | published | measured (own head) | Avalanche-reported "
-             "| epochs run / published | optimizer state between experiences | seeds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| preset | strategy on benchmark (scenario) | model, parameters | published | measured (own head) "
+             "| Avalanche-reported | epochs run / published | optimizer state between experiences | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, preset in PRESETS.items():
         folder = results / f"preset-{name}"
+        setup = _preset_setup(preset.training.as_dict(), preset.params)
         if not (folder / "results.json").is_file():
-            lines.append(f"| {name} | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
+            lines.append(f"| {name} | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | {setup} | "
                          f"{preset.expected:.2f} | not run yet (CPU time: `benchmarks/reproduce.sh` has the command) "
                          f"| | – / {preset.training.epochs} | | |")
             continue
         records = [r for r in load_records(folder)[1] if r.status == "ok" and r.strategy == preset.strategy]
+        ran = {_preset_setup(r.config["training"], r.config["params"]) for r in records}
+        if ran != {setup}:
+            setup = " / ".join(sorted(ran)) + " (not the preset's current setting)"
         epochs = records[0].config["training"]["epochs"] if records else "?"
         state = _optimizer_state(records[0].config["training"]) if records else "?"
         acc = mean_std([r.average_accuracy for r in records])
         reported = mean_std([r.stream_accuracy_avalanche for r in records])
         lines.append(f"| [{name}]({preset.source}) | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
-                     f"{preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | {state} | "
-                     f"{len(records)} |")
+                     f"{setup} | {preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | "
+                     f"{state} | {len(records)} |")
     return "\n".join(lines)
+
+
+def _preset_setup(training: dict, params: dict) -> str:
+    """The model and strategy parameters of a preset or of a run, as one table cell."""
+    model = (f"MLP {training['hidden_layers']} x {training['hidden_size']} {training.get('activation', 'relu')}, "
+             f"{training['optimizer']} lr {training['lr']}, batch {training['batch_size']}")
+    return model + "; " + ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def _optimizer_state(training: dict) -> str:

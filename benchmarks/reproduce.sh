@@ -33,6 +33,9 @@ done
 # comparison, Naive, EWC and RNF side by side in one run (redone with `--resume --rerun naive,ewc,rnf`).
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" "${extra[@]}"
+# ... redone on 2026-12-01 after split_mnist-task's retrain_epochs sweep (RNF's values changed), CPU alone:
+rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
+  --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
 # Class-incremental RNF with task inference (issue 5): RNF redone in split_mnist-class, two new directories.
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
@@ -120,30 +123,38 @@ rnf-bench --sweep benchmarks/sweeps/rnf-task-holdout.json --strategies rnf --ben
   --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task" --resume --write-tuned "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_mnist-task" --resume --rerun rnf "${extra[@]}"
+# ... then retrain_epochs (0, 0.5, 1, 1.5) at the chosen values, and RNF rerun with the choice.
+rnf-bench --sweep benchmarks/sweeps/rnf-task-retrain.json --strategies rnf --benchmark split_mnist --scenario task \
+  --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task" --resume --write-tuned "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_mnist-task" --resume --rerun rnf "${extra[@]}"
 
 # Published continual-learning-baselines results. The presets clear the optimizer's state before each
-# experience, as the Avalanche they were made with did (ewc-pmnist and lwf-smnist use SGD without momentum,
-# which keeps no state, so their runs from before that change stand).
-# Adam's state kept or cleared, Naive and SI in si-pmnist's setting on 3 permutations for 3 epochs:
+# experience, as the Avalanche they were made with did (SGD without momentum keeps no state).
+# Current scripts (2026-12-01, second session: the presets were moved to them; run into /tmp and copied):
+rnf-bench --preset si-pmnist --loggers text --out "$R/preset-si-pmnist" "${extra[@]}"
+rnf-bench --preset ewc-pmnist --loggers text --out "$R/preset-ewc-pmnist" "${extra[@]}"
+rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
+rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
+# The older PermutedMNIST scripts (commit 2f05f40). These ran as --preset si-pmnist / ewc-pmnist before
+# the presets were moved to the current scripts; the -2f05f40 presets hold the same configurations.
+# Adam's state kept or cleared, Naive and SI in that si-pmnist setting on 3 permutations for 3 epochs:
 for s in cleared kept; do
   flag=$([ $s = cleared ] && echo --reset-optimizer || echo --no-reset-optimizer)
-  rnf-bench --preset si-pmnist --strategies naive,si --experiences 3 --epochs 3 $flag --loggers text \
+  rnf-bench --preset si-pmnist-2f05f40 --strategies naive,si --experiences 3 --epochs 3 $flag --loggers text \
     --out "$R/optimizer-state-pmnist-$s" "${extra[@]}"
 done
 # SI with eps=1e-7 (an early Avalanche SI ignored eps and used 1e-7), same short setting, state cleared.
-rnf-bench --preset si-pmnist --experiences 3 --epochs 3 --param si.eps=1e-7 --loggers text \
+rnf-bench --preset si-pmnist-2f05f40 --experiences 3 --epochs 3 --param si.eps=1e-7 --loggers text \
   --out "$R/si-eps-pmnist" "${extra[@]}"
 # ... and over all ten permutations at 3 epochs, eps=1e-7 and the published eps=0.1.
-rnf-bench --preset si-pmnist --epochs 3 --param si.eps=1e-7 --loggers text --out "$R/si-eps-pmnist-3epochs" \
-  "${extra[@]}"
-rnf-bench --preset si-pmnist --epochs 3 --loggers text --out "$R/si-pmnist-3epochs" "${extra[@]}"
-rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
-rnf-bench --preset lwf-smnist --seeds 0 1 2 --loggers text --out "$R/preset-lwf-smnist" "${extra[@]}"
-# ewc-pmnist at its published 30 epochs (about 2 h here, sharing the CPU; it replaced a 1-epoch run).
-rnf-bench --preset ewc-pmnist --loggers text --out "$R/preset-ewc-pmnist" "${extra[@]}"
-# si-pmnist at its published 20 epochs (about 1.5 h here, sharing the CPU; run into /tmp and copied), with
-# the optimizer's state cleared (2026-12-01; with it kept the run scored 0.593).
-rnf-bench --preset si-pmnist --loggers text --out "$R/preset-si-pmnist" "${extra[@]}"
+rnf-bench --preset si-pmnist-2f05f40 --epochs 3 --param si.eps=1e-7 --loggers text \
+  --out "$R/si-eps-pmnist-3epochs" "${extra[@]}"
+rnf-bench --preset si-pmnist-2f05f40 --epochs 3 --loggers text --out "$R/si-pmnist-3epochs" "${extra[@]}"
+# ewc at 30 epochs (about 2 h here, sharing the CPU) and si at 20 epochs (about 1.5 h; state cleared;
+# 0.593 with it kept), both run into /tmp and copied.
+rnf-bench --preset ewc-pmnist-2f05f40 --loggers text --out "$R/preset-ewc-pmnist-2f05f40" "${extra[@]}"
+rnf-bench --preset si-pmnist-2f05f40 --loggers text --out "$R/preset-si-pmnist-2f05f40" "${extra[@]}"
 
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
 python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"

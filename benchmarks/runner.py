@@ -71,7 +71,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
     # Avalanche's PackNetModel calls the wrapped model without task labels: one head, per-task sub-networks.
     multi_head = stream.multi_head and spec.strategy != "packnet"
     model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, multi_head,
-                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width)
+                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width,
+                       activation=t.activation)
     evaluator = EvaluationPlugin(
         accuracy_metrics(epoch=True, experience=True, stream=True), *own_head_accuracy_metrics(),
         loss_metrics(epoch=True, experience=True), loggers=loggers,

@@ -68,6 +68,17 @@ class ResetOptimizerPlugin(SupervisedPlugin):
         strategy.make_optimizer(reset_optimizer_state=True)
 
 
+class ShrinkingCrossEntropyPlugin(SupervisedPlugin):
+    """Scale the cross-entropy by 1/t in experience t (counted from 1), as in van de Ven et al. 2019.
+
+    continual-learning-baselines' LwF on SplitMNIST trains on ``CE / t + alpha_t * distillation``.
+    Placed before Avalanche's ``LwFPlugin``, it scales the loss before the distillation is added.
+    """
+
+    def before_backward(self, strategy, **kwargs):
+        strategy.loss = strategy.loss / (strategy.clock.train_exp_counter + 1)
+
+
 def build_strategy(
     name: str,
     model: nn.Module,
@@ -90,6 +101,9 @@ def build_strategy(
     elif name == "si":
         plugins = [*(plugins or []), CopyingSIPlugin(si_lambda=params.pop("si_lambda"), eps=params.pop("eps"))]
         cls = SupervisedTemplate
+    elif name == "lwf" and params.pop("shrink_ce", False):
+        plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
+        cls = LwF
     elif name == "rnf":
         mass = params.pop("mass", None)
         params = {"selection": RelevanceMass(mass) if mass is not None else None, "seed": seed, **params}

@@ -209,5 +209,5 @@ def test_preset_runs_other_strategies_in_its_setting(tmp_path):
         training = r.config["training"]
         assert (training["optimizer"], training["hidden_size"], training["epochs"]) == ("adam", 256, 1)
         assert training["reset_optimizer"] is False and len(r.matrix) == 2
-    assert records["si"].config["params"] == {"si_lambda": 1.0, "eps": 0.001}
+    assert records["si"].config["params"] == {"si_lambda": 1.0, "eps": 0.1}
     assert records["naive"].config["params"] == {}

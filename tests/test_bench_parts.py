@@ -221,3 +221,42 @@ def test_reset_optimizer_clears_adams_state_before_each_experience(digits_task, 
     first_layer = next(model.parameters())
     adam_steps = int(strategy.optimizer.state[first_layer]["step"])
     assert adam_steps == (steps[1] if reset else sum(steps))
+
+
+def test_tanh_mlp_has_no_relu_left():
+    model = make_model("mnist", (1, 28, 28), 10, False, hidden_size=8, hidden_layers=2, activation="tanh")
+    kinds = [type(m) for m in model.modules()]
+    assert torch.nn.ReLU not in kinds and kinds.count(torch.nn.Tanh) == 2
+    with pytest.raises(ValueError, match="sigmoid"):
+        make_model("mnist", (1, 28, 28), 10, False, activation="sigmoid")
+
+
+def test_lwf_shrink_ce_divides_the_cross_entropy_by_the_experience_count(digits_task):
+    from dataclasses import replace
+
+    from avalanche.core import SupervisedPlugin
+    from avalanche.training.plugins import EvaluationPlugin, LwFPlugin
+
+    from benchmarks.strategies import ShrinkingCrossEntropyPlugin, build_strategy
+
+    class Spy(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.ratios: list[tuple[int, float]] = []
+
+        def after_backward(self, strategy, **kwargs):
+            ce = strategy._criterion(strategy.mb_output, strategy.mb_y)
+            self.ratios.append((strategy.clock.train_exp_counter, float(ce.detach() / strategy.loss.detach())))
+
+    training = replace(TRAINING["split_digits"], epochs=1)
+    model = make_model("digits", digits_task.input_shape, digits_task.n_outputs, True, hidden_size=16)
+    params = {"alpha": [0.0, 0.0, 0.0], "temperature": 2.0, "shrink_ce": True}
+    strategy = build_strategy("lwf", model, training, params, evaluator=EvaluationPlugin(loggers=[]),
+                              plugins=[spy := Spy()])
+    kinds = [type(p) for p in strategy.plugins]
+    assert kinds.index(ShrinkingCrossEntropyPlugin) < kinds.index(LwFPlugin)
+    for experience in digits_task.benchmark.train_stream[:3]:
+        strategy.train(experience)
+    for exp, ratio in spy.ratios:
+        assert ratio == pytest.approx(exp + 1, rel=1e-5)
+    assert {exp for exp, _ in spy.ratios} == {0, 1, 2}
