@@ -19,6 +19,7 @@ import json
 import shlex
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.evaluation import task_accuracy
 from benchmarks.hparams import TRAINING
-from benchmarks.models import make_model
+from benchmarks.models import model_for
 from benchmarks.results import atomic_write
 from benchmarks.strategies import build_strategy
 from benchmarks.streams import BENCHMARKS, Stream, build_stream
@@ -38,9 +39,7 @@ def accuracy_at_width(stream: Stream, width: int, seed: int) -> float:
     (over the task's own head in the task scenario)."""
     training = TRAINING[stream.info.name]
     RNGManager.set_random_seeds(seed)
-    model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, stream.multi_head,
-                       hidden_size=width, hidden_layers=training.hidden_layers, width=training.width,
-                       activation=training.activation)
+    model = model_for(stream, replace(training, hidden_size=width))
     strategy = build_strategy("naive", model, training, {}, evaluator=EvaluationPlugin(loggers=[]), seed=seed)
     last = stream.n_experiences - 1
     strategy.train(stream.benchmark.train_stream[last])

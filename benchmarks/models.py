@@ -9,8 +9,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from avalanche.models import MultiHeadClassifier, MultiTaskModule, SimpleMLP, as_multitask
 from torch import nn
+
+if TYPE_CHECKING:
+    from benchmarks.hparams import Training
+    from benchmarks.streams import Stream
 
 
 class MultiHeadMLP(MultiTaskModule):
@@ -79,3 +85,12 @@ def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_
                     if isinstance(child, nn.ReLU):
                         setattr(parent, name, _ACTIVATIONS[activation]())
     return as_multitask(model, "classifier") if multi_head else model
+
+
+def model_for(stream: Stream, training: Training, multi_head: bool | None = None) -> nn.Module:
+    """``stream``'s model with ``training``'s sizes and activation; multi-head as the stream says unless
+    ``multi_head`` is given."""
+    return make_model(stream.info.family, stream.input_shape, stream.n_outputs,
+                      stream.multi_head if multi_head is None else multi_head,
+                      hidden_size=training.hidden_size, hidden_layers=training.hidden_layers,
+                      width=training.width, activation=training.activation)

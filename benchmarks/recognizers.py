@@ -61,7 +61,7 @@ def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
     from avalanche.training.plugins import EvaluationPlugin
 
     from benchmarks.hparams import TRAINING, strategy_params
-    from benchmarks.models import make_model
+    from benchmarks.models import model_for
     from benchmarks.strategies import build_strategy
     from benchmarks.streams import build_stream, with_validation
 
@@ -70,9 +70,7 @@ def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
         stream = with_validation(stream, validation, seed)
     RNGManager.set_random_seeds(seed)  # as benchmarks.runner: the same model as rnf-bench's run with this seed
     t = TRAINING[benchmark]
-    model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, False,
-                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width,
-                       activation=t.activation)
+    model = model_for(stream, t, multi_head=False)
     strategy = build_strategy("rnf", model, t, strategy_params("rnf", benchmark, "class"),
                               evaluator=EvaluationPlugin(loggers=[]), device="cpu", seed=seed)
     kept = []

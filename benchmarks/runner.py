@@ -16,7 +16,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from benchmarks.evaluation import own_head_accuracy_metrics
 from benchmarks.hparams import Training
 from benchmarks.measure import PeakMemory, strategy_state_nbytes
-from benchmarks.models import make_model
+from benchmarks.models import model_for
 from benchmarks.results import RunRecord
 from benchmarks.strategies import build_strategy, not_applicable
 from benchmarks.streams import Stream, with_validation
@@ -70,9 +70,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
     t = spec.training
     # Avalanche's PackNetModel calls the wrapped model without task labels: one head, per-task sub-networks.
     multi_head = stream.multi_head and spec.strategy != "packnet"
-    model = make_model(stream.info.family, stream.input_shape, stream.n_outputs, multi_head,
-                       hidden_size=t.hidden_size, hidden_layers=t.hidden_layers, width=t.width,
-                       activation=t.activation)
+    model = model_for(stream, t, multi_head)
     evaluator = EvaluationPlugin(
         accuracy_metrics(epoch=True, experience=True, stream=True), *own_head_accuracy_metrics(),
         loss_metrics(epoch=True, experience=True), loggers=loggers,

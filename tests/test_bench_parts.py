@@ -245,7 +245,7 @@ def test_lwf_shrink_ce_divides_the_cross_entropy_by_the_experience_count(digits_
             self.ratios: list[tuple[int, float]] = []
 
         def after_backward(self, strategy, **kwargs):
-            ce = strategy._criterion(strategy.mb_output, strategy.mb_y)
+            ce = strategy.criterion()
             self.ratios.append((strategy.clock.train_exp_counter, float(ce.detach() / strategy.loss.detach())))
 
     training = replace(TRAINING["split_digits"], epochs=1)
