@@ -118,6 +118,10 @@ rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
 python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
   --out "$R/capacity-permuted_mnist"
+# permuted_mnist task: does reading the earlier tasks' frozen units help the last task? (RNF at the domain values)
+rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
+  --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true --loggers text \
+  --out "$R/permuted_mnist-task" "${extra[@]}"
 # split_mnist task: RNF's holdout x keep_last on a 2-seed validation sweep, then RNF rerun with the choice.
 rnf-bench --sweep benchmarks/sweeps/rnf-task-holdout.json --strategies rnf --benchmark split_mnist --scenario task \
   --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task" --resume --write-tuned "${extra[@]}"
