@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Literal, Sequence, Union
+from typing import Any, Iterable, Iterator, Literal, Sequence, Union
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -263,6 +263,7 @@ class RNFPlugin(SupervisedPlugin):
         self._warned: set[str] = set()
         self._train_part: Any = None
         self._holdout_part: Any = None
+        self._held_out: list[tuple[Tensor, Tensor, Tensor]] | None = None
         self._rows: dict[str, Tensor] = {}
         self._tap: FeatureTap | None = None
         self._masking: Any = None
@@ -452,7 +453,7 @@ class RNFPlugin(SupervisedPlugin):
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
         dataset = strategy.adapted_dataset
-        self._train_part, self._holdout_part = dataset, None
+        self._train_part, self._holdout_part, self._held_out = dataset, None, None
         if self.search is None:
             return
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + strategy.experience.current_experience)
@@ -475,7 +476,7 @@ class RNFPlugin(SupervisedPlugin):
         self._pending, self._cuts = None, {}
         self._freeze(model, selection)
         if retrained and self.search is not None and self.searches:
-            batches = list(self._batches(strategy, self._holdout_part, None))
+            batches = self._holdout_batches(strategy)
             weights = {}
             if self.task_inference == "domain":  # the task reads its own units only (the others are frozen now)
                 weight = model.get_submodule(self._output_layer().name).weight
@@ -489,7 +490,7 @@ class RNFPlugin(SupervisedPlugin):
         self.relevance_seconds.append(selection.seconds)
         self.frozen_fractions.append({layer.name: self.freeze.frozen_fraction(layer.name) for layer in self.layers})
         self._publish(strategy)
-        self._train_part = self._holdout_part = None
+        self._train_part = self._holdout_part = self._held_out = None
 
     def _select(self, strategy: Any) -> _Selection:
         """Score the units by LRP and choose the ones this experience keeps (within the budget)."""
@@ -541,9 +542,20 @@ class RNFPlugin(SupervisedPlugin):
         if size is not None:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + experience.current_experience)
             dataset = dataset.subset(balanced_indices(torch.as_tensor(list(dataset.targets)), size, generator).tolist())
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=dataset.collate_fn)
+        # a generator of its own: a loader draws its base seed from the global RNG otherwise, which would
+        # shift the strategy's later shuffles (RNF's runs would see other batches than Naive's)
+        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=dataset.collate_fn,
+                            generator=torch.Generator())
         for x, y, t, *_ in loader:
             yield x.to(strategy.device), y.to(strategy.device), t.to(strategy.device)
+
+    def _holdout_batches(self, strategy: Any) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The held-out part's batches, loaded once per experience: the search, the retrained
+        accuracy and the recogniser's calibration all read them (loading through the dataset's
+        transforms costs more than the forward passes on a small model)."""
+        if self._held_out is None:
+            self._held_out = list(self._batches(strategy, self._holdout_part, None))
+        return self._held_out
 
     @staticmethod
     def _task_heads(model: nn.Module, experience: Any) -> set[str]:
@@ -619,10 +631,12 @@ class RNFPlugin(SupervisedPlugin):
         held-out part (with ``max_drop``) calibrates the task's distance scale."""
         model = strategy.model
         with self._capture(model) as tap:
-            features, labels = self._features_of(strategy, tap, self._train_part, self.recognition_samples)
+            features, labels = self._features_of(
+                strategy, tap, self._batches(strategy, self._train_part, self.recognition_samples)
+            )
             held_out = None
             if self._holdout_part is not None:
-                held_out = self._features_of(strategy, tap, self._holdout_part, None)[0]
+                held_out = self._features_of(strategy, tap, self._holdout_batches(strategy))[0]
         keep = {t.source: self.freeze.frozen_units(t.source, t.units) for t in tap.taps}
         last = tap.taps[-1].source
         if not keep[last].any():
@@ -636,14 +650,16 @@ class RNFPlugin(SupervisedPlugin):
         self.recognizer.add_task(tap.columns(keep), features, labels, held_out)
         self.task_experiences.append(strategy.experience.current_experience)
 
-    def _features_of(self, strategy: Any, tap: FeatureTap, dataset: Any, size: int | None) -> tuple[Tensor, Tensor]:
-        """The recognition features (read by ``tap``) and the labels of ``size`` samples of ``dataset``."""
+    def _features_of(
+        self, strategy: Any, tap: FeatureTap, batches: Iterable[tuple[Tensor, Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]:
+        """The recognition features (read by ``tap``) and the labels of ``batches``."""
         model = strategy.model
         name = self._output_layer().name
         width = model.get_submodule(name).out_features
         features, labels = [], []
         with evaluating(model):
-            for x, y, t in self._batches(strategy, dataset, size):
+            for x, y, t in batches:
                 logits = avalanche_forward(model, x, t)
                 if logits.shape[-1] != width:
                     raise ValueError(
@@ -708,7 +724,7 @@ class RNFPlugin(SupervisedPlugin):
         """The smallest selection within ``max_drop`` held-out accuracy (:class:`ToleranceSearch`);
         with ``keep_all``, every free unit (recorded as mass 1 with its held-out accuracy)."""
         model = strategy.model
-        batches = list(self._batches(strategy, self._holdout_part, None))
+        batches = self._holdout_batches(strategy)
         cache: dict[bytes, float] = {}
 
         def pick(mass: float) -> dict[str, Tensor]:

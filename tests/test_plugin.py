@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.logging import TextLogger
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin, LRSchedulerPlugin, ReplayPlugin
@@ -230,3 +231,33 @@ def test_fair_capacity_keeps_free_units_for_the_rest_of_the_stream(digits_til):
         strategy.train(exp)
         # 5 experiences, 8 units: each takes at most ceil(free / experiences left)
         assert strategy.rnf.frozen_fractions[-1]["features.1"] == [2 / 8, 4 / 8, 6 / 8][k]
+
+
+class _Batches(SupervisedPlugin):
+    """Records the labels of every training minibatch."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels: list[list[int]] = []
+
+    def before_training_iteration(self, strategy, **kwargs):
+        self.labels.append(strategy.mb_y.tolist())
+
+
+def test_rnf_sees_the_batches_naive_sees_for_the_same_seed(digits_til):
+    """RNF's own data passes (relevance, search) leave the global RNG alone, so the strategy's later
+    shuffles are those of a run without RNF."""
+    seen = {}
+    for name in ("naive", "rnf"):
+        torch.manual_seed(0)
+        model = MultiHeadMLP()
+        watch = _Batches()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        if name == "rnf":
+            strategy = _rnf(model, optimizer=optimizer, plugins=[watch], selection=TopFraction(0.3))
+        else:
+            strategy = naive(model, optimizer, [watch], train_mb_size=16, train_epochs=1)
+        for experience in digits_til.train_stream[:3]:
+            strategy.train(experience)
+        seen[name] = watch.labels
+    assert len(seen["rnf"]) > 20 and seen["rnf"] == seen["naive"]
