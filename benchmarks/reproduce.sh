@@ -118,6 +118,7 @@ rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
 python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
   --out "$R/capacity-permuted_mnist"
+python -m benchmarks.capacity --benchmark split_mnist --widths 51 256 --seeds 0 1 2 --out "$R/capacity-split_mnist"
 # permuted_mnist task: does reading the earlier tasks' frozen units help the last task? (RNF at the domain values)
 rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
   --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true --loggers text \
@@ -159,6 +160,20 @@ rnf-bench --preset si-pmnist-2f05f40 --epochs 3 --loggers text --out "$R/si-pmni
 # 0.593 with it kept), both run into /tmp and copied.
 rnf-bench --preset ewc-pmnist-2f05f40 --loggers text --out "$R/preset-ewc-pmnist-2f05f40" "${extra[@]}"
 rnf-bench --preset si-pmnist-2f05f40 --loggers text --out "$R/preset-si-pmnist-2f05f40" "${extra[@]}"
+
+# 2026-12-01: RNF's own data loaders got a generator of their own (they had shifted the global RNG, so
+# RNF trained on other batches than Naive for the same seed): every RNF run redone, one at a time.
+for bs in "split_mnist task" "split_fmnist task" "permuted_mnist domain" "split_mnist class" "split_fmnist class" \
+          "split_cifar10 task" "split_cifar10 class"; do
+  set -- $bs
+  rnf-bench --benchmark "$1" --scenario "$2" --strategies rnf --seeds 0 1 2 --loggers text --out "$R/$1-$2" \
+    --resume --rerun rnf "${extra[@]}"
+done
+rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
+  --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true --loggers text \
+  --out "$R/permuted_mnist-task" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
+  --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
 python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"
