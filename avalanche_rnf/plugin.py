@@ -543,7 +543,7 @@ class RNFPlugin(SupervisedPlugin):
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + experience.current_experience)
             dataset = dataset.subset(balanced_indices(torch.as_tensor(list(dataset.targets)), size, generator).tolist())
         # a generator of its own: a loader draws its base seed from the global RNG otherwise, which would
-        # shift the strategy's later shuffles (RNF's runs would see other batches than Naive's)
+        # shift the strategy's later shuffles away from those of the same run without RNF
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=dataset.collate_fn,
                             generator=torch.Generator())
         for x, y, t, *_ in loader:

@@ -118,7 +118,7 @@ rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
 python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
   --out "$R/capacity-permuted_mnist"
-python -m benchmarks.capacity --benchmark split_mnist --widths 51 256 --seeds 0 1 2 --out "$R/capacity-split_mnist"
+python -m benchmarks.capacity --benchmark split_mnist --widths 51 90 256 --seeds 0 1 2 --out "$R/capacity-split_mnist"
 # permuted_mnist task: does reading the earlier tasks' frozen units help the last task? (RNF at the domain values)
 rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
   --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true --loggers text \
