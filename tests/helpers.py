@@ -34,6 +34,18 @@ class MultiHeadConvBN(MultiHeadMLP):
         self.classifier = MultiHeadClassifier(hidden)
 
 
+class ClassMLP(nn.Module):
+    """Two hidden layers and one Linear output over all 10 classes (class-incremental, task inference)."""
+
+    def __init__(self, hidden: int = 64):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.classifier = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 class IncrementalMLP(nn.Module):
     def __init__(self, hidden: int = 64):
         super().__init__()

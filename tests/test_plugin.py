@@ -15,7 +15,7 @@ from avalanche.training.plugins import EvaluationPlugin, LRSchedulerPlugin, Repl
 from torch import nn
 
 from avalanche_rnf import RNF, RNFPlugin, TopFraction, UnsupportedModelError, maybe_load_checkpoint, save_checkpoint
-from helpers import MultiHeadMLP, assert_kept, frozen_snapshot, naive, quiet_evaluator
+from helpers import ClassMLP, MultiHeadMLP, assert_kept, frozen_snapshot, naive, quiet_evaluator
 
 
 def _rnf(model, **kwargs):
@@ -247,16 +247,6 @@ class _RngStates(SupervisedPlugin):
         self.states.append(torch.get_rng_state())
 
 
-class _ClassMLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
-        self.classifier = nn.Linear(32, 10)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
 @pytest.mark.parametrize(
     "options",
     [dict(selection=TopFraction(0.3)), dict(max_drop=0.05, retrain_epochs=1, train_epochs=2),
@@ -268,11 +258,12 @@ def test_rnf_leaves_the_global_rng_as_a_run_without_it(digits_til, digits_cil, o
     nothing from the global RNG, so every experience starts from the RNG state Naive's would: the
     same seed gives the same shuffles (the same batches where RNF holds nothing out)."""
     bench = digits_cil if options.get("task_inference") else digits_til
+    options = dict(options)  # the parameter is shared with pytest's other uses of it
     epochs = options.pop("train_epochs", 1)
     states = {}
     for name in ("naive", "rnf"):
         torch.manual_seed(0)
-        model = _ClassMLP() if options.get("task_inference") else MultiHeadMLP()
+        model = ClassMLP() if options.get("task_inference") else MultiHeadMLP()
         watch = _RngStates()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
         if name == "rnf":

@@ -21,7 +21,7 @@ from avalanche_rnf.recognition import (
     task_weighted_log_probs,
     unit_statistics,
 )
-from helpers import MultiHeadMLP, experience_logits
+from helpers import ClassMLP, MultiHeadMLP, experience_logits
 
 
 # ---------------------------------------------------------------- the recognizer
@@ -167,16 +167,6 @@ def test_feature_tap_reads_layer_inputs_and_maps_kept_units_to_columns():
 
 
 # ---------------------------------------------------------------- RNF with task inference
-class MLP(nn.Module):
-    def __init__(self, hidden: int = 64):
-        super().__init__()
-        self.features = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.classifier = nn.Linear(hidden, 10)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
 def _strategy(model, **kwargs):
     torch.manual_seed(0)
     from avalanche.evaluation.metrics import accuracy_metrics
@@ -190,7 +180,7 @@ def _strategy(model, **kwargs):
 
 def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digits_cil):
     torch.manual_seed(0)
-    model = MLP()
+    model = ClassMLP()
     strategy = _strategy(model, task_inference=True)
     test = digits_cil.test_stream
     after = {}
@@ -209,7 +199,7 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     assert strategy.rnf.state_nbytes() == strategy.rnf.freeze.nbytes() + strategy.rnf.recognizer.nbytes()
     assert len(strategy.rnf.recognizer) == 5
 
-    fresh = MLP()
+    fresh = ClassMLP()
     fresh.load_state_dict(model.state_dict())
     restored = _strategy(fresh, task_inference=True)
     restored.rnf.load_state_dict(strategy.rnf.state_dict())
@@ -221,7 +211,7 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
     results = {}
     for layers in ("last", "all"):
         torch.manual_seed(0)
-        strategy = _strategy(MLP(), task_inference=True, recognition_layers=layers)
+        strategy = _strategy(ClassMLP(), task_inference=True, recognition_layers=layers)
         for experience in digits_cil.train_stream:
             strategy.train(experience)
         metrics = strategy.eval(digits_cil.test_stream)
@@ -236,7 +226,7 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
 def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
     from avalanche.core import SupervisedPlugin
 
-    strategy = _strategy(MLP(), task_inference=True)
+    strategy = _strategy(ClassMLP(), task_inference=True)
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     hard = strategy.eval(digits_cil.test_stream)
@@ -260,7 +250,7 @@ def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
 
 def _trained(digits_cil, **kwargs):
     torch.manual_seed(0)
-    strategy = _strategy(MLP(), task_inference=True, **kwargs)
+    strategy = _strategy(ClassMLP(), task_inference=True, **kwargs)
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     return strategy
@@ -310,32 +300,33 @@ def test_views_by_name_or_callable():
 
 def test_recognition_options_are_checked():
     with pytest.raises(ValueError, match="recognition_layers"):
-        _strategy(MLP(), task_inference=True, recognition_layers="first")
+        _strategy(ClassMLP(), task_inference=True, recognition_layers="first")
     for bad in (0, True, 2.5):
         with pytest.raises(ValueError, match="recognition_samples"):
-            _strategy(MLP(), task_inference=True, recognition_samples=bad)
-    assert _strategy(MLP(), task_inference=True, recognition_samples=None).rnf.recognition_samples is None
+            _strategy(ClassMLP(), task_inference=True, recognition_samples=bad)
+    assert _strategy(ClassMLP(), task_inference=True, recognition_samples=None).rnf.recognition_samples is None
     with pytest.raises(ValueError, match="recognition_views"):
-        _strategy(MLP(), task_inference="domain", recognition_views=["hflip"])
-    assert _strategy(MLP(), task_inference=True, recognition_views=["hflip"]).rnf.recognition_views == [horizontal_flip]
+        _strategy(ClassMLP(), task_inference="domain", recognition_views=["hflip"])
+    views = _strategy(ClassMLP(), task_inference=True, recognition_views=["hflip"]).rnf.recognition_views
+    assert views == [horizontal_flip]
     for bad in (0, 1.5, "0.3"):
         with pytest.raises(ValueError, match="recognition_shrinkage"):
-            _strategy(MLP(), task_inference=True, recognition_shrinkage=bad)
-    assert _strategy(MLP(), task_inference=True, recognition_shrinkage=0.3).rnf.recognizer.shrinkage == 0.3
+            _strategy(ClassMLP(), task_inference=True, recognition_shrinkage=bad)
+    assert _strategy(ClassMLP(), task_inference=True, recognition_shrinkage=0.3).rnf.recognizer.shrinkage == 0.3
     for bad in (0, 2, "0.5"):
         with pytest.raises(ValueError, match="recognition_power"):
-            _strategy(MLP(), task_inference=True, recognition_power=bad)
-    assert _strategy(MLP(), task_inference=True, recognition_power=0.5).rnf.recognizer.power == 0.5
+            _strategy(ClassMLP(), task_inference=True, recognition_power=bad)
+    assert _strategy(ClassMLP(), task_inference=True, recognition_power=0.5).rnf.recognizer.power == 0.5
     for bad in (0, -1.0, "1"):
         with pytest.raises(ValueError, match="task_posterior"):
-            _strategy(MLP(), task_inference=True, task_posterior=bad)
+            _strategy(ClassMLP(), task_inference=True, task_posterior=bad)
     with pytest.raises(ValueError, match="task_posterior"):
-        _strategy(MLP(), task_inference="domain", task_posterior=1.0)
-    assert _strategy(MLP(), task_inference=True, task_posterior=2.0).rnf.task_posterior == 2.0
+        _strategy(ClassMLP(), task_inference="domain", task_posterior=1.0)
+    assert _strategy(ClassMLP(), task_inference=True, task_posterior=2.0).rnf.task_posterior == 2.0
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
-    model = MLP()
+    model = ClassMLP()
     strategy = _strategy(model)
     for experience in digits_cil.train_stream:
         strategy.train(experience)
@@ -346,7 +337,7 @@ def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_
 
 def test_task_inference_needs_isolation_and_a_single_head(digits_til):
     with pytest.raises(ValueError, match="isolation"):
-        _strategy(MLP(), task_inference=True, isolate=False)
+        _strategy(ClassMLP(), task_inference=True, isolate=False)
     strategy = _strategy(MultiHeadMLP(), task_inference=True)
     with pytest.raises(ValueError, match="single-head"):
         strategy.train(digits_til.train_stream[0])
@@ -354,7 +345,7 @@ def test_task_inference_needs_isolation_and_a_single_head(digits_til):
 
 
 def test_periodic_evaluation_inside_an_experience_leaves_outputs_as_they_are(digits_cil):
-    model = MLP()
+    model = ClassMLP()
     strategy = _strategy(model, task_inference=True)
     strategy.train(digits_cil.train_stream[0])
     strategy.rnf._in_experience = True  # as in an evaluation during the next experience
