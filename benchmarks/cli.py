@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "sweep's)")
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
+    p.add_argument("--lr", type=float, help="learning rate, for every strategy (default: the table's)")
     p.add_argument("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
                    help="clear the optimizer's state (Adam's moments, SGD's momentum) before each experience, "
                         "as Avalanche did before 0.4 (default: kept, as Avalanche 0.6 does; the presets clear it)")
@@ -274,12 +275,14 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--search and --sweep are two ways to search: choose one")
     if args.sweep and args.preset:
         raise ValueError("--sweep searches the harness's own configurations, not a --preset")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be a positive learning rate, got {args.lr}")
     if args.preset:
         preset = PRESETS[args.preset]
         benchmark, scenario = preset.benchmark, preset.scenario
         strategies = _names(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
-                                  reset_optimizer=args.reset_optimizer)
+                                  lr=args.lr, reset_optimizer=args.reset_optimizer)
         params = {s: {**strategy_params(s, benchmark, scenario), **(preset.params if s == preset.strategy else {})}
                   for s in strategies}
         name = f"preset-{args.preset}"
@@ -290,7 +293,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
         strategies = (_names(args.strategies)
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
-                                  reset_optimizer=args.reset_optimizer)
+                                  lr=args.lr, reset_optimizer=args.reset_optimizer)
         params = {s: strategy_params(s, benchmark, scenario) for s in strategies}
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
         name = f"{prefix}{benchmark}-{scenario}"

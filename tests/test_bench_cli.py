@@ -123,6 +123,17 @@ def test_same_seed_reproduces_the_same_accuracy_matrix(tmp_path):
     assert [r.matrix for r in a] == [r.matrix for r in b]
 
 
+def test_lr_sets_every_strategy_s_learning_rate(tmp_path, capsys):
+    bench(tmp_path, "--strategies", "naive,rnf", name="default")
+    bench(tmp_path, "--strategies", "naive,rnf", "--lr", "0.002", name="small")
+    default, small = (load_records(tmp_path / n)[1] for n in ("default", "small"))
+    assert {r.config["training"]["lr"] for r in default} == {0.05}
+    assert {r.config["training"]["lr"] for r in small} == {0.002}
+    assert all(a.matrix != b.matrix for a, b in zip(default, small))
+    assert cli.main(["--lr", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--lr must be a positive learning rate" in capsys.readouterr().err
+
+
 def test_search_scores_key_parameter_on_validation_data(tmp_path):
     code, out = bench(tmp_path, "--search", "--strategies", "rnf,naive")
     assert code == 0
@@ -164,7 +175,7 @@ def test_help_explains_every_option(capsys):
         cli.main(["--help"])
     text = capsys.readouterr().out
     for option in ("--benchmark", "--scenario", "--strategies", "--epochs", "--seeds", "--data-root", "--out",
-                   "--wandb", "--resume", "--preset", "--search", "imagefolder", "split_cifar10"):
+                   "--wandb", "--resume", "--preset", "--search", "--lr", "imagefolder", "split_cifar10"):
         assert option in text
 
 
