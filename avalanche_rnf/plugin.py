@@ -109,6 +109,11 @@ class RNFPlugin(SupervisedPlugin):
         (e.g. ``0.5`` with one epoch) chooses the units after that share of the experience's
         training iterations. ``0``: choose and freeze at the end. Needs isolation to train a
         sub-network (otherwise the kept units simply train on with the rest).
+    :param retrain_lr_scale: multiply the optimizer's learning rates by this factor for each step
+        of the retraining (``retrain_epochs``), as learning-rate rewinding does after pruning
+        (Renda et al. 2020): a pruned sub-network fine-tuned at the small learning rate that suits
+        the whole network learns slowly. The rates are scaled just before each optimizer step and
+        given back right after it, so learning-rate schedulers see and set the unscaled ones.
     :param task_inference: recognise the task of each input in evaluation, for streams without
         task labels, on a model whose last layer is a Linear over all classes (isolation is on). After
         each experience a :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's
@@ -178,11 +183,17 @@ class RNFPlugin(SupervisedPlugin):
         recognition_power: float = POWER,
         task_posterior: float | None = None,
         recognition_views: Sequence[str | View] = (),
+        retrain_lr_scale: float = 1.0,
     ):
         super().__init__()
         number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
         if not (number and retrain_epochs >= 0):
             raise ValueError(f"retrain_epochs must be a non-negative number of epochs, got {retrain_epochs!r}.")
+        if not (isinstance(retrain_lr_scale, (int, float)) and not isinstance(retrain_lr_scale, bool)
+                and retrain_lr_scale > 0):
+            raise ValueError(f"retrain_lr_scale must be a positive factor, got {retrain_lr_scale!r}.")
+        if retrain_lr_scale != 1 and not retrain_epochs:
+            raise ValueError("retrain_lr_scale scales the learning rate of the retraining: it needs retrain_epochs.")
         if recognition_layers not in ("all", "last"):
             raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
         check_reference_size(recognition_samples, "recognition_samples")
@@ -235,6 +246,7 @@ class RNFPlugin(SupervisedPlugin):
         self.n_experiences = n_experiences
         self.keep_last = keep_last
         self.retrain_epochs = retrain_epochs
+        self.retrain_lr_scale = retrain_lr_scale
         self.recognition_layers = recognition_layers
         self.recognition_samples = recognition_samples
 
@@ -275,6 +287,7 @@ class RNFPlugin(SupervisedPlugin):
         self._select_at: int | None = None
         self._pending: _Selection | None = None
         self._cuts: dict[str, Tensor] = {}
+        self._unscaled_lrs: list[float] | None = None
 
     # ------------------------------------------------------------------ callbacks
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
@@ -322,7 +335,18 @@ class RNFPlugin(SupervisedPlugin):
             if grad is not None:
                 grad.masked_fill_(cut, 0)
 
+    def before_update(self, strategy: Any, **kwargs: Any) -> None:
+        if self._pending is not None and self.retrain_lr_scale != 1:
+            groups = strategy.optimizer.param_groups
+            self._unscaled_lrs = [group["lr"] for group in groups]
+            for group in groups:
+                group["lr"] = group["lr"] * self.retrain_lr_scale
+
     def after_update(self, strategy: Any, **kwargs: Any) -> None:
+        if self._unscaled_lrs is not None:
+            for group, lr in zip(strategy.optimizer.param_groups, self._unscaled_lrs):
+                group["lr"] = lr
+            self._unscaled_lrs = None
         self.freeze.restore(strategy.model)
         self.entries.restore(strategy.model)
         self._hold_cuts(strategy.model)

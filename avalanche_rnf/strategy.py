@@ -58,6 +58,7 @@ class RNF(SupervisedTemplate):
         recognition_power: float = POWER,
         task_posterior: float | None = None,
         recognition_views: Sequence[str | View] = (),
+        retrain_lr_scale: float = 1.0,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -93,6 +94,7 @@ class RNF(SupervisedTemplate):
             recognition_power=recognition_power,
             task_posterior=task_posterior,
             recognition_views=recognition_views,
+            retrain_lr_scale=retrain_lr_scale,
         )
         super().__init__(
             model=model,

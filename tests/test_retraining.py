@@ -130,6 +130,49 @@ def test_a_fractional_retrain_epochs_chooses_the_units_within_an_epoch(digits_ti
     assert torch.equal(experience_logits(strategy.model, digits_til.test_stream[0]), outputs[0])
 
 
+def _step_lrs(strategy) -> list[tuple[bool, float]]:
+    """Records, at every optimizer step: whether RNF is retraining, and the first group's learning rate."""
+    calls, step = [], strategy.optimizer.step
+
+    def recording(*args, **kwargs):
+        calls.append((strategy.rnf._pending is not None, strategy.optimizer.param_groups[0]["lr"]))
+        return step(*args, **kwargs)
+
+    strategy.optimizer.step = recording
+    return calls
+
+
+def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_unscaled_rates(digits_til):
+    from avalanche.training.plugins import LRSchedulerPlugin
+
+    runs = {}
+    for scale in (1.0, 4.0):
+        torch.manual_seed(0)
+        model = MultiHeadMLP()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5))
+        strategy = _rnf(model, optimizer=optimizer, train_epochs=3, retrain_epochs=2, retrain_lr_scale=scale,
+                        plugins=[scheduler])
+        calls = _step_lrs(strategy)
+        strategy.train(digits_til.train_stream[0])
+        runs[scale] = calls, optimizer.param_groups[0]["lr"], model.state_dict()
+    (plain, plain_end, plain_state), (scaled, scaled_end, scaled_state) = runs[1.0], runs[4.0]
+    assert [r for r, _ in plain] == [r for r, _ in scaled] and any(r for r, _ in plain) and not plain[0][0]
+    # the first epoch (whole network) at the scheduler's rates; the retraining epochs at 4x them
+    assert {lr for r, lr in plain if not r} == {0.05} and {lr for r, lr in plain if r} == {0.025, 0.0125}
+    assert all(s == (4 * p if r else p) for (r, p), (_, s) in zip(plain, scaled))
+    assert scaled_end == plain_end  # schedulers set and see the unscaled rates
+    assert any(not torch.equal(plain_state[k], scaled_state[k]) for k in plain_state)
+
+
+def test_retrain_lr_scale_is_checked():
+    for bad in (0, -1.0, True, "2"):
+        with pytest.raises(ValueError, match="retrain_lr_scale must be a positive factor"):
+            _rnf(MultiHeadMLP(), retrain_lr_scale=bad)
+    with pytest.raises(ValueError, match="it needs retrain_epochs"):
+        _rnf(MultiHeadMLP(), retrain_epochs=0, retrain_lr_scale=2.0)
+
+
 def test_retrained_accuracy_is_published_and_survives_a_checkpoint(digits_til):
     torch.manual_seed(0)
     evaluator = EvaluationPlugin(loggers=[], collect_all=True)
