@@ -175,6 +175,26 @@ rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --se
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
+# 2026-12-01, second session: retraining at a multiple of the learning rate (retrain_lr_scale).
+# split_mnist task: 5-seed validation sweep, written to tuned.json, then RNF rerun with the choice (4).
+rnf-bench --sweep benchmarks/sweeps/rnf-task-lr.json --strategies rnf --benchmark split_mnist --scenario task \
+  --seeds 0 1 2 3 4 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task-lr" --resume --write-tuned \
+  "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_mnist-task" --resume --rerun rnf "${extra[@]}"
+# permuted_mnist, both scenarios, 2-seed validation sweeps (task: with Naive for reference).
+rnf-bench --sweep benchmarks/sweeps/rnf-pmnist-task-lr.json --strategies naive,rnf --benchmark permuted_mnist \
+  --scenario task --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-task-lr" --resume \
+  "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-domain-lr.json --strategies rnf --benchmark permuted_mnist --scenario domain \
+  --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-lr" --resume "${extra[@]}"
+# permuted_mnist task rerun with the task sweep's choice (5); the cost run redone with split_mnist's new values.
+rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
+  --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true \
+  --param rnf.retrain_lr_scale=5 --loggers text --out "$R/permuted_mnist-task" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
+  --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
+
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
 python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"
 python -m benchmarks.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
