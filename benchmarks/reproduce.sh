@@ -188,6 +188,9 @@ rnf-bench --sweep benchmarks/sweeps/rnf-pmnist-task-lr.json --strategies naive,r
   "${extra[@]}"
 rnf-bench --sweep benchmarks/sweeps/rnf-domain-lr.json --strategies rnf --benchmark permuted_mnist --scenario domain \
   --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-lr" --resume "${extra[@]}"
+# split_cifar10 task: the same scale, 2-seed validation sweep (1 kept).
+rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-lr.json --strategies rnf --benchmark split_cifar10 --scenario task \
+  --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_cifar10-task-lr" --resume "${extra[@]}"
 # Naive (and RNF) on permuted_mnist domain at 5x the harness's learning rate, 2-seed validation, for reference.
 rnf-bench --sweep benchmarks/sweeps/naive-rnf-domain.json --strategies naive,rnf --benchmark permuted_mnist \
   --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --lr 0.05 --out "$R/lr-permuted_mnist-domain-0.05" \
