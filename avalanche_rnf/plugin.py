@@ -336,17 +336,22 @@ class RNFPlugin(SupervisedPlugin):
                 grad.masked_fill_(cut, 0)
 
     def before_update(self, strategy: Any, **kwargs: Any) -> None:
+        self._give_back_lrs(strategy)  # a step that raised before after_update left its rates scaled
         if self._pending is not None and self.retrain_lr_scale != 1:
             groups = strategy.optimizer.param_groups
             self._unscaled_lrs = [group["lr"] for group in groups]
             for group in groups:
                 group["lr"] = group["lr"] * self.retrain_lr_scale
 
-    def after_update(self, strategy: Any, **kwargs: Any) -> None:
+    def _give_back_lrs(self, strategy: Any) -> None:
+        """Put back the learning rates ``before_update`` scaled for a retraining step."""
         if self._unscaled_lrs is not None:
             for group, lr in zip(strategy.optimizer.param_groups, self._unscaled_lrs):
                 group["lr"] = lr
             self._unscaled_lrs = None
+
+    def after_update(self, strategy: Any, **kwargs: Any) -> None:
+        self._give_back_lrs(strategy)
         self.freeze.restore(strategy.model)
         self.entries.restore(strategy.model)
         self._hold_cuts(strategy.model)

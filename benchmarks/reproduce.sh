@@ -191,10 +191,14 @@ rnf-bench --sweep benchmarks/sweeps/rnf-domain-lr.json --strategies rnf --benchm
 # split_cifar10 task: the same scale, 2-seed validation sweep (1 kept).
 rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-lr.json --strategies rnf --benchmark split_cifar10 --scenario task \
   --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_cifar10-task-lr" --resume "${extra[@]}"
-# Naive (and RNF) on permuted_mnist domain at 5x the harness's learning rate, 2-seed validation, for reference.
+# Naive (and RNF) on permuted_mnist domain at 5x the harness's learning rate, and Naive at the harness's rate,
+# 2-seed validation, for reference.
 rnf-bench --sweep benchmarks/sweeps/naive-rnf-domain.json --strategies naive,rnf --benchmark permuted_mnist \
   --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --lr 0.05 --out "$R/lr-permuted_mnist-domain-0.05" \
   --resume "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/naive-rnf-domain.json --strategies naive --benchmark permuted_mnist \
+  --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/lr-permuted_mnist-domain-0.01" --resume \
+  "${extra[@]}"
 # permuted_mnist task rerun with the task sweep's choice (5); the cost run redone with split_mnist's new values.
 rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
   --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true \

@@ -150,7 +150,8 @@ def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_un
         torch.manual_seed(0)
         model = MultiHeadMLP()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5))
+        scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5),
+                                      reset_lr=False)  # the rate it ends the experience at is kept
         strategy = _rnf(model, optimizer=optimizer, train_epochs=3, retrain_epochs=2, retrain_lr_scale=scale,
                         plugins=[scheduler])
         calls = _step_lrs(strategy)
@@ -161,8 +162,21 @@ def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_un
     # the first epoch (whole network) at the scheduler's rates; the retraining epochs at 4x them
     assert {lr for r, lr in plain if not r} == {0.05} and {lr for r, lr in plain if r} == {0.025, 0.0125}
     assert all(s == (4 * p if r else p) for (r, p), (_, s) in zip(plain, scaled))
-    assert scaled_end == plain_end  # schedulers set and see the unscaled rates
+    assert scaled_end == plain_end == pytest.approx(0.05 * 0.5**3)  # schedulers set and see the unscaled rates
     assert any(not torch.equal(plain_state[k], scaled_state[k]) for k in plain_state)
+
+
+def test_a_step_that_raised_does_not_leave_its_rates_scaled(digits_til):
+    torch.manual_seed(0)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=1, retrain_lr_scale=4.0)
+    strategy.rnf._pending = object()  # retraining
+    groups = strategy.optimizer.param_groups
+    strategy.rnf.before_update(strategy)  # the step then raised: no after_update
+    assert groups[0]["lr"] == 0.2
+    strategy.rnf.before_update(strategy)  # the next step scales the rates it was given, once
+    assert groups[0]["lr"] == 0.2
+    strategy.rnf.after_update(strategy)
+    assert groups[0]["lr"] == 0.05
 
 
 def test_retrain_lr_scale_is_checked():
