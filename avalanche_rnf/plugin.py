@@ -186,11 +186,9 @@ class RNFPlugin(SupervisedPlugin):
         retrain_lr_scale: float = 1.0,
     ):
         super().__init__()
-        number = isinstance(retrain_epochs, (int, float)) and not isinstance(retrain_epochs, bool)
-        if not (number and retrain_epochs >= 0):
+        if not (_is_number(retrain_epochs) and retrain_epochs >= 0):
             raise ValueError(f"retrain_epochs must be a non-negative number of epochs, got {retrain_epochs!r}.")
-        if not (isinstance(retrain_lr_scale, (int, float)) and not isinstance(retrain_lr_scale, bool)
-                and retrain_lr_scale > 0):
+        if not (_is_number(retrain_lr_scale) and retrain_lr_scale > 0):
             raise ValueError(f"retrain_lr_scale must be a positive factor, got {retrain_lr_scale!r}.")
         if retrain_lr_scale != 1 and not retrain_epochs:
             raise ValueError("retrain_lr_scale scales the learning rate of the retraining: it needs retrain_epochs.")
@@ -966,6 +964,11 @@ def _call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...
     """Logits of ``model`` on ``batch = (x, y, task_labels)`` with ``tensors`` swapped in."""
     x, _, t = batch[:3]
     return torch.func.functional_call(model, tensors, (x, t) if isinstance(model, MultiTaskModule) else (x,))
+
+
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool (``True`` would pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _stream_length(experience: Any) -> int | None:
