@@ -114,6 +114,14 @@ class RNFPlugin(SupervisedPlugin):
         (Renda et al. 2020): a pruned sub-network fine-tuned at the small learning rate that suits
         the whole network learns slowly. The rates are scaled just before each optimizer step and
         given back right after it, so learning-rate schedulers see and set the unscaled ones.
+    :param head_transfer: ``True``: a task's head (in a ``MultiHeadClassifier``) reads every unit
+        of the layer below it, those earlier tasks froze included. ``False``: it reads only the
+        units that were free when its task first came (its own units); its weights from the units
+        frozen before are held at zero, so the earlier tasks' features reach the task through its
+        own hidden units only, as the output layer of ``task_inference="domain"`` reads its task's
+        units only. A new head starts from random weights over all its inputs, and the frozen
+        units' activations on a new task are not tuned to it: on PermutedMNIST reading them held the
+        task back more than they gave.
     :param task_inference: recognise the task of each input in evaluation, for streams without
         task labels, on a model whose last layer is a Linear over all classes (isolation is on). After
         each experience a :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's
@@ -184,6 +192,7 @@ class RNFPlugin(SupervisedPlugin):
         task_posterior: float | None = None,
         recognition_views: Sequence[str | View] = (),
         retrain_lr_scale: float = 1.0,
+        head_transfer: bool = True,
     ):
         super().__init__()
         if not (_is_number(retrain_epochs) and retrain_epochs >= 0):
@@ -214,6 +223,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout!r}.")
         if capacity not in ("fair", "unlimited"):
             raise ValueError(f"capacity must be 'fair' or 'unlimited', got {capacity!r}.")
+        if not isinstance(head_transfer, bool):
+            raise ValueError(f"head_transfer must be True or False, got {head_transfer!r}.")
         if not isinstance(keep_last, bool):
             raise ValueError(f"keep_last must be True or False, got {keep_last!r}.")
         if n_experiences is not None and n_experiences < 1:
@@ -245,6 +256,7 @@ class RNFPlugin(SupervisedPlugin):
         self.keep_last = keep_last
         self.retrain_epochs = retrain_epochs
         self.retrain_lr_scale = retrain_lr_scale
+        self.head_transfer = head_transfer
         self.recognition_layers = recognition_layers
         self.recognition_samples = recognition_samples
 
@@ -270,6 +282,8 @@ class RNFPlugin(SupervisedPlugin):
         """``task_inference="domain"``: the frozen columns and bias of the shared output layer."""
         self.task_inputs: list[Tensor] = []
         """``task_inference="domain"``: per task, its own units in the layer feeding the output layer."""
+        self.unread: dict[str, Tensor] = {}
+        """``head_transfer=False``: per task head, the units below it frozen before its task first came."""
         self._warned: set[str] = set()
         self._train_part: Any = None
         self._holdout_part: Any = None
@@ -292,6 +306,12 @@ class RNFPlugin(SupervisedPlugin):
         self._scan(strategy.model)
         if self.task_inference:
             self._check_output_layer(strategy.model)
+        if not self.head_transfer and not self._all_heads(strategy.model):
+            raise ValueError(
+                "head_transfer=False cuts task heads (a MultiHeadClassifier) off the units earlier tasks froze, "
+                "but this model has none. A single output layer reads each task's own units with "
+                "task_inference='domain'."
+            )
 
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         experience = strategy.experience
@@ -321,6 +341,8 @@ class RNFPlugin(SupervisedPlugin):
             self.whole_heads.discard(head)
         self.freeze.restore(strategy.model)
         self.entries.restore(strategy.model)
+        if not self.head_transfer:
+            self._cut(self._head_cuts(strategy.model, strategy.experience))
         if self.task_inference == "domain" and self.task_inputs:
             self._cut({self._output_weight(): self._columns(strategy.model, torch.stack(self.task_inputs).any(0))})
             self._hold_cuts(strategy.model)
@@ -387,6 +409,26 @@ class RNFPlugin(SupervisedPlugin):
         self.freeze.restore(strategy.model)
         self._pending = self._select(strategy)
         self._cut(self._isolate(strategy.model, self._pending, retraining=True))
+
+    def _head_cuts(self, model: nn.Module, experience: Any) -> dict[str, Tensor]:
+        """``head_transfer=False``: zero the weights of the experience's task heads from the units frozen
+        before their task first came, and return them (to hold at zero while the task trains)."""
+        sources = unit_sources(model, self.layers, self._all_heads(model))
+        cuts = {}
+        for head in sorted(self._task_heads(model, experience)):
+            source = sources[head]
+            if source is None:
+                continue
+            below = n_units(model.get_submodule(source.layer))
+            if head not in self.unread:
+                self.unread[head] = self.freeze.frozen_units(source.layer, below).clone()
+            unread = self.unread[head]
+            unread = torch.cat([unread, unread.new_zeros(below - unread.numel())])  # units added since are free
+            rows = torch.ones(n_units(model.get_submodule(head)), dtype=torch.bool)
+            cut = sever(model, head, source, rows, ~unread)
+            if cut is not None and cut.any():
+                cuts[f"{head}.weight"] = cut
+        return cuts
 
     def _cut(self, cuts: dict[str, Tensor]) -> None:
         """Hold these weight entries at zero for the rest of the experience (with those already held)."""
@@ -930,6 +972,7 @@ class RNFPlugin(SupervisedPlugin):
             "task_experiences": list(self.task_experiences),
             "entries": self.entries.state_dict(),
             "task_inputs": [t.clone() for t in self.task_inputs],
+            "unread": {k: v.clone() for k, v in self.unread.items()},
             "warned": sorted(self._warned),
         }
 
@@ -945,6 +988,7 @@ class RNFPlugin(SupervisedPlugin):
         self.task_experiences = list(state.get("task_experiences", []))
         self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))
         self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
+        self.unread = {k: v.clone().bool() for k, v in state.get("unread", {}).items()}
         self._warned = set(state["warned"])
 
     def overall_frozen_fraction(self, model: Any) -> float:
@@ -956,7 +1000,7 @@ class RNFPlugin(SupervisedPlugin):
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)
+        inputs = sum(t.numel() * t.element_size() for t in [*self.task_inputs, *self.unread.values()])
         return self.freeze.nbytes() + self.entries.nbytes() + inputs + self.recognizer.nbytes()
 
 

@@ -59,6 +59,7 @@ class RNF(SupervisedTemplate):
         task_posterior: float | None = None,
         recognition_views: Sequence[str | View] = (),
         retrain_lr_scale: float = 1.0,
+        head_transfer: bool = True,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -95,6 +96,7 @@ class RNF(SupervisedTemplate):
             task_posterior=task_posterior,
             recognition_views=recognition_views,
             retrain_lr_scale=retrain_lr_scale,
+            head_transfer=head_transfer,
         )
         super().__init__(
             model=model,

@@ -1,0 +1,97 @@
+"""``head_transfer=False``: a task's head reads only the units that were free when its task came."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avalanche_rnf import RNF, RNFPlugin, TopFraction
+from helpers import IncrementalMLP, MultiHeadMLP, assert_kept, experience_logits, frozen_snapshot, naive
+
+BELOW = "features.3"  # the hidden layer the heads read
+
+
+def _head(task: int) -> str:
+    return f"classifier.classifiers.{task}.classifier.weight"
+
+
+def _run(bench, experiences, head_transfer, retrain_epochs=0):
+    """Train a multi-head MLP with RNF on ``experiences``; per experience, the units of ``BELOW``
+    frozen before it, a snapshot of the frozen values after it, and the model's state after it."""
+    torch.manual_seed(0)
+    model = MultiHeadMLP(hidden=32)
+    plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=head_transfer,
+                       retrain_epochs=retrain_epochs)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    strategy = naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2)
+    before, snapshots, states = [], [], []
+    for k in experiences:
+        before.append(plugin.freeze.frozen_units(BELOW, 32).clone())
+        strategy.train(bench.train_stream[k])
+        snapshots.append(frozen_snapshot(plugin, model))
+        states.append({name: value.clone() for name, value in model.state_dict().items()})
+    return plugin, model, before, snapshots, states
+
+
+@pytest.mark.parametrize("retrain_epochs", [0, 1])
+def test_a_head_reads_none_of_the_units_frozen_before_its_task(digits_til, retrain_epochs):
+    plugin, model, before, snapshots, states = _run(digits_til, [0, 1, 2], False, retrain_epochs)
+    for task in (1, 2):
+        weight = states[-1][_head(task)]
+        frozen_before = before[task]
+        assert frozen_before.any()
+        assert torch.count_nonzero(weight[:, frozen_before]) == 0
+        after = before[task + 1] if task < 2 else plugin.freeze.unit_masks[BELOW]
+        own = after & ~frozen_before  # the units the task froze itself: its head reads them
+        assert own.any() and torch.count_nonzero(weight[:, own]) > 0
+    assert_kept(snapshots[0], snapshots[-1])  # earlier tasks are still kept exactly
+    # with transfer (the default) the same heads do read the earlier tasks' units
+    _, _, before_t, _, states_t = _run(digits_til, [0, 1, 2], True, retrain_epochs)
+    assert torch.count_nonzero(states_t[-1][_head(2)][:, before_t[2]]) > 0
+
+
+def test_a_task_keeps_its_outputs_and_its_head_its_zeros(digits_til):
+    """The task's outputs do not move after it finishes, and its head's cut weights stay zero when
+    later tasks train (its head is frozen whole, zeros included)."""
+    plugin, model, before, _, states = _run(digits_til, [0, 1], False)
+    logits = experience_logits(model, digits_til.test_stream[1])
+    torch.manual_seed(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2).train(digits_til.train_stream[2])
+    assert torch.equal(experience_logits(model, digits_til.test_stream[1]), logits)
+    assert torch.count_nonzero(model.state_dict()[_head(1)][:, before[1]]) == 0
+
+
+def test_a_returning_task_still_reads_none_of_the_units_frozen_before_it_first_came(digits_til):
+    plugin, _, before, _, states = _run(digits_til, [0, 1, 1], False)
+    assert not torch.equal(states[1][_head(1)], states[2][_head(1)])  # its head trained again
+    assert torch.equal(plugin.unread[_head(1).removesuffix(".weight")], before[1])
+    assert torch.count_nonzero(states[2][_head(1)][:, before[1]]) == 0
+    # it still reads the units it froze on its first visit
+    own = before[2] & ~before[1]
+    assert own.any() and torch.count_nonzero(states[2][_head(1)][:, own]) > 0
+
+
+def test_the_unread_units_survive_a_state_dict_round_trip(digits_til):
+    plugin, *_ = _run(digits_til, [0, 1], False)
+    copy = RNFPlugin(head_transfer=False)
+    copy.load_state_dict(plugin.state_dict())
+    assert copy.unread.keys() == plugin.unread.keys() and plugin.unread
+    for name, unread in plugin.unread.items():
+        assert torch.equal(copy.unread[name], unread)
+
+
+def test_head_transfer_is_checked_and_passed_through():
+    with pytest.raises(ValueError, match="head_transfer must be True or False"):
+        RNFPlugin(head_transfer="no")
+    model = MultiHeadMLP(hidden=16)
+    strategy = RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), head_transfer=False)
+    assert strategy.rnf.head_transfer is False
+
+
+def test_head_transfer_off_without_task_heads_is_a_clear_error(digits_cil):
+    model = IncrementalMLP()
+    plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=50, head_transfer=False)
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [plugin], train_mb_size=16)
+    with pytest.raises(ValueError, match="MultiHeadClassifier"):
+        strategy.train(digits_cil.train_stream[0])
