@@ -10,6 +10,9 @@ benchmark's results directory; Naive reaches it from a network the earlier exper
 
     python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
         --out benchmarks/results/capacity-permuted_mnist
+
+``--lr`` trains at another learning rate than the harness's, e.g. the rate RNF retrains its
+sub-networks at (``retrain_lr_scale`` times the harness's).
 """
 
 from __future__ import annotations
@@ -27,17 +30,17 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.evaluation import task_accuracy
-from benchmarks.hparams import TRAINING
+from benchmarks.hparams import TRAINING, Training
 from benchmarks.models import model_for
 from benchmarks.results import atomic_write
 from benchmarks.strategies import build_strategy
 from benchmarks.streams import BENCHMARKS, Stream, build_stream
 
 
-def accuracy_at_width(stream: Stream, width: int, seed: int) -> float:
+def accuracy_at_width(stream: Stream, width: int, seed: int, training: Training | None = None) -> float:
     """Test accuracy on the stream's last experience of a fresh ``width``-unit network trained on it alone
-    (over the task's own head in the task scenario)."""
-    training = TRAINING[stream.info.name]
+    (over the task's own head in the task scenario), with ``training`` (default: the harness's)."""
+    training = training if training is not None else TRAINING[stream.info.name]
     RNGManager.set_random_seeds(seed)
     model = model_for(stream, replace(training, hidden_size=width))
     strategy = build_strategy("naive", model, training, {}, evaluator=EvaluationPlugin(loggers=[]), seed=seed)
@@ -46,13 +49,14 @@ def accuracy_at_width(stream: Stream, width: int, seed: int) -> float:
     return task_accuracy(strategy.model, stream.benchmark.test_stream[last], batch_size=training.eval_batch_size)
 
 
-def measure(benchmark: str, widths: list[int], seeds: list[int], root: str | None = None) -> dict[str, Any]:
+def measure(benchmark: str, widths: list[int], seeds: list[int], root: str | None = None,
+            training: Training | None = None) -> dict[str, Any]:
     """Accuracy per width and seed, on each seed's last experience (each seed's stream built once)."""
     results: dict[str, Any] = {str(w): {} for w in widths}
     for seed in seeds:
         stream = build_stream(benchmark, seed=seed, root=root)
         for width in widths:
-            results[str(width)][str(seed)] = accuracy_at_width(stream, width, seed)
+            results[str(width)][str(seed)] = accuracy_at_width(stream, width, seed, training)
     return results
 
 
@@ -62,16 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[26, 52, 128, 256],
                         help="hidden units per layer (MLP width, or the CNN's hidden Linear width)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the harness's)")
     parser.add_argument("--data-root", default=None, help="data root (default: $RNF_DATA_ROOT)")
     parser.add_argument("--out", required=True, help="directory for result.json and result.md")
     args = parser.parse_args(argv)
+    if args.lr is not None and not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
     from benchmarks.cli import machine_facts
 
-    results = measure(args.benchmark, args.widths, args.seeds, args.data_root)
+    training = TRAINING[args.benchmark]
+    if args.lr is not None:
+        training = replace(training, lr=args.lr)
+    results = measure(args.benchmark, args.widths, args.seeds, args.data_root, training)
     command = "python -m benchmarks.capacity " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    training = TRAINING[args.benchmark]
     saved = {"command": command, "benchmark": args.benchmark, "training": training.as_dict(),
              "accuracy": results, "machine": machine_facts("cpu")}
     atomic_write(out / "result.json", json.dumps(saved, indent=1))

@@ -203,6 +203,22 @@ def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tm
     assert "| 64 | 2 |" in (tmp_path / "result.md").read_text()
 
 
+def test_capacity_trains_at_the_learning_rate_asked_for(tmp_path):
+    import json
+
+    from benchmarks import capacity
+
+    args = ["--benchmark", "split_digits", "--widths", "4", "--seeds", "0"]
+    assert capacity.main([*args, "--lr", "0.2", "--out", str(tmp_path / "fast")]) == 0
+    assert capacity.main([*args, "--out", str(tmp_path / "harness")]) == 0
+    fast, harness = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("fast", "harness"))
+    assert fast["training"]["lr"] == 0.2 and harness["training"]["lr"] == TRAINING["split_digits"].lr
+    assert fast["accuracy"] != harness["accuracy"]
+    assert "lr 0.2," in (tmp_path / "fast" / "result.md").read_text()
+    with pytest.raises(SystemExit):
+        capacity.main([*args, "--lr", "0", "--out", str(tmp_path / "bad")])
+
+
 @pytest.mark.parametrize("reset", [False, True])
 def test_reset_optimizer_clears_adams_state_before_each_experience(digits_task, reset):
     from dataclasses import replace
