@@ -104,7 +104,7 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
         row(f"PermutedMNIST domain-IL: above every regularisation baseline (best: {best[1]} {best[0]:.3f})",
             "permuted_mnist-domain", f"{acc:.3f}", len(rnf), _verdict(acc > best[0], f"{best[0] - acc:.3f}"))
     for name, label in (("permuted_mnist-domain", ""),
-                        ("permuted_mnist-task", ", task-IL (each task reads the units frozen before it)")):
+                        ("permuted_mnist-task", ", task-IL (a head per task)")):
         records = load(name)
         rnf, naive = _rnf_and(records), _rnf_and(records, "naive")
         if rnf and naive:

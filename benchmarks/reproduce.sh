@@ -206,6 +206,27 @@ rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --se
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
+# 2026-12-01, third session: a task's head reads only its own units (head_transfer=False).
+# A fresh network of the last task's 26 units per layer, trained at RNF's retraining rate (5x).
+python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 --seeds 0 1 2 --lr 0.05 \
+  --out "$R/capacity-permuted_mnist-lr0.05"
+# permuted_mnist task: 2-seed validation sweep, then RNF rerun with the choice.
+rnf-bench --sweep benchmarks/sweeps/rnf-pmnist-task-head.json --strategies rnf --benchmark permuted_mnist \
+  --scenario task --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-task-head" --resume \
+  "${extra[@]}"
+rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
+  --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true \
+  --param rnf.retrain_lr_scale=5 --param rnf.head_transfer=false --loggers text --out "$R/permuted_mnist-task" \
+  --resume --rerun rnf "${extra[@]}"
+# The same switch on the other task-incremental benchmarks (validation; the default, True, stays on all three).
+rnf-bench --sweep benchmarks/sweeps/rnf-task-head.json --strategies rnf --benchmark split_mnist --scenario task \
+  --seeds 0 1 2 3 4 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task-head" --resume "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-fmnist-head.json --strategies rnf --benchmark split_fmnist --scenario task \
+  --seeds 0 1 2 --cpus-per-run 2 --loggers text --out "$R/search-split_fmnist-task-head" --resume "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-head.json --strategies rnf --benchmark split_cifar10 \
+  --scenario task --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_cifar10-task-head" --resume \
+  "${extra[@]}"
+
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
 python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"
 python -m benchmarks.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
