@@ -115,13 +115,13 @@ class RNFPlugin(SupervisedPlugin):
         the whole network learns slowly. The rates are scaled just before each optimizer step and
         given back right after it, so learning-rate schedulers see and set the unscaled ones.
     :param head_transfer: ``True``: a task's head (in a ``MultiHeadClassifier``) reads every unit
-        of the layer below it, those earlier tasks froze included. ``False``: it reads only the
-        units that were free when its task first came (its own units); its weights from the units
-        frozen before are held at zero, so the earlier tasks' features reach the task through its
-        own hidden units only, as the output layer of ``task_inference="domain"`` reads its task's
-        units only. A new head starts from random weights over all its inputs, and the frozen
-        units' activations on a new task are not tuned to it: on PermutedMNIST reading them held the
-        task back more than they gave.
+        of the layer below it, those earlier tasks froze included. ``False``: it reads every unit
+        except those frozen before its task first came (on a task's first visit: its own units
+        only); its weights from those units are held at zero, so the earlier tasks' features reach
+        the task through its own hidden units only, as the output layer of
+        ``task_inference="domain"`` reads its task's units only. A new head starts from random
+        weights over all its inputs, and the frozen units' activations on a new task are not tuned
+        to it: on PermutedMNIST reading them held the task back more than they gave.
     :param task_inference: recognise the task of each input in evaluation, for streams without
         task labels, on a model whose last layer is a Linear over all classes (isolation is on). After
         each experience a :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's
@@ -336,13 +336,18 @@ class RNFPlugin(SupervisedPlugin):
         if self.task_inference == "class":
             self._class_rows(strategy.model, strategy.experience)  # fails now, not after training, on shared classes
         # a task that comes back trains its own head again; it is frozen whole once more afterwards
-        for head in self._task_heads(strategy.model, strategy.experience) & self.whole_heads:
+        heads = self._task_heads(strategy.model, strategy.experience)
+        returning = heads & self.whole_heads
+        for head in returning:
             self.freeze.release(head)
             self.whole_heads.discard(head)
         self.freeze.restore(strategy.model)
         self.entries.restore(strategy.model)
-        if not self.head_transfer:
-            self._cut(self._head_cuts(strategy.model, strategy.experience))
+        if heads:
+            sources = unit_sources(strategy.model, self.layers, self._all_heads(strategy.model))
+            self._note_unread(strategy.model, heads - returning, sources)
+            if not self.head_transfer:
+                self._cut(self._head_cuts(strategy.model, heads, sources))
         if self.task_inference == "domain" and self.task_inputs:
             self._cut({self._output_weight(): self._columns(strategy.model, torch.stack(self.task_inputs).any(0))})
             self._hold_cuts(strategy.model)
@@ -410,18 +415,34 @@ class RNFPlugin(SupervisedPlugin):
         self._pending = self._select(strategy)
         self._cut(self._isolate(strategy.model, self._pending, retraining=True))
 
-    def _head_cuts(self, model: nn.Module, experience: Any) -> dict[str, Tensor]:
-        """``head_transfer=False``: zero the weights of the experience's task heads from the units frozen
-        before their task first came, and return them (to hold at zero while the task trains)."""
-        sources = unit_sources(model, self.layers, self._all_heads(model))
+    def _note_unread(self, model: nn.Module, heads: set[str], sources: dict[str, Source | None]) -> None:
+        """On a task head's first experience: the units below it frozen by then, the ones
+        ``head_transfer=False`` keeps it from reading. Noted whatever ``head_transfer`` is, so the
+        option may change between experiences."""
+        for head in heads:
+            source = sources[head]
+            if head not in self.unread and source is not None:
+                below = n_units(model.get_submodule(source.layer))
+                self.unread[head] = self.freeze.frozen_units(source.layer, below).clone()
+
+    def _head_cuts(self, model: nn.Module, heads: set[str], sources: dict[str, Source | None]) -> dict[str, Tensor]:
+        """``head_transfer=False``: zero the weights of these task heads from the units frozen before
+        their task first came, and return them (to hold at zero while the task trains)."""
         cuts = {}
-        for head in sorted(self._task_heads(model, experience)):
+        for head in sorted(heads):
             source = sources[head]
             if source is None:
                 continue
+            if head not in self.unread:  # trained before, by a plugin state that did not note its units
+                if f"unread:{head}" not in self._warned:
+                    self._warned.add(f"unread:{head}")
+                    warnings.warn(
+                        f"RNF: head {head!r} trained before, but the plugin state (from an older version) does not say "
+                        "which units were frozen before its task first came; it reads every unit below it.",
+                        stacklevel=3,
+                    )
+                continue
             below = n_units(model.get_submodule(source.layer))
-            if head not in self.unread:
-                self.unread[head] = self.freeze.frozen_units(source.layer, below).clone()
             unread = self.unread[head]
             unread = torch.cat([unread, unread.new_zeros(below - unread.numel())])  # units added since are free
             rows = torch.ones(n_units(model.get_submodule(head)), dtype=torch.bool)

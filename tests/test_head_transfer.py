@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from avalanche_rnf import RNF, RNFPlugin, TopFraction
-from helpers import IncrementalMLP, MultiHeadMLP, assert_kept, experience_logits, frozen_snapshot, naive
+from helpers import (
+    IncrementalMLP,
+    MultiHeadConvBN,
+    MultiHeadMLP,
+    assert_kept,
+    experience_logits,
+    frozen_snapshot,
+    naive,
+    tolerant_rnf,
+)
 
 BELOW = "features.3"  # the hidden layer the heads read
 
@@ -95,3 +104,56 @@ def test_head_transfer_off_without_task_heads_is_a_clear_error(digits_cil):
     strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [plugin], train_mb_size=16)
     with pytest.raises(ValueError, match="MultiHeadClassifier"):
         strategy.train(digits_cil.train_stream[0])
+
+
+def test_a_restored_plugin_still_cuts_a_returning_head(digits_til):
+    plugin, model, before, _, _ = _run(digits_til, [0, 1], False)
+    restored = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=False)
+    restored.load_state_dict(plugin.state_dict())
+    naive(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), [restored], train_mb_size=16,
+          train_epochs=2).train(digits_til.train_stream[1])
+    weight = model.state_dict()[_head(1)]
+    assert torch.count_nonzero(weight[:, before[1]]) == 0
+    assert torch.count_nonzero(weight[:, ~before[1]]) > 0
+
+
+def test_switching_head_transfer_off_cuts_only_what_was_frozen_before_the_task_came(digits_til):
+    plugin, model, before, _, states = _run(digits_til, [0, 1], True)
+    assert torch.count_nonzero(states[-1][_head(1)][:, before[1]]) > 0  # it read them while transfer was on
+    plugin.head_transfer = False
+    naive(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), [plugin], train_mb_size=16,
+          train_epochs=2).train(digits_til.train_stream[1])
+    weight = model.state_dict()[_head(1)]
+    assert torch.count_nonzero(weight[:, before[1]]) == 0
+    own = plugin.freeze.unit_masks[BELOW] & ~before[1]
+    assert torch.count_nonzero(weight[:, own]) > 0
+
+
+def test_a_state_without_the_record_warns_when_its_head_returns(digits_til):
+    plugin, model, *_ = _run(digits_til, [0, 1], True)
+    state = plugin.state_dict()
+    del state["unread"]  # as saved before head_transfer existed
+    old = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=False)
+    old.load_state_dict(state)
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [old], train_mb_size=16)
+    with pytest.warns(UserWarning, match="does not say which units were frozen"):
+        strategy.train(digits_til.train_stream[1])
+
+
+def test_the_search_and_a_conv_net_with_batchnorm_keep_the_cut(digits_til_images):
+    """With ``max_drop`` the search scores the sub-network the head is frozen with; conv channels feed
+    the heads through BatchNorm, pooling and flatten."""
+    torch.manual_seed(0)
+    model = MultiHeadConvBN()
+    strategy = tolerant_rnf(model, head_transfer=False, retrain_epochs=1)
+    below = "features.8"
+    before = []
+    for exp in digits_til_images.train_stream[:3]:
+        before.append(strategy.rnf.freeze.frozen_units(below, 32).clone())
+        strategy.train(exp)
+    assert len(strategy.rnf.searches) == 3
+    assert all(r.retrained_accuracy is not None for r in strategy.rnf.searches)
+    for task in (1, 2):
+        weight = model.state_dict()[_head(task)]
+        assert before[task].any() and torch.count_nonzero(weight[:, before[task]]) == 0
+        assert torch.count_nonzero(weight[:, ~before[task]]) > 0
