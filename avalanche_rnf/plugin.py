@@ -283,7 +283,8 @@ class RNFPlugin(SupervisedPlugin):
         self.task_inputs: list[Tensor] = []
         """``task_inference="domain"``: per task, its own units in the layer feeding the output layer."""
         self.unread: dict[str, Tensor] = {}
-        """``head_transfer=False``: per task head, the units below it frozen before its task first came."""
+        """Per task head: the units below it frozen before its task first came (``head_transfer=False``
+        keeps the head from reading them)."""
         self._warned: set[str] = set()
         self._train_part: Any = None
         self._holdout_part: Any = None
