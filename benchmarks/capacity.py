@@ -30,7 +30,7 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.evaluation import task_accuracy
-from benchmarks.hparams import TRAINING, Training
+from benchmarks.hparams import TRAINING, Training, with_overrides
 from benchmarks.models import model_for
 from benchmarks.results import atomic_write
 from benchmarks.strategies import build_strategy
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--lr must be positive, got {args.lr}")
     from benchmarks.cli import machine_facts
 
-    training = TRAINING[args.benchmark]
-    if args.lr is not None:
-        training = replace(training, lr=args.lr)
+    training = with_overrides(TRAINING[args.benchmark], lr=args.lr)
     results = measure(args.benchmark, args.widths, args.seeds, args.data_root, training)
     command = "python -m benchmarks.capacity " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)

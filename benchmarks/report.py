@@ -103,12 +103,14 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
         acc = _mean(r.average_accuracy for r in rnf)
         row(f"PermutedMNIST domain-IL: above every regularisation baseline (best: {best[1]} {best[0]:.3f})",
             "permuted_mnist-domain", f"{acc:.3f}", len(rnf), _verdict(acc > best[0], f"{best[0] - acc:.3f}"))
-    for name, label in (("permuted_mnist-domain", ""), ("permuted_mnist-task", ", task-IL (a head per task")):
+    for name in ("permuted_mnist-domain", "permuted_mnist-task"):
         records = load(name)
         rnf, naive = _rnf_and(records), _rnf_and(records, "naive")
-        if rnf and naive and name == "permuted_mnist-task":  # its RNF values are passed on the command line
-            label += "; RNF with " + ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items())) + ")"
         if rnf and naive:
+            label = ""
+            if name == "permuted_mnist-task":  # its RNF values are passed on the command line
+                values = ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items()))
+                label = f", task-IL (a head per task; RNF with {values})"
             last, base = _mean(r.matrix[-1][-1] for r in rnf), _mean(r.matrix[-1][-1] for r in naive)
             free = {k: 1 - _mean(r.frozen_fractions[-1][k] for r in rnf) for k in rnf[0].frozen_fractions[-1]
                     if ".classifiers." not in k}
