@@ -42,6 +42,12 @@ def _run(bench, experiences, head_transfer, retrain_epochs=0):
     return plugin, model, before, snapshots, states
 
 
+def _train_on(model, plugin, experience):
+    """One more experience for ``model`` with ``plugin``, on a fresh SGD with momentum."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2).train(experience)
+
+
 @pytest.mark.parametrize("retrain_epochs", [0, 1])
 def test_a_head_reads_none_of_the_units_frozen_before_its_task(digits_til, retrain_epochs):
     plugin, model, before, snapshots, states = _run(digits_til, [0, 1, 2], False, retrain_epochs)
@@ -65,8 +71,7 @@ def test_a_task_keeps_its_outputs_and_its_head_its_zeros(digits_til):
     plugin, model, before, _, states = _run(digits_til, [0, 1], False)
     logits = experience_logits(model, digits_til.test_stream[1])
     torch.manual_seed(1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2).train(digits_til.train_stream[2])
+    _train_on(model, plugin, digits_til.train_stream[2])
     assert torch.equal(experience_logits(model, digits_til.test_stream[1]), logits)
     assert torch.count_nonzero(model.state_dict()[_head(1)][:, before[1]]) == 0
 
@@ -110,8 +115,7 @@ def test_a_restored_plugin_still_cuts_a_returning_head(digits_til):
     plugin, model, before, _, _ = _run(digits_til, [0, 1], False)
     restored = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=False)
     restored.load_state_dict(plugin.state_dict())
-    naive(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), [restored], train_mb_size=16,
-          train_epochs=2).train(digits_til.train_stream[1])
+    _train_on(model, restored, digits_til.train_stream[1])
     weight = model.state_dict()[_head(1)]
     assert torch.count_nonzero(weight[:, before[1]]) == 0
     assert torch.count_nonzero(weight[:, ~before[1]]) > 0
@@ -121,8 +125,7 @@ def test_switching_head_transfer_off_cuts_only_what_was_frozen_before_the_task_c
     plugin, model, before, _, states = _run(digits_til, [0, 1], True)
     assert torch.count_nonzero(states[-1][_head(1)][:, before[1]]) > 0  # it read them while transfer was on
     plugin.head_transfer = False
-    naive(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), [plugin], train_mb_size=16,
-          train_epochs=2).train(digits_til.train_stream[1])
+    _train_on(model, plugin, digits_til.train_stream[1])
     weight = model.state_dict()[_head(1)]
     assert torch.count_nonzero(weight[:, before[1]]) == 0
     own = plugin.freeze.unit_masks[BELOW] & ~before[1]
