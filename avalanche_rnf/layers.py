@@ -50,6 +50,11 @@ def n_units(module: nn.Module) -> int:
     return module.out_features if isinstance(module, nn.Linear) else module.out_channels
 
 
+def n_inputs(module: nn.Module) -> int:
+    """Number of inputs of a Linear (in features) or Conv2d (in channels) module."""
+    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
+
+
 def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
     """List the unit layers of ``model`` in registration order.
 

@@ -11,6 +11,7 @@ the plugin works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from zennit.core import Composite
 
 from avalanche_rnf.freezing import EntryFreeze, FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, calibrated_norms, input_mask, isolated_weights, sever, unit_sources
-from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_units, unsupported_parameters
+from avalanche_rnf.layers import UnitLayer, evaluating, find_unit_layers, n_inputs, n_units, unsupported_parameters
 from avalanche_rnf.recognition import (
     POWER,
     SHRINKAGE,
@@ -93,7 +94,9 @@ class RNFPlugin(SupervisedPlugin):
         (:mod:`~avalanche_rnf.isolation`). ``None``: on for multi-head (task-incremental) models.
     :param capacity: ``"fair"``: an experience may freeze at most an equal share of each layer's
         free units among the experiences left in the stream (:func:`~avalanche_rnf.tolerance.fair_share`);
-        ``"unlimited"``: no cap.
+        ``"unlimited"``: no cap; a fraction in ``(0, 1]``: at most that fraction of each layer's
+        units (rounded up), whatever the stream's length, so a stream of known length can leave its
+        last experience (``keep_last``) more than an equal share.
     :param n_experiences: stream length for the fair share and ``keep_last``; ``None``: read from
         the experience's origin stream (no cap if unknown).
     :param keep_last: on the last experience of the stream (its length known, see ``n_experiences``),
@@ -138,7 +141,10 @@ class RNFPlugin(SupervisedPlugin):
         inside an experience, whose task is not learned yet: outputs are left as they are then).
     :param recognition_layers: which features recognise a task: ``"all"``: what its kept units feed
         into every layer after the first (conv channels as mean and spread over positions,
-        :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input.
+        :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input;
+        ``"input"``: what the first layer reads, the model's input, the same for every task (no
+        training changes it; on PermutedMNIST each permutation shows in it). With
+        ``recognition_shrinkage=1`` its statistics are each task's class means and one scale.
     :param recognition_samples: training samples (class-balanced) per task whose features give its
         recognition statistics; ``None``: all of them (more samples estimate the covariance of many
         conv features better; the statistics kept are the same size).
@@ -180,12 +186,12 @@ class RNFPlugin(SupervisedPlugin):
         holdout: float = 0.1,
         search_steps: int = 7,
         isolate: bool | None = None,
-        capacity: Literal["fair", "unlimited"] = "fair",
+        capacity: Literal["fair", "unlimited"] | float = "fair",
         n_experiences: int | None = None,
         keep_last: bool = False,
         task_inference: TaskInference = False,
         retrain_epochs: float = 0,
-        recognition_layers: Literal["all", "last"] = "all",
+        recognition_layers: Literal["all", "last", "input"] = "all",
         recognition_samples: int | None = 3000,
         recognition_shrinkage: float = SHRINKAGE,
         recognition_power: float = POWER,
@@ -201,8 +207,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError(f"retrain_lr_scale must be a positive factor, got {retrain_lr_scale!r}.")
         if retrain_lr_scale != 1 and not retrain_epochs:
             raise ValueError("retrain_lr_scale scales the learning rate of the retraining: it needs retrain_epochs.")
-        if recognition_layers not in ("all", "last"):
-            raise ValueError(f"recognition_layers must be 'all' or 'last', got {recognition_layers!r}.")
+        if recognition_layers not in ("all", "last", "input"):
+            raise ValueError(f"recognition_layers must be 'all', 'last' or 'input', got {recognition_layers!r}.")
         check_reference_size(recognition_samples, "recognition_samples")
         if not (isinstance(recognition_shrinkage, (int, float)) and 0 < recognition_shrinkage <= 1):
             raise ValueError(f"recognition_shrinkage must be in (0, 1], got {recognition_shrinkage!r}.")
@@ -221,8 +227,8 @@ class RNFPlugin(SupervisedPlugin):
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         if not 0 < holdout < 1:
             raise ValueError(f"holdout must be a fraction in (0, 1), got {holdout!r}.")
-        if capacity not in ("fair", "unlimited"):
-            raise ValueError(f"capacity must be 'fair' or 'unlimited', got {capacity!r}.")
+        if capacity not in ("fair", "unlimited") and not (_is_number(capacity) and 0 < capacity <= 1):
+            raise ValueError(f"capacity must be 'fair', 'unlimited' or a fraction in (0, 1], got {capacity!r}.")
         if not isinstance(head_transfer, bool):
             raise ValueError(f"head_transfer must be True or False, got {head_transfer!r}.")
         if not isinstance(keep_last, bool):
@@ -608,9 +614,9 @@ class RNFPlugin(SupervisedPlugin):
         heads = self._task_heads(model, strategy.experience)
         self._rows = self._class_rows(model, strategy.experience) if self.task_inference == "class" else {}
         sources = unit_sources(model, self.layers, self._all_heads(model))
-        budgets = self._budgets(model, strategy.experience)
-        calibration = self._calibration_batches(strategy)
         last = self.keep_last and self._experiences_left(strategy.experience) == 1
+        budgets = self._budgets(model, strategy.experience, last)
+        calibration = self._calibration_batches(strategy)
         if self.search is None:
             new = self._new_units(model, normalized, heads, budgets, KeepFree() if last else self.selection)
         else:
@@ -707,6 +713,9 @@ class RNFPlugin(SupervisedPlugin):
         output = self._output_layer().name
         if sources[output] is None:
             raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        if self.recognition_layers == "input":
+            first = self.layers[0].name
+            return [Tap(first, None, n_inputs(model.get_submodule(first)))]
         names = [layer.name for layer in self.layers if sources[layer.name] is not None]
         if self.recognition_layers == "last":
             names = [output]
@@ -728,9 +737,9 @@ class RNFPlugin(SupervisedPlugin):
             held_out = None
             if self._holdout_part is not None:
                 held_out = self._features_of(strategy, tap, self._holdout_batches(strategy))[0]
-        keep = {t.source: self.freeze.frozen_units(t.source, t.units) for t in tap.taps}
+        keep = {t.source: self.freeze.frozen_units(t.source, t.units) for t in tap.taps if t.source is not None}
         last = tap.taps[-1].source
-        if not keep[last].any():
+        if last is not None and not keep[last].any():
             warnings.warn(
                 f"RNF: task {len(self.recognizer)} keeps no unit of {last!r}, in front of the output layer; "
                 "its recognition statistics use all of that layer's units, which later tasks change. "
@@ -761,14 +770,18 @@ class RNFPlugin(SupervisedPlugin):
                 labels.append(y)
         return torch.cat(features), torch.cat(labels)
 
-    def _budgets(self, model: nn.Module, experience: Any) -> dict[str, int]:
-        """Per layer: how many units this experience may newly freeze (the capacity budget)."""
+    def _budgets(self, model: nn.Module, experience: Any, last: bool = False) -> dict[str, int]:
+        """Per layer: how many units this experience may newly freeze (the capacity budget; all free
+        units on the stream's last experience with ``keep_last``)."""
         left = self._experiences_left(experience) if self.capacity == "fair" else None
         out = {}
         for layer in self.layers:
             size = n_units(model.get_submodule(layer.name))
             free = int((~self.freeze.frozen_units(layer.name, size)).sum())
-            out[layer.name] = fair_share(free, left)
+            if last or isinstance(self.capacity, str):
+                out[layer.name] = fair_share(free, left)
+            else:
+                out[layer.name] = min(free, math.ceil(self.capacity * size))
         return out
 
     def _experiences_left(self, experience: Any) -> int | None:

@@ -8,7 +8,9 @@ channel the mean and standard deviation over its positions, :func:`unit_statisti
 not only the output layer's input, recognises more tasks (``benchmarks/recognizers.py``).
 :class:`TaskRecognizer` keeps, per task, the mean of those features for each of the
 task's classes and their pooled covariance, shrunk towards a scaled identity (linear discriminant
-analysis): statistics, never inputs. An input's distance to task ``k`` is its smallest
+analysis): statistics, never inputs; with full shrinkage that is a nearest-class-mean rule, and
+only the identity's scale is kept. The features can also be the model's input itself, which every
+task shares (a :class:`Tap` without source). An input's distance to task ``k`` is its smallest
 Mahalanobis distance to one of task ``k``'s class means; since tasks have different numbers of
 features, the distance is standardised by the mean and spread of the distances of the task's own
 calibration samples. The recognised task is the one with the smallest standardised distance.
@@ -74,7 +76,7 @@ class TaskStats:
     columns: Tensor  # long [D]: which input columns of the output layer are this task's features
     classes: Tensor  # long [C]
     means: Tensor  # [C, D]
-    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance
+    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance; [D]: its diagonal, when that is all it has
     centre: float = 0.0  # mean of the calibration samples' distances
     spread: float = 1.0  # their standard deviation
     power: float = POWER  # the features' power transform, before the means and the precision
@@ -83,7 +85,10 @@ class TaskStats:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
         diff = f[:, None, :] - self.means.to(f.device)[None]
-        return torch.einsum("ncd,de,nce->nc", diff, self.precision.to(f.device), diff).min(-1).values
+        precision = self.precision.to(f.device)
+        if precision.dim() == 1:
+            return torch.einsum("ncd,d,ncd->nc", diff, precision, diff).min(-1).values
+        return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(-1).values
 
     def score(self, features: Tensor) -> Tensor:
         """``[N]``: standardised closeness to the task (higher: more likely this task)."""
@@ -108,10 +113,14 @@ def unit_statistics(inputs: Tensor, units: int) -> Tensor:
 
 @dataclass(frozen=True)
 class Tap:
-    """Read the input of ``layer``, which ``units`` units of the layer ``source`` provide."""
+    """Read the input of ``layer``, which ``units`` units of the layer ``source`` provide.
+
+    ``source`` ``None``: ``layer`` reads the model's input (``units`` its input features or
+    channels), which no task owns: every task's statistics use all of it.
+    """
 
     layer: str
-    source: str
+    source: str | None
     units: int
 
 
@@ -147,11 +156,13 @@ class FeatureTap:
         return torch.cat([parts[tap.layer] for tap in self.taps], 1)
 
     def columns(self, keep: dict[str, Tensor]) -> Tensor:
-        """Indices of the features that the ``keep`` units (per source layer) provide (after a forward pass)."""
+        """Indices of the features that the ``keep`` units (per source layer) provide (after a forward
+        pass); all of a tap of the model's input."""
         columns, offset = [], 0
         for tap in self.taps:
             width = self.widths[tap.layer]
-            units = keep[tap.source].flatten().bool().cpu().nonzero().flatten()
+            owned = torch.ones(tap.units, dtype=torch.bool) if tap.source is None else keep[tap.source]
+            units = owned.flatten().bool().cpu().nonzero().flatten()
             columns += [units + offset + block * tap.units for block in range(width // tap.units)]
             offset += width
         return torch.cat(columns) if columns else torch.zeros(0, dtype=torch.long)
@@ -200,8 +211,12 @@ class TaskRecognizer:
         centred = f - means[torch.searchsorted(classes, labels)]
         covariance = centred.T @ centred / max(len(f) - len(classes), 1)
         scale = float(covariance.trace()) / len(columns) or 1.0
-        covariance = (1 - self.shrinkage) * covariance + self.shrinkage * scale * torch.eye(len(columns), dtype=f.dtype)
-        task = TaskStats(columns, classes, means.float(), torch.linalg.inv(covariance).float(), power=self.power)
+        if self.shrinkage == 1:  # the scaled identity alone: keep its diagonal, not D x D
+            precision = torch.full((len(columns),), 1 / scale)
+        else:
+            eye = torch.eye(len(columns), dtype=f.dtype)
+            precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
+        task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
         distances = task.distance(calibration if calibration is not None else features)
         task.centre = float(distances.mean())
         task.spread = float(distances.std()) if len(distances) > 1 and float(distances.std()) > 0 else 1.0

@@ -14,6 +14,7 @@ from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
     TaskRecognizer,
+    TaskStats,
     horizontal_flip,
     power_transform,
     recognised_task_logits,
@@ -74,6 +75,26 @@ def test_recognizer_keeps_statistics_only_and_rejects_bad_input():
         TaskRecognizer(shrinkage=0)
     with pytest.raises(ValueError, match="power"):
         TaskRecognizer(power=1.5)
+
+
+def test_full_shrinkage_keeps_the_identity_s_scale_and_scores_as_the_full_matrix_would():
+    train, labels, tasks = _clusters(0)
+    test, _, test_tasks = _clusters(1)
+    rec = TaskRecognizer(shrinkage=1.0)
+    for t in range(3):
+        rec.add_task(torch.arange(6), train[tasks == t], labels[tasks == t])
+    stored = rec.tasks[0]
+    assert stored.precision.shape == (6,) and torch.allclose(stored.precision, stored.precision[0].expand(6))
+    as_matrix = TaskStats(**{**vars(stored), "precision": torch.diag(stored.precision)})
+    assert torch.allclose(as_matrix.distance(test), stored.distance(test), rtol=1e-5)
+    # nearest class mean: the pooled spread's scale, 1 / (trace / D), is all that is kept
+    x, y = train[tasks == 0], labels[tasks == 0]
+    residuals = torch.cat([x[y == c] - x[y == c].mean(0) for c in (0, 1)])
+    assert torch.allclose(stored.precision[0], 6 * (len(x) - 2) / residuals.pow(2).sum(), rtol=1e-4)
+    assert (rec.predict(test) == test_tasks).float().mean() > 0.98
+    clone = TaskRecognizer()
+    clone.load_state_dict(rec.state_dict())
+    assert torch.equal(clone.scores(test), rec.scores(test))
 
 
 def _skewed(seed: int) -> tuple[Tensor, Tensor]:
@@ -164,6 +185,11 @@ def test_feature_tap_reads_layer_inputs_and_maps_kept_units_to_columns():
     assert tap.columns(keep).tolist() == [1, 4, 6, 9, 10, 13, 16, 18]  # conv1 mean/std, conv2 mean/std, fc
     with pytest.raises(ValueError, match="at least one"):
         FeatureTap(model, [])
+    with FeatureTap(model, [Tap("conv1", None, 1), Tap("out", "fc", 5)]) as tap:  # the model's input: every task's
+        model(x)
+        features = tap.pop()
+    assert features.shape == (7, 7) and torch.allclose(features[:, :2], unit_statistics(x, 1))
+    assert tap.columns(keep).tolist() == [0, 1, 4, 6]
 
 
 # ---------------------------------------------------------------- RNF with task inference
