@@ -84,10 +84,11 @@ class TaskStats:
     def distance(self, features: Tensor) -> Tensor:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
-        diff = f[:, None, :] - self.means.to(f.device)[None]
-        precision = self.precision.to(f.device)
-        if precision.dim() == 1:
-            return torch.einsum("ncd,d,ncd->nc", diff, precision, diff).min(-1).values
+        means, precision = self.means.to(f.device), self.precision.to(f.device)
+        if precision.dim() == 1:  # a weighted Euclidean distance: one matrix product, no [N, C, D] difference
+            scale = precision.sqrt()
+            return torch.cdist(f * scale, means * scale).pow(2).min(-1).values
+        diff = f[:, None, :] - means[None]
         return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(-1).values
 
     def score(self, features: Tensor) -> Tensor:
