@@ -107,10 +107,9 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
         records = load(name)
         rnf, naive = _rnf_and(records), _rnf_and(records, "naive")
         if rnf and naive:
-            label = ""
-            if name == "permuted_mnist-task":  # its RNF values are passed on the command line
-                values = ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items()))
-                label = f", task-IL (a head per task; RNF with {values})"
+            values = ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items()))
+            kind = "task-IL (a head per task" if name == "permuted_mnist-task" else "domain-IL (one head"
+            label = f", {kind}; RNF with {values})"
             last, base = _mean(r.matrix[-1][-1] for r in rnf), _mean(r.matrix[-1][-1] for r in naive)
             free = {k: 1 - _mean(r.frozen_fractions[-1][k] for r in rnf) for k in rnf[0].frozen_fractions[-1]
                     if ".classifiers." not in k}
