@@ -76,7 +76,7 @@ class TaskStats:
     columns: Tensor  # long [D]: which input columns of the output layer are this task's features
     classes: Tensor  # long [C]
     means: Tensor  # [C, D]
-    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance; [D]: its diagonal, when that is all it has
+    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance; a scalar: a multiple of the identity
     centre: float = 0.0  # mean of the calibration samples' distances
     spread: float = 1.0  # their standard deviation
     power: float = POWER  # the features' power transform, before the means and the precision
@@ -85,7 +85,7 @@ class TaskStats:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
         means, precision = self.means.to(f.device), self.precision.to(f.device)
-        if precision.dim() == 1:  # a weighted Euclidean distance: one matrix product, no [N, C, D] difference
+        if precision.dim() == 0:  # a scaled Euclidean distance: one matrix product, no [N, C, D] difference
             scale = precision.sqrt()
             return torch.cdist(f * scale, means * scale).pow(2).min(-1).values
         diff = f[:, None, :] - means[None]
@@ -212,8 +212,8 @@ class TaskRecognizer:
         centred = f - means[torch.searchsorted(classes, labels)]
         covariance = centred.T @ centred / max(len(f) - len(classes), 1)
         scale = float(covariance.trace()) / len(columns) or 1.0
-        if self.shrinkage == 1:  # the scaled identity alone: keep its diagonal, not D x D
-            precision = torch.full((len(columns),), 1 / scale)
+        if self.shrinkage == 1:  # the scaled identity alone: keep its scale, not D x D
+            precision = torch.tensor(1 / scale)
         else:
             eye = torch.eye(len(columns), dtype=f.dtype)
             precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
