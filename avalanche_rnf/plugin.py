@@ -142,8 +142,9 @@ class RNFPlugin(SupervisedPlugin):
     :param recognition_layers: which features recognise a task: ``"all"``: what its kept units feed
         into every layer after the first (conv channels as mean and spread over positions,
         :class:`~avalanche_rnf.recognition.FeatureTap`); ``"last"``: only the output layer's input;
-        ``"input"``: what the first layer reads, the model's input, the same for every task (no
-        training changes it; on PermutedMNIST each permutation shows in it). With
+        ``"input"``: what the first unit layer reads (the model's input when that layer comes
+        first), the same for every task (no training changes it; on PermutedMNIST each permutation
+        shows in it). A conv first layer reads only each input channel's mean and spread. With
         ``recognition_shrinkage=1`` its statistics are each task's class means and one scale.
     :param recognition_samples: training samples (class-balanced) per task whose features give its
         recognition statistics; ``None``: all of them (more samples estimate the covariance of many
@@ -950,7 +951,14 @@ class RNFPlugin(SupervisedPlugin):
         were held at zero while this task trained), and freeze this task's columns and the bias."""
         self.entries.restore(model)
         module = model.get_submodule(self._output_layer().name)
-        units = new[self._output_source(model).layer].clone()
+        source = self._output_source(model).layer
+        units = new[source].clone()
+        if not units.any():
+            warnings.warn(
+                f"RNF: task {len(self.task_inputs)} keeps no unit of {source!r}, in front of the shared output "
+                "layer: its outputs are the output layer's bias alone. A smaller max_drop keeps more units.",
+                stacklevel=3,
+            )
         self.entries.freeze(model, self._output_weight(), self._columns(model, units))
         if module.bias is not None:
             bias = torch.ones_like(module.bias, dtype=torch.bool)

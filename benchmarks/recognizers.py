@@ -1,9 +1,10 @@
 """Compare ways to recognise the task of a class-incremental test input, on one trained RNF model.
 
 RNF with ``task_inference=True`` trains once on the stream. Every recogniser below then scores
-the same test inputs, from one of two feature sets: what each task's kept units feed into the
+the same test inputs, from one of three feature sets: what each task's kept units feed into the
 output layer (``recognition_layers="last"``), or into every layer after the first (``"all"``,
-conv channels as mean and spread over positions). With isolation, task ``k``'s kept units
+conv channels as mean and spread over positions), or the model's input, which every task shares
+(``"input"``). With isolation, task ``k``'s kept units
 compute exactly what they computed when task ``k`` ended, so statistics fitted on each task's
 training samples with the final model equal those the plugin fits after the task. Reported: the
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
@@ -45,7 +46,7 @@ from avalanche_rnf.recognition import (
 from avalanche_rnf.reference import balanced_indices
 from benchmarks.results import atomic_write
 
-LAYERS = ("last", "all")
+LAYERS = ("last", "all", "input")
 #: Recognisers also scored with each class weighed by its task's probability, at this scale.
 POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
              "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
@@ -111,7 +112,7 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
     for layers in LAYERS:
         train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], layers, size)
         test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], layers)
-        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
         test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
         candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0])
         for name, score in candidates.items():
@@ -138,7 +139,7 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
     name = f"Mahalanobis, shrinkage {recognizer.shrinkage}, standardised per task, features ** {recognizer.power}"
     test = {view: features(strategy, test_sets, "all", None, view) for view in views.values()}
     tap = test[None][1]
-    columns = [tap.columns({t.source: masks[t.source] for t in tap.taps}) for masks in kept]
+    columns = [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
     train = {(size, view): features(strategy, train_sets, "all", size, view)[0]
              for size in sizes.values() for view in views.values()}
     results = {}

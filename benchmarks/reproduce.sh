@@ -238,6 +238,9 @@ rnf-bench --sweep benchmarks/sweeps/rnf-domain-input.json --strategies rnf --ben
   --resume "${extra[@]}"
 rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
+# Does the input recognise class-incremental tasks as well? (split_mnist validation, seed 0; it does not)
+python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --validation 0.1 \
+  --out "$R/recognizers-split_mnist-validation-input"
 
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
 python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"

@@ -152,7 +152,7 @@ def test_lwf_state_is_its_teacher_copy_of_the_model(digits_task):
     assert backbone + head <= record.state_bytes[0] <= backbone + 5 * head
 
 
-def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
+def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     import json
 
     from benchmarks import recognizers
@@ -160,8 +160,9 @@ def test_recognizer_comparison_scores_both_feature_sets(tmp_path):
     assert recognizers.main(["--benchmark", "split_digits", "--seed", "0", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "result.json").read_text())["results"]
     names = {name.rsplit(" | ", 1)[0] for name in results}
-    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all"}
+    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all", "input"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
+    assert results["Mahalanobis, shrinkage 0.3 | input"] != results["Mahalanobis, shrinkage 0.3 | all"]
     assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 18
     fitted = "Mahalanobis, shrinkage 0.01, standardised per task, features ** 1.0"  # the plugin's recogniser
     plain = "Mahalanobis, shrinkage 0.01, standardised per task | all"

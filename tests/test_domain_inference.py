@@ -172,6 +172,7 @@ def test_input_recognition_finds_each_permutation_and_keeps_every_task_exactly()
     bench = _permuted_digits()
     recognised, accuracy = {}, {}
     for layers in ("all", "input"):
+        torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
         outputs = _Outputs(None)
         strategy = _strategy(model, plugins=[outputs], task_inference="domain", recognition_layers=layers,
@@ -188,5 +189,18 @@ def test_input_recognition_finds_each_permutation_and_keeps_every_task_exactly()
                 assert torch.equal(output[rows], _as_task(model, strategy.rnf, x, task)[rows])
     tasks = strategy.rnf.recognizer.tasks
     assert all(torch.equal(task.columns, torch.arange(64)) and task.precision.shape == () for task in tasks)
-    assert min(recognised["input"]) == 1.0 and min(recognised["all"]) < 1.0  # measured 1.0 against 0.99, 0.94, 0.79
-    assert accuracy["input"] > accuracy["all"]  # measured 0.900 against 0.835
+    assert min(recognised["input"]) == 1.0 and min(recognised["all"]) < 1.0  # measured 1.0 against 0.998, 0.958, 0.751
+    assert accuracy["input"] > accuracy["all"]  # measured 0.881 against 0.810
+
+
+def test_a_task_without_units_in_front_of_the_output_layer_warns(digits_dil):
+    from avalanche_rnf.selection import KeepFree
+
+    model = _mlp()
+    strategy = RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05), selection=KeepFree(),
+                   capacity="unlimited", task_inference="domain", recognition_layers="input", reference_size=50,
+                   train_mb_size=32, train_epochs=1, evaluator=EvaluationPlugin(loggers=[]))
+    strategy.train(digits_dil.train_stream[0])  # keeps every unit
+    with pytest.warns(UserWarning, match="task 1 keeps no unit of '2', in front of the shared output layer"):
+        strategy.train(digits_dil.train_stream[1])
+    assert not strategy.rnf.task_inputs[1].any()

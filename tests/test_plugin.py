@@ -235,11 +235,11 @@ def test_fair_capacity_keeps_free_units_for_the_rest_of_the_stream(digits_til):
 
 def test_fractional_capacity_caps_each_experience_and_leaves_the_last_the_rest(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0), capacity=0.125,
+    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0), capacity=0.1,
                     n_experiences=4, keep_last=True)
     for exp in digits_til.train_stream[:4]:
         strategy.train(exp)
-    # ceil(0.125 * 8) = 1 unit per experience whatever the stream's length; the last keeps the 5 left
+    # ceil(0.1 * 8) = 1 unit per experience whatever the stream's length; the last keeps the 5 left
     assert [f["features.1"] for f in strategy.rnf.frozen_fractions] == [1 / 8, 2 / 8, 3 / 8, 8 / 8]
     for bad in (0, 1.5, "half"):
         with pytest.raises(ValueError, match="capacity"):

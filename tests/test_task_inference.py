@@ -250,14 +250,15 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
 
 
 def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
+    torch.manual_seed(0)
     strategy = _strategy(ClassMLP(), task_inference=True, recognition_layers="input")
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     metrics = strategy.eval(digits_cil.test_stream)
     recognised = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
     assert all(torch.equal(task.columns, torch.arange(64)) for task in strategy.rnf.recognizer.tasks)
-    assert sum(recognised) / 5 > 0.85  # measured 0.933 (0.862 from the kept units' features)
-    assert metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"] > 0.85  # measured 0.893 (0.847)
+    assert sum(recognised) / 5 > 0.85  # measured 0.933 (0.896 from the kept units' features)
+    assert metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"] > 0.85  # measured 0.873 (0.842)
 
 
 def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
