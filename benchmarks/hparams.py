@@ -98,7 +98,8 @@ TUNED = load_tuned()
 #: shrinks its covariances strongly: chosen in a seed-0 scratch run on PermutedMNIST's first 4 tasks (tasks
 #: recognised 0.924/0.970/0.984/0.989/0.990 with shrinkage 0.1/0.3/0.5/0.7/0.9, 0.816 with the class
 #: scenario's 0.01, on test inputs), not by the validation sweep. On permuted_mnist ``tuned.json`` recognises
-#: the task from the input with shrinkage 1 instead (validation sweep ``rnf-domain-input.json``).
+#: the task from the input with shrinkage 1 instead (fixed in the validation sweep ``rnf-domain-input.json``,
+#: which chose ``capacity``).
 SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("rnf", "class"): {"task_inference": True},
     ("rnf", "domain"): {"task_inference": "domain", "retrain_epochs": 0.5, "recognition_shrinkage": 0.9},

@@ -227,11 +227,11 @@ rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-head.json --strategies rnf --
   --scenario task --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_cifar10-task-head" --resume \
   "${extra[@]}"
 
-# 2026-12-02: permuted_mnist domain. A fresh network of 46 and 52 units per layer at 5x the rate; a 2-seed
+# 2026-12-02: permuted_mnist domain. A fresh network of 40, 46 and 52 units per layer at 5x the rate; a 2-seed
 # validation sweep of capacity (fair, 0.09, 0.08) with recognition from the input at 5x, the choice written to
 # tuned.json by hand (the best average among the points whose last task is within 0.02 of Naive's validation
 # last task, lr-permuted_mnist-domain-0.01); RNF rerun with it.
-python -m benchmarks.capacity --benchmark permuted_mnist --widths 46 52 --seeds 0 1 2 --lr 0.05 \
+python -m benchmarks.capacity --benchmark permuted_mnist --widths 40 46 52 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05-wide"
 rnf-bench --sweep benchmarks/sweeps/rnf-domain-input.json --strategies rnf --benchmark permuted_mnist \
   --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-input" \
