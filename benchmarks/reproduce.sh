@@ -229,13 +229,23 @@ rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-head.json --strategies rnf --
 
 # 2026-12-02: permuted_mnist domain. A fresh network of 40, 46 and 52 units per layer at 5x the rate; a 2-seed
 # validation sweep of capacity (fair, 0.09, 0.08) with recognition from the input at 5x, the choice written to
-# tuned.json by hand (the best average among the points whose last task is within 0.02 of Naive's validation
-# last task, lr-permuted_mnist-domain-0.01); RNF rerun with it.
+# tuned.json (the best average among the points whose last task is within 0.02 of Naive's validation
+# last task, lr-permuted_mnist-domain-0.01; written by hand then, by the snippet below here); RNF rerun with it.
+# (Sweeps earlier in this script start from tuned.json as it stands when they run.)
 python -m benchmarks.capacity --benchmark permuted_mnist --widths 40 46 52 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05-wide"
 rnf-bench --sweep benchmarks/sweeps/rnf-domain-input.json --strategies rnf --benchmark permuted_mnist \
   --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-input" \
   --resume "${extra[@]}"
+python - <<'PY'
+import json
+path = "benchmarks/tuned.json"
+tuned = json.load(open(path))
+tuned["permuted_mnist/domain"]["rnf"].update(
+    capacity=0.09, retrain_lr_scale=5, recognition_layers="input", recognition_shrinkage=1.0)
+with open(path, "w") as f:
+    f.write(json.dumps(tuned, indent=2, sort_keys=True) + "\n")
+PY
 rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
 # Does the input recognise class-incremental tasks as well? (split_mnist validation, seed 0; it does not)
