@@ -112,7 +112,7 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
     for layers in LAYERS:
         train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], layers, size)
         test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], layers)
-        columns = [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
+        columns = _kept_columns(tap, kept)
         test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
         candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0])
         for name, score in candidates.items():
@@ -139,7 +139,7 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
     name = f"Mahalanobis, shrinkage {recognizer.shrinkage}, standardised per task, features ** {recognizer.power}"
     test = {view: features(strategy, test_sets, "all", None, view) for view in views.values()}
     tap = test[None][1]
-    columns = [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
+    columns = _kept_columns(tap, kept)
     train = {(size, view): features(strategy, train_sets, "all", size, view)[0]
              for size in sizes.values() for view in views.values()}
     results = {}
@@ -154,6 +154,11 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
                 results[f"{name}, {fitted_on}{label}{suffix} | all"] = _score(
                     fitted.scores(test_f), test_logits, test_y, recognizer, posterior)
     return results
+
+
+def _kept_columns(tap, kept: list[dict[str, Tensor]]) -> list[Tensor]:
+    """Per task: the feature columns ``tap`` read from the units it kept (all of a tap of the input)."""
+    return [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
 
 
 def _mean(plain: list, viewed: list) -> list[tuple[Tensor, Tensor]]:
