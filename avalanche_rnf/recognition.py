@@ -5,7 +5,7 @@ what they computed then, forever. What they feed into the next layer are task ``
 :class:`FeatureTap` records them at the inputs of chosen layers (each unit's value, or for a conv
 channel the mean and standard deviation over its positions, :func:`unit_statistics`), and
 :meth:`FeatureTap.columns` tells which of them a task's kept units provide. Reading every layer,
-not only the output layer's input, recognises more tasks (``benchmarks/recognizers.py``).
+not only the output layer's input, recognises more tasks (``avalanche_rnf/bench/recognizers.py``).
 :class:`TaskRecognizer` keeps, per task, the mean of those features for each of the
 task's classes and their pooled covariance, shrunk towards a scaled identity (linear discriminant
 analysis): statistics, never inputs; with full shrinkage that is a nearest-class-mean rule, and

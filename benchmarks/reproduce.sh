@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 R=benchmarks/results
 extra=("$@")
 
-# Hyperparameter searches (validation split, 1 seed); the chosen values are in benchmarks/hparams.py TUNED.
+# Hyperparameter searches (validation split, 1 seed); the chosen values are in avalanche_rnf/bench/hparams.py TUNED.
 for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
   set -- $bs
   rnf-bench --search --benchmark "$1" --scenario "$2" --loggers text --out "$R/search-$1-$2" "${extra[@]}"
@@ -21,7 +21,7 @@ rnf-bench --benchmark split_fmnist --scenario task --seeds 0 1 2 --loggers text 
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 --loggers text --out "$R/permuted_mnist-domain" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --seeds 0 --loggers text --out "$R/split_cifar10-task" "${extra[@]}"
 
-# RNF's own searches over max_drop, on Ray Tune, writing the chosen values into benchmarks/tuned.json.
+# RNF's own searches over max_drop, on Ray Tune, writing the chosen values into avalanche_rnf/bench/tuned.json.
 for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
   set -- $bs
   rnf-bench --sweep default --strategies rnf --benchmark "$1" --scenario "$2" --loggers text \
@@ -45,7 +45,7 @@ rnf-bench --benchmark split_fmnist --scenario class --strategies naive,ewc,si,lw
 rnf-bench --benchmark split_cifar10 --scenario class --strategies naive,lwf,replay,rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-class" "${extra[@]}"
 
-python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
+python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
 
 # Retraining the kept sub-network (retrain_epochs): RNF's sweep over max_drop x retrain_epochs on the three
 # search benchmarks and on SplitCIFAR-10 (task and class), writing tuned.json; the baselines' search on
@@ -75,8 +75,8 @@ rnf-bench --sweep benchmarks/sweeps/permuted_mnist.json --strategies ewc,si,lwf,
   --scenario domain --loggers text --out "$R/search-permuted_mnist-domain" --write-tuned "${extra[@]}"
 # Session of 2026-11-30. Task recognition from every layer (recognition_layers="all"): the recognisers compared, RNF's class-IL sweep on
 # split_mnist redone, then RNF redone in the three class-incremental directories.
-python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
-python -m benchmarks.recognizers --benchmark split_cifar10 --seed 0 --out "$R/recognizers-split_cifar10"
+python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
+python -m avalanche_rnf.bench.recognizers --benchmark split_cifar10 --seed 0 --out "$R/recognizers-split_cifar10"
 rnf-bench --sweep benchmarks/sweeps/rnf-retrain.json --strategies rnf --benchmark split_mnist --scenario class \
   --loggers text --out "$R/search-split_mnist-class" --resume --rerun rnf --write-tuned "${extra[@]}"
 for b in split_mnist split_fmnist split_cifar10; do
@@ -87,9 +87,9 @@ done
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 2 --loggers text --out "$R/permuted_mnist-domain" \
   --ray --resume --rerun ewc,si,lwf,mas,rnf "${extra[@]}"
 # Session of 2026-12-01. Recognition options on validation splits (recognition_power, task_posterior), then
-# RNF on split_cifar10 class with the chosen ones (RECOGNITION in benchmarks/hparams.py).
+# RNF on split_cifar10 class with the chosen ones (RECOGNITION in avalanche_rnf/bench/hparams.py).
 for b in split_cifar10 split_mnist split_fmnist; do
-  python -m benchmarks.recognizers --benchmark "$b" --seed 0 --validation 0.1 --out "$R/recognizers-$b-validation"
+  python -m avalanche_rnf.bench.recognizers --benchmark "$b" --seed 0 --validation 0.1 --out "$R/recognizers-$b-validation"
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
@@ -104,7 +104,7 @@ rnf-bench --benchmark split_cifar10 --scenario task --strategies naive,si,mas,re
 # split_cifar10-class: recognition fitted on all training samples, features averaged with the mirror image
 # (chosen on validation splits of seeds 0 and 1), then RNF rerun with them.
 for seed in 0 1; do
-  python -m benchmarks.recognizers --benchmark split_cifar10 --seed "$seed" --validation 0.1 \
+  python -m avalanche_rnf.bench.recognizers --benchmark split_cifar10 --seed "$seed" --validation 0.1 \
     --out "$R/recognizers-split_cifar10-validation$([ "$seed" = 0 ] || echo "-seed$seed")"
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
@@ -116,9 +116,9 @@ rnf-bench --sweep benchmarks/sweeps/rnf-domain.json --strategies rnf --benchmark
   "${extra[@]}"
 rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
-python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
+python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
   --out "$R/capacity-permuted_mnist"
-python -m benchmarks.capacity --benchmark split_mnist --widths 51 90 256 --seeds 0 1 2 --out "$R/capacity-split_mnist"
+python -m avalanche_rnf.bench.capacity --benchmark split_mnist --widths 51 90 256 --seeds 0 1 2 --out "$R/capacity-split_mnist"
 # permuted_mnist task: does reading the earlier tasks' frozen units help the last task? (RNF at the domain values)
 rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 0 1 2 --param rnf.max_drop=0.002 \
   --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true --loggers text \
@@ -208,7 +208,7 @@ rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --s
 
 # 2026-12-01, third session: a task's head reads only its own units (head_transfer=False).
 # A fresh network of the last task's 26 units per layer, trained at RNF's retraining rate (5x).
-python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 --seeds 0 1 2 --lr 0.05 \
+python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 26 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05"
 # permuted_mnist task: 2-seed validation sweep, then RNF rerun with the choice.
 rnf-bench --sweep benchmarks/sweeps/rnf-pmnist-task-head.json --strategies rnf --benchmark permuted_mnist \
@@ -232,14 +232,14 @@ rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-head.json --strategies rnf --
 # tuned.json (the best average among the points whose last task is within 0.02 of Naive's validation
 # last task, lr-permuted_mnist-domain-0.01; written by hand then, by the snippet below here); RNF rerun with it.
 # (Sweeps earlier in this script start from tuned.json as it stands when they run.)
-python -m benchmarks.capacity --benchmark permuted_mnist --widths 40 46 52 --seeds 0 1 2 --lr 0.05 \
+python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 40 46 52 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05-wide"
 rnf-bench --sweep benchmarks/sweeps/rnf-domain-input.json --strategies rnf --benchmark permuted_mnist \
   --scenario domain --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-permuted_mnist-domain-input" \
   --resume "${extra[@]}"
 python - <<'PY'
 import json
-path = "benchmarks/tuned.json"
+path = "avalanche_rnf/bench/tuned.json"
 tuned = json.load(open(path))
 tuned["permuted_mnist/domain"]["rnf"].update(
     capacity=0.09, retrain_lr_scale=5, recognition_layers="input", recognition_shrinkage=1.0)
@@ -249,12 +249,12 @@ PY
 rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/permuted_mnist-domain" --resume --rerun rnf "${extra[@]}"
 # Does the input recognise class-incremental tasks as well? (split_mnist validation, seed 0; it does not)
-python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --validation 0.1 \
+python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --validation 0.1 \
   --out "$R/recognizers-split_mnist-validation-input"
 
 # Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
-python -m benchmarks.scaling --out "$R/ray-scaling-split_digits"
-python -m benchmarks.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
+python -m avalanche_rnf.bench.scaling --out "$R/ray-scaling-split_digits"
+python -m avalanche_rnf.bench.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
 
 # Summaries, plots and README tables from the result files.
-python -m benchmarks.report --run-dirs
+python -m avalanche_rnf.bench.report --run-dirs

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.split_digits import SplitDigits
+from avalanche_rnf.bench.split_digits import SplitDigits
 
 
 @pytest.fixture

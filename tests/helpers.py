@@ -10,9 +10,9 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from avalanche_rnf import RNF
+from avalanche_rnf.bench.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
+from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.freezing import tensor_by_name
-from benchmarks.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
-from benchmarks.models import MultiHeadMLP
 
 
 class MultiHeadConvBN(MultiHeadMLP):

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from benchmarks import cli
-from benchmarks.results import load_records
+from avalanche_rnf.bench import cli
+from avalanche_rnf.bench.results import load_records
 
 FAST = ["--epochs", "2", "--loggers", "text,csv,tensorboard"]
 
@@ -54,7 +54,7 @@ def test_cli_writes_results_csv_summary_plots_and_logs(tmp_path):
 
 
 def test_resume_skips_finished_runs_and_reruns_failed_ones(tmp_path, monkeypatch, capsys):
-    import benchmarks.runner as runner
+    import avalanche_rnf.bench.runner as runner
 
     real = runner.build_strategy
 
@@ -154,7 +154,7 @@ def test_skipped_strategy_is_reported_with_its_reason(tmp_path):
 
 def test_missing_dataset_names_directory_and_files_without_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--benchmark", "split_mnist", "--data-root", str(tmp_path),
+        [sys.executable, "-m", "avalanche_rnf.bench", "--benchmark", "split_mnist", "--data-root", str(tmp_path),
          "--out", str(tmp_path / "out")],
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
@@ -203,9 +203,9 @@ def test_wandb_logger_writes_offline_runs(tmp_path, monkeypatch):
 
 
 def test_readme_tables_are_generated_from_the_committed_results():
-    from benchmarks import report
+    from avalanche_rnf.bench import report
 
-    assert report.main(["--check"]) == 0, "run: python -m benchmarks.report"
+    assert report.main(["--check"]) == 0, "run: python -m avalanche_rnf.bench.report"
 
 
 @pytest.mark.skipif(not os.environ.get("RNF_DATA_ROOT"), reason="RNF_DATA_ROOT not set (MNIST data root)")

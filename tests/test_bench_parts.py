@@ -8,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataNotFoundError
-from benchmarks.evaluation import own_head_logits
-from benchmarks.hparams import TRAINING, strategy_params
-from benchmarks.imagefolder import cifar10_tensors, imagefolder_tensors
-from benchmarks.models import make_model
-from benchmarks.plots import seen_average
-from benchmarks.results import average_accuracy, backward_transfer, forgetting
-from benchmarks.runner import RunSpec, run
-from benchmarks.streams import build_stream
+from avalanche_rnf.bench.data import DataNotFoundError
+from avalanche_rnf.bench.evaluation import own_head_logits
+from avalanche_rnf.bench.hparams import TRAINING, strategy_params
+from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors
+from avalanche_rnf.bench.models import make_model
+from avalanche_rnf.bench.plots import seen_average
+from avalanche_rnf.bench.results import average_accuracy, backward_transfer, forgetting
+from avalanche_rnf.bench.runner import RunSpec, run
+from avalanche_rnf.bench.streams import build_stream
 
 
 def test_scores_of_a_known_matrix():
@@ -31,7 +31,7 @@ def test_scores_of_a_known_matrix():
 
 
 def test_best_point_is_chosen_among_the_points_run_on_the_most_seeds():
-    from benchmarks.results import RunRecord, best_points
+    from avalanche_rnf.bench.results import RunRecord, best_points
 
     def record(value: float, seed: int, accuracy: float) -> RunRecord:
         return RunRecord("b", "task", "rnf", seed, {"params": {"max_drop": value}}, matrix=[[accuracy]])
@@ -155,7 +155,7 @@ def test_lwf_state_is_its_teacher_copy_of_the_model(digits_task):
 def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     import json
 
-    from benchmarks import recognizers
+    from avalanche_rnf.bench import recognizers
 
     assert recognizers.main(["--benchmark", "split_digits", "--seed", "0", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "result.json").read_text())["results"]
@@ -180,7 +180,7 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
 def test_recognizer_comparison_on_a_validation_split(tmp_path):
     import json
 
-    from benchmarks import recognizers
+    from avalanche_rnf.bench import recognizers
 
     assert recognizers.main(["--benchmark", "split_digits", "--validation", "0.2", "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "result.json").read_text())
@@ -191,7 +191,7 @@ def test_recognizer_comparison_on_a_validation_split(tmp_path):
 def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tmp_path):
     import json
 
-    from benchmarks import capacity
+    from avalanche_rnf.bench import capacity
 
     assert capacity.main(["--benchmark", "split_digits", "--widths", "2", "64", "--seeds", "0", "1",
                           "--out", str(tmp_path)]) == 0
@@ -207,7 +207,7 @@ def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tm
 def test_capacity_trains_at_the_learning_rate_asked_for(tmp_path):
     import json
 
-    from benchmarks import capacity
+    from avalanche_rnf.bench import capacity
 
     args = ["--benchmark", "split_digits", "--widths", "4", "--seeds", "0"]
     assert capacity.main([*args, "--lr", "0.2", "--out", str(tmp_path / "fast")]) == 0
@@ -226,7 +226,7 @@ def test_reset_optimizer_clears_adams_state_before_each_experience(digits_task, 
 
     from avalanche.training.plugins import EvaluationPlugin
 
-    from benchmarks.strategies import build_strategy
+    from avalanche_rnf.bench.strategies import build_strategy
 
     training = replace(TRAINING["split_digits"], epochs=1, optimizer="adam", lr=0.001, reset_optimizer=reset)
     model = make_model("digits", digits_task.input_shape, digits_task.n_outputs, True, hidden_size=16)
@@ -254,7 +254,7 @@ def test_lwf_shrink_ce_divides_the_cross_entropy_by_the_experience_count(digits_
     from avalanche.core import SupervisedPlugin
     from avalanche.training.plugins import EvaluationPlugin, LwFPlugin
 
-    from benchmarks.strategies import ShrinkingCrossEntropyPlugin, build_strategy
+    from avalanche_rnf.bench.strategies import ShrinkingCrossEntropyPlugin, build_strategy
 
     class Spy(SupervisedPlugin):
         def __init__(self):

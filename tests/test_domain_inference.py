@@ -10,8 +10,8 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from avalanche_rnf import RNF
+from avalanche_rnf.bench.split_digits import SplitDigits
 from avalanche_rnf.isolation import input_mask, unit_sources
-from benchmarks.split_digits import SplitDigits
 
 STREAM = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
 
@@ -163,7 +163,7 @@ def _permuted_digits(n_experiences: int = 3):
     """The ten digits under a fixed pixel permutation per experience (the first unpermuted), as PermutedMNIST."""
     from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
 
-    from benchmarks.split_digits import digits_datasets
+    from avalanche_rnf.bench.split_digits import digits_datasets
 
     train, test = digits_datasets()
     g = torch.Generator().manual_seed(0)

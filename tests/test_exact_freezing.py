@@ -109,7 +109,7 @@ def test_gradient_masking_alone_drifts_but_restore_holds():
 
 def test_domain_incremental_single_fixed_head_runs_and_holds():
     """Same two labels in every experience, one shared head scored like any other layer."""
-    from benchmarks.split_digits import SplitDigits
+    from avalanche_rnf.bench.split_digits import SplitDigits
 
     bench = SplitDigits(5, return_task_id=False, class_ids_from_zero_in_each_exp=True, seed=0)
     torch.manual_seed(0)
@@ -147,7 +147,7 @@ def test_a_frozen_layer_that_shrinks_is_a_clear_error_after_restores():
 
 def test_a_returning_task_trains_its_head_again(digits_til):
     """Multi-head model on a stream where every experience is task 0 (domain-incremental)."""
-    from benchmarks.split_digits import SplitDigits
+    from avalanche_rnf.bench.split_digits import SplitDigits
 
     bench = SplitDigits(5, return_task_id=False, class_ids_from_zero_in_each_exp=True, seed=0)
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.tune")
 
-from benchmarks import cli, distributed, sweep  # noqa: E402
-from benchmarks.results import load_records  # noqa: E402
+from avalanche_rnf.bench import cli, distributed, sweep  # noqa: E402
+from avalanche_rnf.bench.results import load_records  # noqa: E402
 
 FAST = ["--epochs", "2", "--loggers", "text,csv", "--no-plots"]
 TIMING = {"train_seconds", "eval_seconds", "relevance_seconds", "peak_rss_mb", "peak_rss_delta_mb", "device"}
@@ -40,7 +40,7 @@ def measured(record) -> dict:
 
 def killing(strategy: str):
     """A job function whose worker process dies (SIGKILL) on ``strategy``'s runs; the others run normally."""
-    from benchmarks.jobs import run_job
+    from avalanche_rnf.bench.jobs import run_job
 
     def job_fn(job, device):
         if job.spec.strategy == strategy:

@@ -10,7 +10,7 @@ from avalanche.training import Naive
 from torch import nn
 
 from avalanche_rnf import RNF
-from benchmarks.data import MNIST_FILES, data_root
+from avalanche_rnf.bench.data import MNIST_FILES, data_root
 from helpers import MultiHeadMLP, quiet_evaluator, task_accuracy
 
 

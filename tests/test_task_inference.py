@@ -393,9 +393,9 @@ def test_periodic_evaluation_inside_an_experience_leaves_outputs_as_they_are(dig
 
 
 def test_harness_runs_rnf_with_task_inference_in_class_incremental_mode():
-    from benchmarks.hparams import TRAINING, strategy_params, with_overrides
-    from benchmarks.runner import RunSpec, run
-    from benchmarks.streams import build_stream
+    from avalanche_rnf.bench.hparams import TRAINING, strategy_params, with_overrides
+    from avalanche_rnf.bench.runner import RunSpec, run
+    from avalanche_rnf.bench.streams import build_stream
 
     assert strategy_params("rnf", "split_mnist", "class")["task_inference"] is True
     assert "task_inference" not in strategy_params("rnf", "split_mnist", "task")

@@ -1,6 +1,6 @@
 """Hyperparameter sweeps on Ray Tune: each strategy's key parameters, scored on a validation split.
 
-``rnf-bench --sweep CONFIG`` takes ``default`` (the grids of :data:`benchmarks.hparams.SEARCH`,
+``rnf-bench --sweep CONFIG`` takes ``default`` (the grids of :data:`avalanche_rnf.bench.hparams.SEARCH`,
 the values ``--search`` tries) or a JSON file::
 
     {"samples": 4, "seed": 0,
@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterable
 from ray import cloudpickle as ray_pickle
 from ray import tune
 
-from benchmarks.distributed import Handler, Resources, error_reason
-from benchmarks.hparams import SEARCH, STRATEGIES, TUNED_FILE
-from benchmarks.jobs import Job, failed_record, run_job
-from benchmarks.results import Best, RunRecord, atomic_write, best_points  # noqa: F401  (best_points: part of the sweep API)
+from avalanche_rnf.bench.distributed import Handler, Resources, error_reason
+from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES, TUNED_FILE
+from avalanche_rnf.bench.jobs import Job, failed_record, run_job
+from avalanche_rnf.bench.results import Best, RunRecord, atomic_write, best_points  # noqa: F401  (best_points: part of the sweep API)
 
 DISTRIBUTIONS = ("uniform", "quniform", "loguniform", "qloguniform", "randn", "qrandn", "randint", "qrandint",
                  "lograndint", "qlograndint", "choice")
@@ -72,7 +72,7 @@ class SweepSpace:
 
 
 def load_space(config: str) -> SweepSpace:
-    """``default`` (the :data:`~benchmarks.hparams.SEARCH` grids) or the path of a JSON sweep file."""
+    """``default`` (the :data:`~avalanche_rnf.bench.hparams.SEARCH` grids) or the path of a JSON sweep file."""
     if config == "default":
         return SweepSpace({s: {key: list(values)} for s, (key, values) in SEARCH.items()})
     path = Path(config).expanduser()
@@ -80,7 +80,7 @@ def load_space(config: str) -> SweepSpace:
         data = json.loads(path.read_text())
     except OSError as error:
         raise SweepConfigError(f"cannot read sweep file {path}: {error.strerror}; pass 'default' or a JSON "
-                               f"file (format in `python -m pydoc benchmarks.sweep`)") from None
+                               f"file (format in `python -m pydoc avalanche_rnf.bench.sweep`)") from None
     except json.JSONDecodeError as error:
         raise SweepConfigError(f"{path} is not valid JSON: {error}") from None
     return parse_space(data, where=str(path))
@@ -118,7 +118,7 @@ def run_sweep(jobs: Iterable[Job], resources: Resources, handle: Handler, storag
     """Run every job as a Ray Tune trial; hand each record to ``handle`` as its trial ends.
 
     A trial whose worker died comes back as a failed record. Tune's own experiment files (trial
-    results, parameters, errors) go under ``storage``. ``job_fn`` (default :func:`~benchmarks.jobs.run_job`)
+    results, parameters, errors) go under ``storage``. ``job_fn`` (default :func:`~avalanche_rnf.bench.jobs.run_job`)
     does one run.
     """
     jobs = list(jobs)
@@ -178,7 +178,7 @@ def _trial_error(trial) -> str:
 
 
 def write_tuned(best: dict[str, Best], benchmark: str, scenario: str, path: Path = TUNED_FILE) -> None:
-    """Put the best points into the hyperparameter table file (``benchmarks/tuned.json`` by default)."""
+    """Put the best points into the hyperparameter table file (``avalanche_rnf/bench/tuned.json`` by default)."""
     path = Path(path)
     table = json.loads(path.read_text()) if path.is_file() else {}
     entry = table.setdefault(f"{benchmark}/{scenario}", {})

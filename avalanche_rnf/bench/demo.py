@@ -2,10 +2,10 @@
 
 Uses scikit-learn's bundled 8x8 digits, so it needs no download and runs in seconds on a CPU::
 
-    python -m benchmarks.demo
+    python -m avalanche_rnf.bench.demo
 
 Accuracy is scored per task over that task's own head; the last column is Avalanche's own
-stream accuracy, which under-reports multi-head models (see ``benchmarks.evaluation``).
+stream accuracy, which under-reports multi-head models (see ``avalanche_rnf.bench.evaluation``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from avalanche_rnf import RNF
-from benchmarks.evaluation import task_accuracy
-from benchmarks.models import MultiHeadMLP
-from benchmarks.results import forgetting
-from benchmarks.split_digits import SplitDigits
+from avalanche_rnf.bench.evaluation import task_accuracy
+from avalanche_rnf.bench.models import MultiHeadMLP
+from avalanche_rnf.bench.results import forgetting
+from avalanche_rnf.bench.split_digits import SplitDigits
 
 STRATEGIES: dict[str, Callable[..., object]] = {"Naive": Naive, "RNF": RNF}
 

@@ -15,8 +15,8 @@ from avalanche.models import MultiHeadClassifier, MultiTaskModule, SimpleMLP, as
 from torch import nn
 
 if TYPE_CHECKING:
-    from benchmarks.hparams import Training
-    from benchmarks.streams import Stream
+    from avalanche_rnf.bench.hparams import Training
+    from avalanche_rnf.bench.streams import Stream
 
 
 class MultiHeadMLP(MultiTaskModule):

@@ -6,8 +6,8 @@ Avalanche's plugin, as the strategy class itself does:
 
 - ``avalanche.training.PackNet`` drops the user's plugins (it nests them in a list): PackNet is
   ``PackNetPlugin`` next to them.
-- ``SynapticIntelligence`` does nothing on CPU (see :mod:`benchmarks.fixes`): ``si`` uses
-  :class:`~benchmarks.fixes.CopyingSIPlugin`; ``si_upstream`` is Avalanche's class unchanged.
+- ``SynapticIntelligence`` does nothing on CPU (see :mod:`avalanche_rnf.bench.fixes`): ``si`` uses
+  :class:`~avalanche_rnf.bench.fixes.CopyingSIPlugin`; ``si_upstream`` is Avalanche's class unchanged.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from avalanche_rnf import RNF, RelevanceMass
-from benchmarks.fixes import CopyingSIPlugin
-from benchmarks.hparams import Training
+from avalanche_rnf.bench.fixes import CopyingSIPlugin
+from avalanche_rnf.bench.hparams import Training
 
 _CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS,
             "replay": Replay, "joint": JointTraining}

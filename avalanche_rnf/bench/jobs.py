@@ -1,7 +1,7 @@
 """One run as a self-contained job: what to build, where to log, and the function that does it.
 
 A :class:`Job` holds only plain data, so the same job runs in this process or in a Ray worker
-on another machine (:mod:`benchmarks.distributed`); both paths call :func:`run_job`.
+on another machine (:mod:`avalanche_rnf.bench.distributed`); both paths call :func:`run_job`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.hparams import SEARCH
-from benchmarks.results import RunRecord
-from benchmarks.runner import RunSpec, run
-from benchmarks.streams import Stream, build_stream
+from avalanche_rnf.bench.hparams import SEARCH
+from avalanche_rnf.bench.results import RunRecord
+from avalanche_rnf.bench.runner import RunSpec, run
+from avalanche_rnf.bench.streams import Stream, build_stream
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """The arguments of :func:`benchmarks.streams.build_stream`: the seed draws class order and permutations."""
+    """The arguments of :func:`avalanche_rnf.bench.streams.build_stream`: the seed draws class order and
+    permutations."""
 
     benchmark: str
     scenario: str
@@ -83,7 +84,7 @@ def failed_record(job: Job, reason: str, device: str = "cpu") -> RunRecord:
 
 def run_name(spec: RunSpec, keys: list[str] | tuple[str, ...] | None = None) -> str:
     """``strategy-seedN``; for a search run also ``-key=value,...`` of the searched parameters (``keys``,
-    by default the strategy's key parameter from :data:`~benchmarks.hparams.SEARCH`)."""
+    by default the strategy's key parameter from :data:`~avalanche_rnf.bench.hparams.SEARCH`)."""
     name = f"{spec.strategy}-seed{spec.seed}"
     if not spec.validation:
         return name
@@ -112,7 +113,7 @@ def make_loggers(logs: LogSetup, name: str, spec: RunSpec, stream: Stream) -> tu
         loggers.append(TensorboardLogger(tb_log_dir=str(logdir / "tensorboard")))
     wandb = None
     if logs.wandb_project:
-        from benchmarks.wandb_logger import WandBLogger
+        from avalanche_rnf.bench.wandb_logger import WandBLogger
 
         wandb = WandBLogger(logs.wandb_project, name=name, group=out.name, config=spec.config(stream),
                             dir=out / "wandb")

@@ -18,9 +18,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from benchmarks.data import ENV_VAR, DataNotFoundError
-from benchmarks.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, TUNED_FILE, strategy_params, with_overrides
-from benchmarks.streams import BENCHMARKS, SCENARIOS
+from avalanche_rnf.bench.data import ENV_VAR, DataNotFoundError
+from avalanche_rnf.bench.hparams import (
+    PRESETS,
+    SEARCH,
+    STRATEGIES,
+    TRAINING,
+    TUNED_FILE,
+    strategy_params,
+    with_overrides,
+)
+from avalanche_rnf.bench.streams import BENCHMARKS, SCENARIOS
 
 LOGGERS = ("interactive", "text", "csv", "tensorboard")
 
@@ -112,9 +120,9 @@ class UsageError(ValueError):
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from benchmarks.jobs import failed_record, run_job
-    from benchmarks.results import ResultStore
-    from benchmarks.runner import default_device
+    from avalanche_rnf.bench.jobs import failed_record, run_job
+    from avalanche_rnf.bench.results import ResultStore
+    from avalanche_rnf.bench.runner import default_device
 
     try:
         plan = _plan(args)
@@ -181,9 +189,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def plan_jobs(args: argparse.Namespace, plan: dict[str, Any], logs=None) -> list:
-    """The plan's runs as :class:`~benchmarks.jobs.Job` objects, each with its key in the result store."""
-    from benchmarks.jobs import Job, StreamSpec, load_stream, run_name
-    from benchmarks.results import run_key
+    """The plan's runs as :class:`~avalanche_rnf.bench.jobs.Job` objects, each with its key in the result store."""
+    from avalanche_rnf.bench.jobs import Job, StreamSpec, load_stream, run_name
+    from avalanche_rnf.bench.results import run_key
 
     root = args.data_root or os.environ.get(ENV_VAR)
     root = str(Path(root).expanduser().resolve()) if root else None
@@ -201,7 +209,7 @@ def plan_jobs(args: argparse.Namespace, plan: dict[str, Any], logs=None) -> list
 
 
 def _resources(args: argparse.Namespace):
-    from benchmarks.distributed import Resources
+    from avalanche_rnf.bench.distributed import Resources
 
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0 or args.retries < 0:
         raise ValueError("--cpus-per-run must be > 0, --gpus-per-run and --retries >= 0")
@@ -215,7 +223,7 @@ def _resources(args: argparse.Namespace):
 
 
 def _log_setup(args: argparse.Namespace, out: Path, distributed: bool):
-    from benchmarks.jobs import LogSetup
+    from avalanche_rnf.bench.jobs import LogSetup
 
     chosen = tuple(dict.fromkeys(_names(args.loggers)))
     unknown = set(chosen) - set(LOGGERS)
@@ -231,7 +239,7 @@ def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, ou
         import ray
     except ImportError:
         raise UsageError("--ray and --sweep need Ray: pip install 'avalanche-rnf[ray]'") from None
-    from benchmarks import distributed
+    from avalanche_rnf.bench import distributed
 
     address = None if args.ray in (None, "local") else args.ray
     started = distributed.connect(address)
@@ -239,7 +247,7 @@ def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, ou
                    "cluster_resources": {k: v for k, v in ray.cluster_resources().items() if "node:" not in k}}
     try:
         if args.sweep:
-            from benchmarks.sweep import run_sweep
+            from avalanche_rnf.bench.sweep import run_sweep
 
             run_sweep(jobs, resources, handle, out / "tune")
         else:
@@ -250,8 +258,8 @@ def _run_distributed(args: argparse.Namespace, jobs: list, resources, handle, ou
 
 
 def _report_best(args: argparse.Namespace, plan: dict[str, Any], records: list) -> None:
-    from benchmarks.results import best_points
-    from benchmarks.sweep import write_tuned
+    from avalanche_rnf.bench.results import best_points
+    from avalanche_rnf.bench.sweep import write_tuned
 
     best = best_points(records, plan["swept"])
     print("\nbest configuration per strategy (mean validation average accuracy over seeds):")
@@ -263,12 +271,12 @@ def _report_best(args: argparse.Namespace, plan: dict[str, Any], records: list) 
         write_tuned(swept, plan["benchmark"], plan["scenario"], Path(args.write_tuned))
         print(f"wrote the best values of {', '.join(swept) or 'no strategy'} for "
               f"{plan['benchmark']}/{plan['scenario']} into {args.write_tuned} "
-              f"(then: python -m benchmarks.report to refresh the README tables)")
+              f"(then: python -m avalanche_rnf.bench.report to refresh the README tables)")
 
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
     """The runs to do: strategies x seeds (or, with --search, strategies x key-parameter values)."""
-    from benchmarks.runner import RunSpec
+    from avalanche_rnf.bench.runner import RunSpec
 
     overrides = _parse_params(args.param)
     if args.search and args.sweep:
@@ -328,7 +336,7 @@ def _sweep_space(args: argparse.Namespace):
     if not args.sweep:
         return None
     try:
-        from benchmarks.sweep import load_space
+        from avalanche_rnf.bench.sweep import load_space
     except ImportError:
         raise UsageError("--sweep needs Ray Tune: pip install 'avalanche-rnf[ray]'") from None
     return load_space(args.sweep)
@@ -358,8 +366,8 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
 def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: bool = False, plots: bool = True,
                   order: list[str] | tuple[str, ...] = STRATEGIES) -> tuple[str, list[Path]]:
     """Write ``summary.md`` (and, unless a search, the plots) of a run directory; return the table and plot paths."""
-    from benchmarks.plots import plot_all
-    from benchmarks.results import atomic_write, summary_table
+    from avalanche_rnf.bench.plots import plot_all
+    from avalanche_rnf.bench.results import atomic_write, summary_table
 
     plan = meta.get("plan", {})
     title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
@@ -372,7 +380,7 @@ def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: boo
 
 
 def _wandb_summary(args, out: Path, plan, plots: list[Path], table: str) -> None:
-    from benchmarks.wandb_logger import WandBLogger
+    from avalanche_rnf.bench.wandb_logger import WandBLogger
 
     logger = WandBLogger(args.wandb, name="summary", group=out.name, config=plan["describe"], dir=out / "wandb")
     logger.log_images(plots)
@@ -383,7 +391,7 @@ def _wandb_summary(args, out: Path, plan, plots: list[Path], table: str) -> None
 def search_table(records) -> str:
     """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
     parameters (mean ± std over seeds), the best point per strategy marked."""
-    from benchmarks.results import best_points
+    from avalanche_rnf.bench.results import best_points
     lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
              "|---|---|---|---|---|---|"]
     by_strategy: dict[str, list] = {}

@@ -18,7 +18,7 @@ from torch.utils.data import TensorDataset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from benchmarks.data import DataNotFoundError, data_root
+from avalanche_rnf.bench.data import DataNotFoundError, data_root
 
 CIFAR_TREE = "cifar10-jpg"
 

@@ -8,7 +8,7 @@ on that experience's test data: the accuracy a task reaches from that many units
 Naive's accuracy on the same experience after the whole stream, for comparison, is in the
 benchmark's results directory; Naive reaches it from a network the earlier experiences trained.
 
-    python -m benchmarks.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
+    python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 26 52 128 256 --seeds 0 1 2 \
         --out benchmarks/results/capacity-permuted_mnist
 
 ``--lr`` trains at another learning rate than the harness's, e.g. the rate RNF retrains its
@@ -29,12 +29,12 @@ from typing import Any
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
-from benchmarks.evaluation import task_accuracy
-from benchmarks.hparams import TRAINING, Training, with_overrides
-from benchmarks.models import model_for
-from benchmarks.results import atomic_write
-from benchmarks.strategies import build_strategy
-from benchmarks.streams import BENCHMARKS, Stream, build_stream
+from avalanche_rnf.bench.evaluation import task_accuracy
+from avalanche_rnf.bench.hparams import TRAINING, Training, with_overrides
+from avalanche_rnf.bench.models import model_for
+from avalanche_rnf.bench.results import atomic_write
+from avalanche_rnf.bench.strategies import build_strategy
+from avalanche_rnf.bench.streams import BENCHMARKS, Stream, build_stream
 
 
 def accuracy_at_width(stream: Stream, width: int, seed: int, training: Training | None = None) -> float:
@@ -72,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr must be positive, got {args.lr}")
-    from benchmarks.cli import machine_facts
+    from avalanche_rnf.bench.cli import machine_facts
 
     training = with_overrides(TRAINING[args.benchmark], lr=args.lr)
     results = measure(args.benchmark, args.widths, args.seeds, args.data_root, training)
-    command = "python -m benchmarks.capacity " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m avalanche_rnf.bench.capacity " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = {"command": command, "benchmark": args.benchmark, "training": training.as_dict(),

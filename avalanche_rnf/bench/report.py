@@ -1,6 +1,6 @@
 """Generate the README's results tables from the committed result files.
 
-``python -m benchmarks.report`` rewrites the blocks between ``<!-- results:NAME -->`` and
+``python -m avalanche_rnf.bench.report`` rewrites the blocks between ``<!-- results:NAME -->`` and
 ``<!-- /results:NAME -->`` in README.md and benchmarks/README.md from
 ``benchmarks/results/*/results.json``; ``--check`` only reports whether they are up to date.
 """
@@ -12,11 +12,11 @@ import re
 import sys
 from pathlib import Path
 
-from benchmarks.hparams import PRESETS, SEARCH, STRATEGIES, STRATEGY_DEFAULTS, TRAINING, TUNED
-from benchmarks.results import load_records, mean_std
-from benchmarks.streams import BENCHMARKS
+from avalanche_rnf.bench.hparams import PRESETS, SEARCH, STRATEGIES, STRATEGY_DEFAULTS, TRAINING, TUNED
+from avalanche_rnf.bench.results import load_records, mean_std
+from avalanche_rnf.bench.streams import BENCHMARKS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class", "permuted_mnist-domain",
          "split_cifar10-task", "split_cifar10-class")
@@ -233,7 +233,8 @@ def scaling_table(results: Path = RESULTS) -> str:
     dirs = [d for d in sorted(results.glob("ray-scaling-*")) if (d / "result.json").is_file()]
     found = [json.loads((d / "result.json").read_text()) for d in dirs]
     if not found:
-        return "not measured yet: `python -m benchmarks.scaling --out benchmarks/results/ray-scaling-split_digits`"
+        return ("not measured yet: `python -m avalanche_rnf.bench.scaling "
+                "--out benchmarks/results/ray-scaling-split_digits`")
     rows = [
         ("grid", lambda r: f"`{r['grid']}`: {r['runs']} runs"),
         ("sequential (`rnf-bench ...`; torch's default threads), whole command",
@@ -281,7 +282,7 @@ def render(text: str, blocks: dict) -> str:
 
 def rewrite_run_dirs(results: Path = RESULTS) -> None:
     """Regenerate every result directory's ``summary.md`` and plots from its ``results.json``."""
-    from benchmarks.cli import write_summary
+    from avalanche_rnf.bench.cli import write_summary
 
     for folder in sorted(results.iterdir()):
         if (folder / "results.json").is_file():
@@ -306,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(new)
     if args.check and stale:
-        print("out of date (run python -m benchmarks.report): " + ", ".join(str(p) for p in stale), file=sys.stderr)
+        stale_names = ", ".join(str(p) for p in stale)
+        print(f"out of date (run python -m avalanche_rnf.bench.report): {stale_names}", file=sys.stderr)
         return 1
     return 0
 

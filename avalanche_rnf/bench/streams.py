@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.data import FASHION_MNIST_FILES, MNIST_FILES, data_root
-from benchmarks.imagefolder import cifar10_tensors, imagefolder_tensors, split_tensors
-from benchmarks.split_digits import SplitDigits
+from avalanche_rnf.bench.data import FASHION_MNIST_FILES, MNIST_FILES, data_root
+from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors, split_tensors
+from avalanche_rnf.bench.split_digits import SplitDigits
 
 SCENARIOS = ("task", "class", "domain")
 
@@ -77,7 +77,7 @@ def build_stream(
     """Build benchmark ``name`` in ``scenario`` with class order and permutations drawn from ``seed``.
 
     ``root`` is the data root (``--data-root`` or ``$RNF_DATA_ROOT``); a missing dataset raises
-    :class:`benchmarks.data.DataNotFoundError` naming the directory and the files expected.
+    :class:`avalanche_rnf.bench.data.DataNotFoundError` naming the directory and the files expected.
     """
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.results import RunRecord  # noqa: E402
+from avalanche_rnf.bench.results import RunRecord  # noqa: E402
 
 
 def _by_strategy(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:

@@ -17,7 +17,8 @@ With ``--validation F``, the model trains on ``1 - F`` of each experience's trai
 everything is scored on the held-out rest, not on the test stream (how the recognition options
 are chosen).
 
-    python -m benchmarks.recognizers --benchmark split_mnist --seed 0 --out benchmarks/results/recognizers-split_mnist
+    python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 \
+        --out benchmarks/results/recognizers-split_mnist
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.recognition import (
@@ -44,7 +46,6 @@ from avalanche_rnf.recognition import (
     task_weighted_log_probs,
 )
 from avalanche_rnf.reference import balanced_indices
-from benchmarks.results import atomic_write
 
 LAYERS = ("last", "all", "input")
 #: Recognisers also scored with each class weighed by its task's probability, at this scale.
@@ -61,15 +62,15 @@ def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
 
-    from benchmarks.hparams import TRAINING, strategy_params
-    from benchmarks.models import model_for
-    from benchmarks.strategies import build_strategy
-    from benchmarks.streams import build_stream, with_validation
+    from avalanche_rnf.bench.hparams import TRAINING, strategy_params
+    from avalanche_rnf.bench.models import model_for
+    from avalanche_rnf.bench.strategies import build_strategy
+    from avalanche_rnf.bench.streams import build_stream, with_validation
 
     stream = build_stream(benchmark, "class", seed=seed)
     if validation:
         stream = with_validation(stream, validation, seed)
-    RNGManager.set_random_seeds(seed)  # as benchmarks.runner: the same model as rnf-bench's run with this seed
+    RNGManager.set_random_seeds(seed)  # as avalanche_rnf.bench.runner: the same model as rnf-bench's run with this seed
     t = TRAINING[benchmark]
     model = model_for(stream, t, multi_head=False)
     strategy = build_strategy("rnf", model, t, strategy_params("rnf", benchmark, "class"),
@@ -229,11 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on 1 - F of each experience and score on the held-out F, not the test stream")
     parser.add_argument("--out", required=True, help="directory for result.json and result.md")
     args = parser.parse_args(argv)
-    from benchmarks.cli import machine_facts
+    from avalanche_rnf.bench.cli import machine_facts
 
     stream, strategy, kept = train_rnf(args.benchmark, args.seed, args.validation)
     results = compare(strategy, stream, kept)
-    command = "python -m benchmarks.recognizers " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m avalanche_rnf.bench.recognizers " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = {"command": command, "benchmark": args.benchmark, "seed": args.seed, "validation": args.validation,

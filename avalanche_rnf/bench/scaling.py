@@ -12,7 +12,7 @@ and Ray's overhead per run.
    also pays for starting the worker process (importing torch and Avalanche): reported apart,
    with the time ``ray.init`` takes.
 
-    python -m benchmarks.scaling --out benchmarks/results/ray-scaling
+    python -m avalanche_rnf.bench.scaling --out benchmarks/results/ray-scaling
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import atomic_write, load_records
+from avalanche_rnf.bench.results import atomic_write, load_records
 
 
 def wall_time(command: list[str], **env: str) -> float:
@@ -49,7 +49,7 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
     """Ray's overhead per run: round trip minus the run's own time, the grid's first ``runs`` sent one at a time."""
     import ray
 
-    from benchmarks import cli
+    from avalanche_rnf.bench import cli
 
     args = cli.build_parser().parse_args(grid)
     jobs = cli.plan_jobs(args, cli._plan(args))[:runs]
@@ -72,7 +72,7 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
 
 
 def _timed(job) -> float:
-    from benchmarks.jobs import run_job
+    from avalanche_rnf.bench.jobs import run_job
 
     start = time.perf_counter()
     run_job(job)
@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         identical = all(same_results(tmp / "ray", tmp / other) for other in ("sequential", "one-thread"))
         runs = len(load_records(tmp / "ray")[1])
         overhead = per_run_overhead(grid, cpus, max(2, args.overhead_runs))
-    from benchmarks.cli import machine_facts
+    from avalanche_rnf.bench.cli import machine_facts
 
-    result = {"command": "python -m benchmarks.scaling " + shlex.join(argv if argv is not None else sys.argv[1:]),
+    args_text = shlex.join(argv if argv is not None else sys.argv[1:])
+    result = {"command": "python -m avalanche_rnf.bench.scaling " + args_text,
               "grid": "rnf-bench " + shlex.join(grid), "runs": runs, "workers": cpus,
               "sequential_seconds": sequential, "sequential_one_thread_seconds": one_thread, "ray_seconds": on_ray,
               "speedup": sequential / on_ray, "speedup_over_one_thread": one_thread / on_ray,

@@ -107,7 +107,7 @@ SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 #: Task-recognition options of RNF per ``(benchmark, scenario)``, chosen on validation splits with
-#: ``python -m benchmarks.recognizers --validation 0.1`` (one trained model scores every option; results
+#: ``python -m avalanche_rnf.bench.recognizers --validation 0.1`` (one trained model scores every option; results
 #: in ``benchmarks/results/recognizers-*-validation*``). On split_cifar10 the conv channels' skewed,
 #: non-negative means and spreads fit the Gaussians better square-rooted, and weighing each class by
 #: its task's probability adds a little (seed 0, class-incremental validation accuracy: 0.367 as before,

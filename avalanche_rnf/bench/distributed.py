@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from benchmarks.jobs import Job, failed_record, run_job
-from benchmarks.results import RunRecord
+from avalanche_rnf.bench.jobs import Job, failed_record, run_job
+from avalanche_rnf.bench.results import RunRecord
 
 Handler = Callable[[Job, RunRecord], None]
 
@@ -52,7 +52,7 @@ def run_on_ray(jobs: Iterable[Job], resources: Resources, handle: Handler,
     """Submit every job as a Ray task and hand each record to ``handle`` as soon as its run finishes.
 
     A run whose worker process died (killed, out of memory, node lost) comes back as a failed record
-    naming the cause; the other runs go on. ``job_fn`` (default :func:`~benchmarks.jobs.run_job`) does one run.
+    naming the cause; the other runs go on. ``job_fn`` (default :func:`~avalanche_rnf.bench.jobs.run_job`) does one run.
     """
     import ray
 

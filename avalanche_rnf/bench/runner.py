@@ -13,13 +13,13 @@ from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
-from benchmarks.evaluation import own_head_accuracy_metrics
-from benchmarks.hparams import Training
-from benchmarks.measure import PeakMemory, strategy_state_nbytes
-from benchmarks.models import model_for
-from benchmarks.results import RunRecord
-from benchmarks.strategies import build_strategy, not_applicable
-from benchmarks.streams import Stream, with_validation
+from avalanche_rnf.bench.evaluation import own_head_accuracy_metrics
+from avalanche_rnf.bench.hparams import Training
+from avalanche_rnf.bench.measure import PeakMemory, strategy_state_nbytes
+from avalanche_rnf.bench.models import model_for
+from avalanche_rnf.bench.results import RunRecord
+from avalanche_rnf.bench.strategies import build_strategy, not_applicable
+from avalanche_rnf.bench.streams import Stream, with_validation
 
 
 @dataclass
