@@ -252,7 +252,7 @@ def scaling_table(results: Path = RESULTS) -> str:
         ("**per-run overhead**, warm worker: median (max)",
          lambda r: f"**{r['per_run_overhead_seconds_median'] * 1000:.0f} ms** "
                    f"({r['per_run_overhead_seconds_max'] * 1000:.0f} ms) over {r['overhead_runs'] - 1} runs"),
-        ("command", lambda r: f"`{r['command']}`"),
+        ("command", lambda r: f"`{_current_command(r['command'])}`"),
     ]
     lines = ["| measured | " + " | ".join(d.name.removeprefix("ray-scaling-") for d in dirs) + " |",
              "|---" * (len(found) + 1) + "|"]
@@ -261,6 +261,12 @@ def scaling_table(results: Path = RESULTS) -> str:
     lines += ["", f"On {machine.get('cpu', machine.get('processor'))} ({machine['cpu_count']} cores, no GPU), "
                   f"{machine['date'][:10]}; machine facts in each `result.json`."]
     return "\n".join(lines)
+
+
+def _current_command(command: str) -> str:
+    """A recorded command under the harness's current module name (it moved from ``benchmarks`` to
+    ``avalanche_rnf.bench``; the options are the same)."""
+    return command.replace("python -m benchmarks.", "python -m avalanche_rnf.bench.")
 
 
 BLOCKS = {
