@@ -14,7 +14,19 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin, LRSchedulerPlugin, ReplayPlugin
 from torch import nn
 
-from avalanche_rnf import RNF, RNFPlugin, TopFraction, UnsupportedModelError, maybe_load_checkpoint, save_checkpoint
+from avalanche_rnf import (
+    RNF,
+    Capacity,
+    Relevance,
+    Retraining,
+    RNFPlugin,
+    TaskInference,
+    Tolerance,
+    TopFraction,
+    UnsupportedModelError,
+    maybe_load_checkpoint,
+    save_checkpoint,
+)
 from helpers import ClassMLP, MultiHeadMLP, assert_kept, frozen_snapshot, naive, quiet_evaluator
 
 
@@ -23,7 +35,7 @@ def _rnf(model, **kwargs):
         optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
         train_mb_size=16,
         train_epochs=1,
-        reference_size=100,
+        relevance=Relevance(reference_size=100),
         evaluator=quiet_evaluator(),
     )
     return RNF(model=model, **{**defaults, **kwargs})
@@ -63,7 +75,7 @@ def test_composes_with_replay_and_lr_scheduler(digits_til):
     torch.manual_seed(0)
     model = MultiHeadMLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    rnf = RNFPlugin(reference_size=100)
+    rnf = RNFPlugin(relevance=Relevance(reference_size=100))
     replay = ReplayPlugin(mem_size=60)
     scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), reset_lr=False)
     strategy = naive(model, opt, [rnf, replay, scheduler], train_mb_size=16, train_epochs=2)
@@ -162,7 +174,7 @@ def test_non_strict_mode_warns_and_trains(digits_cil):
     strategy = naive(
         model,
         torch.optim.SGD(model.parameters(), lr=0.1),
-        [RNFPlugin(strict=False, reference_size=50)],
+        [RNFPlugin(strict=False, relevance=Relevance(reference_size=50))],
         train_mb_size=32,
     )
     with pytest.warns(UserWarning, match="leaves these parameters trainable.*1.weight"):
@@ -172,7 +184,7 @@ def test_non_strict_mode_warns_and_trains(digits_cil):
 @pytest.mark.parametrize("size", [0, -1])
 def test_bad_reference_size(size):
     with pytest.raises(ValueError, match="reference_size must be a positive number"):
-        RNFPlugin(reference_size=size)
+        RNFPlugin(relevance=Relevance(reference_size=size))
 
 
 def test_bad_fraction():
@@ -190,7 +202,7 @@ def test_bad_fraction():
 )
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        RNFPlugin(**kwargs)
+        RNFPlugin(relevance=Relevance(**kwargs))
 
 
 def test_empty_experience(digits_til):
@@ -206,7 +218,8 @@ def test_all_zero_relevance_warns_and_falls_back(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     with torch.no_grad():
         model[2].weight.zero_()
-    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.0), [RNFPlugin(reference_size=50)])
+    plugin = RNFPlugin(relevance=Relevance(reference_size=50))
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.0), [plugin])
     with pytest.warns(UserWarning, match="relevance of layer '0' is all zero; scoring its units by activation"):
         strategy.train(digits_cil.train_stream[0])
     assert strategy.plugins[0].freeze.frozen_fraction("0") > 0
@@ -235,14 +248,14 @@ def test_fair_capacity_keeps_free_units_for_the_rest_of_the_stream(digits_til):
 
 def test_fractional_capacity_caps_each_experience_and_leaves_the_last_the_rest(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0), capacity=0.1,
-                    n_experiences=4, keep_last=True)
+    strategy = _rnf(MultiHeadMLP(hidden=8, activation=nn.Tanh), selection=TopFraction(1.0),
+                    capacity=Capacity(0.1, n_experiences=4, keep_last=True))
     for exp in digits_til.train_stream[:4]:
         strategy.train(exp)
     # ceil(0.1 * 8) = 1 unit per experience whatever the stream's length; the last keeps the 5 left
     assert [f["features.1"] for f in strategy.rnf.frozen_fractions] == [1 / 8, 2 / 8, 3 / 8, 8 / 8]
     for bad in (0, 1.5, "half"):
-        with pytest.raises(ValueError, match="capacity"):
+        with pytest.raises(ValueError, match="capacity must be 'fair', 'unlimited' or a fraction"):
             _rnf(MultiHeadMLP(hidden=8), capacity=bad)
 
 
@@ -262,8 +275,8 @@ class _RngStates(SupervisedPlugin):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(selection=TopFraction(0.3)), dict(max_drop=0.05, retrain_epochs=1, train_epochs=2),
-     dict(max_drop=0.05, task_inference=True)],
+    [dict(selection=TopFraction(0.3)), dict(tolerance=Tolerance(0.05), retraining=Retraining(1), train_epochs=2),
+     dict(tolerance=Tolerance(0.05), task_inference=TaskInference())],
     ids=["fraction", "search-retrain", "task-inference"],
 )
 def test_rnf_leaves_the_global_rng_as_a_run_without_it(digits_til, digits_cil, options):
