@@ -3,6 +3,7 @@
 from avalanche_rnf.checkpoint import maybe_load_checkpoint, save_checkpoint
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
+from avalanche_rnf.options import Capacity, Relevance, Retraining, TaskInference, Tolerance
 from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
@@ -14,14 +15,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNF",
+    "Capacity",
     "FreezeState",
     "KeepFree",
     "RNFPlugin",
+    "Relevance",
     "RelevanceMass",
+    "Retraining",
     "SearchResult",
     "SelectionRule",
     "ToleranceSearch",
+    "TaskInference",
     "TaskRecognizer",
+    "Tolerance",
     "TopFraction",
     "UnitLayer",
     "UnitScores",

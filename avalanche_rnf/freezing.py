@@ -13,12 +13,12 @@ Everything is keyed by name, never by tensor object: Avalanche's dynamic modules
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import UnitLayer
+from avalanche_rnf.layers import UnitLayer, n_units
 
 
 def tensor_by_name(model: nn.Module, name: str) -> Tensor:
@@ -116,6 +116,13 @@ class FreezeState:
             tensor.index_copy_(0, rows, values.view(rows.numel(), *tensor.shape[1:]))
 
     @torch.no_grad()
+    def overall_fraction(self, model: nn.Module, layers: Iterable[str]) -> float:
+        """Frozen fraction over all units of ``layers``."""
+        layers = list(layers)
+        total = sum(self.unit_masks[n].sum().item() for n in layers if n in self.unit_masks)
+        units = sum(n_units(model.get_submodule(n)) for n in layers)
+        return total / units if units else 0.0
+
     def mask_grads(self, model: nn.Module) -> None:
         """Zero the gradients of frozen entries, so only free units drive the optimizer."""
         for name in self.values:

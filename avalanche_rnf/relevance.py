@@ -9,9 +9,10 @@ relevance for one sample is that relevance summed over spatial positions.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -190,3 +191,26 @@ def _unusable(t: Tensor | None) -> str | None:
     if t.sum() <= 0:
         return "all zero"
     return None
+
+
+def scored_units(
+    model: nn.Module,
+    layers: Sequence[UnitLayer],
+    batches: Iterable[tuple[Tensor, Tensor, Tensor]],
+    **options: Any,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
+    """:func:`unit_relevance` (``options`` are its keywords) as the mean relevance per unit and
+    sample, the normalized scores a selection rule sees, and the seconds the pass took; warns
+    about each layer whose scores fell back to activation magnitude."""
+    start = time.perf_counter()
+    scores = unit_relevance(model, layers, batches, **options)
+    seconds = time.perf_counter() - start
+    normalized, fallbacks = normalized_scores(scores)
+    for name, reason in fallbacks.items():
+        warnings.warn(
+            f"RNF: relevance of layer {name!r} is {reason}; scoring its units by activation magnitude "
+            "instead. Check the model for NaNs or dead layers, or try another composite.",
+            stacklevel=3,
+        )
+    relevance = {k: v / max(scores.n_samples, 1) for k, v in scores.relevance.items()}
+    return relevance, normalized, seconds

@@ -1,7 +1,7 @@
-"""Generate the README's results tables from the committed result files.
+"""Generate the results tables of the README and the documentation from the committed result files.
 
 ``python -m avalanche_rnf.bench.report`` rewrites the blocks between ``<!-- results:NAME -->`` and
-``<!-- /results:NAME -->`` in README.md and benchmarks/README.md from
+``<!-- /results:NAME -->`` in README.md and docs/{results,protocol,benchmarks}.md (``BLOCKS``) from
 ``benchmarks/results/*/results.json``; ``--check`` only reports whether they are up to date.
 """
 
@@ -70,7 +70,7 @@ def _verdict(ok: bool, gap: str) -> str:
 
 
 def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
-    """Issue 4's targets for RNF, each met or missed, from the committed result files."""
+    """The targets for RNF, each met or missed, from the committed result files."""
     lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict | results |", "|---|---|---|---|---|"]
 
     def load(name):
@@ -198,7 +198,7 @@ def hparams_table() -> str:
 
 
 def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
-    """Issue 5's targets: class-incremental RNF with task inference against the baselines in the same runs."""
+    """Class-incremental RNF with task inference against its targets and the baselines in the same runs."""
     lines = ["| benchmark (class-IL) | target | RNF (task inference) | task recognised | verdict | seeds | "
              "best without replay | Replay(500) | RNF recognition memory | Replay buffer | results |",
              "|---" * 11 + "|"]
@@ -269,11 +269,17 @@ def _current_command(command: str) -> str:
     return command.replace("python -m benchmarks.", "python -m avalanche_rnf.bench.")
 
 
+DOCS_LINK = "path:../benchmarks/results/"
+"""How the documentation pages (``docs/*.md``, MyST) link a result directory's files: ``path:`` copies them
+into the built site."""
+
 BLOCKS = {
-    ROOT / "README.md": {"comparison": comparison_table, "targets": targets_table,
-                         "task-agnostic": task_agnostic_table},
-    ROOT / "benchmarks" / "README.md": {"presets": presets_table, "hparams": hparams_table, "scaling": scaling_table,
-                                        "comparison": lambda: comparison_table(link="results/")},
+    ROOT / "README.md": {"comparison": comparison_table},
+    ROOT / "docs" / "results.md": {"comparison": lambda: comparison_table(link=DOCS_LINK),
+                                   "targets": lambda: targets_table(link=DOCS_LINK),
+                                   "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK)},
+    ROOT / "docs" / "protocol.md": {"hparams": hparams_table, "presets": presets_table},
+    ROOT / "docs" / "benchmarks.md": {"scaling": scaling_table},
 }
 
 
@@ -298,7 +304,7 @@ def rewrite_run_dirs(results: Path = RESULTS) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a README is out of date, write nothing")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page is out of date, write nothing")
     parser.add_argument("--run-dirs", action="store_true",
                         help="also regenerate each result directory's summary.md and plots from its results.json")
     args = parser.parse_args(argv)

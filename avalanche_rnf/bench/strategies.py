@@ -29,7 +29,7 @@ from avalanche.training import (
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from avalanche_rnf import RNF, RelevanceMass
+from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, TaskInference, Tolerance
 from avalanche_rnf.bench.fixes import CopyingSIPlugin
 from avalanche_rnf.bench.hparams import Training
 
@@ -79,6 +79,38 @@ class ShrinkingCrossEntropyPlugin(SupervisedPlugin):
         strategy.loss = strategy.loss / (strategy.clock.train_exp_counter + 1)
 
 
+_RNF_GROUPS: dict[str, tuple[type, str, dict[str, str]]] = {
+    # option: (its class, the flat name that turns it on, flat name -> field)
+    "tolerance": (Tolerance, "max_drop", {"max_drop": "max_drop", "holdout": "holdout", "search_steps": "steps"}),
+    "capacity": (Capacity, "capacity", {"capacity": "share", "n_experiences": "n_experiences",
+                                         "keep_last": "keep_last"}),
+    "retraining": (Retraining, "retrain_epochs", {"retrain_epochs": "epochs", "retrain_lr_scale": "lr_scale"}),
+    "task_inference": (TaskInference, "task_inference", {
+        "task_inference": "mode", "recognition_layers": "layers", "recognition_samples": "samples",
+        "recognition_shrinkage": "shrinkage", "recognition_power": "power", "task_posterior": "posterior",
+        "recognition_views": "views"}),
+    "relevance": (Relevance, "", {"composite": "composite", "start": "start", "reduction": "reduction",
+                                  "reference_size": "reference_size", "relevance_batch_size": "batch_size"}),
+}
+
+
+def rnf_options(params: dict[str, Any]) -> dict[str, Any]:
+    """RNF's keywords from the harness's flat parameter names (``max_drop``, ``retrain_epochs``,
+    ``recognition_layers``, ...; ``mass`` for the selection's relevance mass): each group becomes
+    its option object, made only where the flat name that turns it on has a value."""
+    params = dict(params)
+    mass = params.pop("mass", None)
+    out: dict[str, Any] = {"selection": RelevanceMass(mass) if mass is not None else None}
+    for option, (cls, switch, fields) in _RNF_GROUPS.items():
+        values = {field: params.pop(flat) for flat, field in fields.items() if flat in params}
+        if switch and not values.get(fields[switch]):
+            continue
+        if values.get("mode") is True:
+            values["mode"] = "class"
+        out[option] = cls(**values)
+    return {**out, **params}
+
+
 def build_strategy(
     name: str,
     model: nn.Module,
@@ -105,8 +137,7 @@ def build_strategy(
         plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
         cls = LwF
     elif name == "rnf":
-        mass = params.pop("mass", None)
-        params = {"selection": RelevanceMass(mass) if mass is not None else None, "seed": seed, **params}
+        params = {**rnf_options(params), "seed": seed}
         cls = RNF
     else:
         cls = _CLASSES[name]

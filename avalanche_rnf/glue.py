@@ -1,0 +1,134 @@
+"""What the plugin needs to know about Avalanche: heads, datasets, streams, metrics.
+
+Together with :mod:`avalanche_rnf.plugin` the only module that imports Avalanche; the algorithm's
+parts receive what they need from here as tensors, names and callables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from avalanche.evaluation.metric_results import MetricValue
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from avalanche.models.utils import avalanche_forward
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from avalanche_rnf.reference import balanced_indices
+
+Batch = tuple[Tensor, Tensor, Tensor]
+forward = avalanche_forward
+"""``forward(model, x, task_labels)``: the model's outputs, for single- and multi-task models."""
+
+
+def heads(model: nn.Module, tasks: Any = None) -> set[str]:
+    """Linear layers inside the ``MultiHeadClassifier`` heads of ``tasks`` (``None``: of every task)."""
+    found: set[str] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, MultiHeadClassifier):
+            for task in tasks if tasks is not None else list(module.classifiers.keys()):
+                prefix = f"{name}.classifiers.{task}".lstrip(".")
+                head = module.classifiers[str(task)]
+                found |= {f"{prefix}.{sub}".rstrip(".") for sub, m in head.named_modules() if isinstance(m, nn.Linear)}
+    return found
+
+
+def call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]) -> Tensor:
+    """Logits of ``model`` on ``batch = (x, y, task_labels)`` with ``tensors`` swapped in."""
+    x, _, t = batch[:3]
+    return torch.func.functional_call(model, tensors, (x, t) if isinstance(model, MultiTaskModule) else (x,))
+
+
+def stream_length(experience: Any) -> int | None:
+    """Length of the benchmark stream the experience comes from (not of a slice of it), if known."""
+    try:
+        stream = experience.origin_stream
+    except Exception:  # hand-made experiences have no origin stream
+        return None
+    benchmark = getattr(stream, "benchmark", None)
+    full = getattr(benchmark, f"{getattr(stream, 'name', '')}_stream", None) if benchmark is not None else None
+    try:
+        return len(full if full is not None else stream)
+    except TypeError:  # lazy streams have no length
+        return None
+
+
+def experiences_left(experience: Any, n_experiences: int | None) -> int | None:
+    """Experiences of the stream from this one to its end (``None``: the length is unknown)."""
+    total = n_experiences if n_experiences is not None else stream_length(experience)
+    return None if total is None else total - experience.current_experience
+
+
+def sample_seed(seed: int, experience: Any) -> int:
+    """The seed of an experience's samples (reference set, held-out split)."""
+    return seed * 1_000_003 + experience.current_experience
+
+
+def batches(
+    dataset: Any, experience: Any, size: int | None, *, seed: int, batch_size: int, device: Any
+) -> Iterator[Batch]:
+    """Batches of a class-balanced sample of ``size`` items of ``dataset`` (eval transforms;
+    ``None``: the experience's dataset)."""
+    dataset = (dataset if dataset is not None else experience.dataset).eval()
+    if size is not None:
+        generator = torch.Generator().manual_seed(sample_seed(seed, experience))
+        dataset = dataset.subset(balanced_indices(torch.as_tensor(list(dataset.targets)), size, generator).tolist())
+    # a generator of its own: a loader draws its base seed from the global RNG otherwise, which would
+    # shift the strategy's later shuffles away from those of the same run without RNF
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate_fn,
+                        generator=torch.Generator())
+    for x, y, t, *_ in loader:
+        yield x.to(device), y.to(device), t.to(device)
+
+
+def split_holdout(dataset: Any, experience: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """``(train, held_out)`` parts of an experience's adapted training dataset."""
+    generator = torch.Generator().manual_seed(sample_seed(seed, experience))
+    order = torch.randperm(len(dataset), generator=generator).tolist()
+    n_holdout = max(1, round(fraction * len(dataset)))
+    if n_holdout >= len(dataset):
+        raise ValueError(
+            f"Experience {experience.current_experience} has {len(dataset)} training samples: too few "
+            f"to hold out {fraction:.0%} for the max_drop search and train on the rest."
+        )
+    return dataset.subset(sorted(order[n_holdout:])), dataset.subset(sorted(order[:n_holdout]))
+
+
+class ExperienceData:
+    """An experience's training data as RNF reads it: the part trained on, the part held out for
+    the tolerance search (``holdout``: its fraction; ``None``: none), and class-balanced samples."""
+
+    def __init__(self, dataset: Any, experience: Any, *, holdout: float | None, seed: int, batch_size: int,
+                 device: Any) -> None:
+        self.experience, self.seed, self.batch_size, self.device = experience, seed, batch_size, device
+        self.train, self.held_out_part = dataset, None
+        if holdout is not None:
+            self.train, self.held_out_part = split_holdout(dataset, experience, holdout, seed)
+        self._held_out: list[Batch] | None = None
+
+    def batches(self, size: int | None, dataset: Any = None) -> Iterator[Batch]:
+        """Batches of a class-balanced sample of ``size`` training items (``None``: all of them)."""
+        return batches(self.train if dataset is None else dataset, self.experience, size, seed=self.seed,
+                       batch_size=self.batch_size, device=self.device)
+
+    def held_out(self) -> list[Batch]:
+        """The held-out part's batches, loaded once: the search, the retrained accuracy and the
+        recogniser's calibration all read them."""
+        if self._held_out is None:
+            self._held_out = list(self.batches(None, self.held_out_part))
+        return self._held_out
+
+
+def publish(strategy: Any, origin: Any, values: dict[str, float], x: int) -> None:
+    """Publish metric values through the strategy's evaluator (if it has one)."""
+    evaluator = getattr(strategy, "evaluator", None)
+    if evaluator is not None:
+        for name, value in values.items():
+            evaluator.publish_metric_value(MetricValue(origin, name, value, x))
+
+
+def stream_name(experience: Any) -> str:
+    """``<name>_stream`` of the stream an evaluated experience comes from."""
+    stream = getattr(getattr(experience, "origin_stream", None), "name", "eval")
+    return stream if stream.endswith("_stream") else f"{stream}_stream"

@@ -1,0 +1,275 @@
+"""Task inference: recognise each input's task where the stream gives no task labels.
+
+``"class"`` mode keeps each task's output rows and lets only the recognised task's classes win;
+``"domain"`` mode gives each task its own units in front of the shared output layer and reads only
+the recognised task's units there (:class:`~avalanche_rnf.options.TaskInference`). The plugin
+calls :class:`TaskInferrer` at the moments named by its methods; it holds the recogniser and the
+frozen columns of the shared output layer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.freezing import EntryFreeze, FreezeState
+from avalanche_rnf.isolation import Source, input_mask, unit_sources
+from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units
+from avalanche_rnf.options import TaskInference
+from avalanche_rnf.recognition import (
+    FeatureTap,
+    Tap,
+    TaskRecognizer,
+    recognised_task_logits,
+    resolve_views,
+    task_weighted_log_probs,
+)
+
+Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
+Batch = tuple[Tensor, Tensor, Tensor]
+
+
+class TaskInferrer:
+    """Recognition statistics per task and the output surgery that uses them (``options=None``: off)."""
+
+    def __init__(self, options: TaskInference | None, forward: Forward) -> None:
+        self.mode = options.mode if options is not None else None
+        settings = options if options is not None else TaskInference()
+        self.layers = settings.layers
+        self.samples = settings.samples
+        self.posterior = settings.posterior
+        self.views = resolve_views(settings.views)
+        self.recognizer = TaskRecognizer(settings.shrinkage, settings.power)
+        self.forward = forward
+        self.task_experiences: list[int] = []
+        """Per task: the experience it was learned in."""
+        self.entries = EntryFreeze()
+        """``"domain"``: the frozen columns and bias of the shared output layer."""
+        self.task_inputs: list[Tensor] = []
+        """``"domain"``: per task, its own units in the layer feeding the output layer."""
+        self.rows: dict[str, Tensor] = {}
+        """``"class"``: the output rows of the experience's classes (while it is chosen)."""
+        self.tap: FeatureTap | None = None
+        self.predicted: Tensor | None = None
+        self.recognised = [0, 0]
+        self._masking: Any = None
+
+    # ------------------------------------------------------------------ the output layer
+    def check_output_layer(self, model: nn.Module, layers: list[UnitLayer], multi_head: bool) -> nn.Linear:
+        """Task inference needs a single head: the last unit layer registered, a Linear over all classes."""
+        name = layers[-1].name
+        module = model.get_submodule(name)
+        if not isinstance(module, nn.Linear) or multi_head:
+            raise ValueError(
+                "task_inference needs a single-head model whose last layer is a Linear over all classes "
+                f"(class-incremental); {name!r} is {type(module).__name__}"
+                + (" inside a multi-head classifier: task labels are given, use task_inference=False." if
+                   multi_head else ".")
+            )
+        return module
+
+    def class_rows(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
+        """``"class"``: the output layer's rows of the experience's classes."""
+        module = self.check_output_layer(model, layers, False)
+        rows = torch.zeros(module.out_features, dtype=torch.bool)
+        rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
+        learned = rows & (self.recognizer.task_of_class(module.out_features) >= 0)
+        if learned.any():
+            raise ValueError(
+                f"task_inference='class' gives each experience classes of its own, but experience "
+                f"{experience.current_experience} has classes {learned.nonzero().flatten().tolist()} of an earlier "
+                "one, whose output rows are frozen: for experiences that share classes use task_inference='domain'."
+            )
+        return {layers[-1].name: rows}
+
+    @staticmethod
+    def output_source(model: nn.Module, layers: list[UnitLayer]) -> Source:
+        source = unit_sources(model, layers, set())[layers[-1].name]
+        if source is None:
+            raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        return source
+
+    def columns(self, model: nn.Module, layers: list[UnitLayer], units: Tensor) -> Tensor:
+        """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
+        module = model.get_submodule(layers[-1].name)
+        return input_mask(module, self.output_source(model, layers), units).expand_as(module.weight)
+
+    def domain_cuts(self, model: nn.Module, layers: list[UnitLayer]) -> dict[str, Tensor]:
+        """``"domain"``, before a task trains: the output layer's columns from earlier tasks' units."""
+        if self.mode != "domain" or not self.task_inputs:
+            return {}
+        return {f"{layers[-1].name}.weight": self.columns(model, layers, torch.stack(self.task_inputs).any(0))}
+
+    def own_weights(self, model: nn.Module, layers: list[UnitLayer]) -> dict[str, Tensor]:
+        """``"domain"``: the output weight reading the latest task's units only (its function)."""
+        if self.mode != "domain":
+            return {}
+        weight = model.get_submodule(layers[-1].name).weight
+        return {f"{layers[-1].name}.weight": weight * self.columns(model, layers, self.task_inputs[-1])}
+
+    def freeze_columns(self, model: nn.Module, layers: list[UnitLayer], new: dict[str, Tensor]) -> None:
+        """``"domain"``: give the earlier tasks' columns of the shared output layer their values back (they
+        were held at zero while this task trained), and freeze this task's columns and the bias."""
+        self.entries.restore(model)
+        output = layers[-1].name
+        module = model.get_submodule(output)
+        source = self.output_source(model, layers).layer
+        units = new[source].clone()
+        if not units.any():
+            warnings.warn(
+                f"RNF: task {len(self.task_inputs)} keeps no unit of {source!r}, in front of the shared output "
+                "layer: its outputs are the output layer's bias alone. A smaller max_drop keeps more units.",
+                stacklevel=4,
+            )
+        self.entries.freeze(model, f"{output}.weight", self.columns(model, layers, units))
+        if module.bias is not None:
+            self.entries.freeze(model, f"{output}.bias", torch.ones_like(module.bias, dtype=torch.bool))
+        self.task_inputs.append(units)
+
+    # ------------------------------------------------------------------ learning a task
+    def _taps(self, model: nn.Module, layers: list[UnitLayer]) -> list[Tap]:
+        """The layers whose inputs recognise a task, with the units feeding them."""
+        sources = unit_sources(model, layers, set())
+        output = layers[-1].name
+        if sources[output] is None:
+            raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        if self.layers == "input":
+            first = layers[0].name
+            return [Tap(first, None, n_inputs(model.get_submodule(first)))]
+        names = [layer.name for layer in layers if sources[layer.name] is not None]
+        if self.layers == "last":
+            names = [output]
+        return [Tap(n, sources[n].layer, n_units(model.get_submodule(sources[n].layer))) for n in names]
+
+    def capture(self, model: nn.Module, layers: list[UnitLayer]) -> FeatureTap:
+        """Record the recognition features on every forward pass."""
+        return FeatureTap(model, self._taps(model, layers))
+
+    @torch.no_grad()
+    def viewed(self, model: nn.Module, tap: FeatureTap, x: Tensor, t: Tensor) -> Tensor:
+        """The features ``tap`` read in the forward pass of ``x``, averaged with those of its views."""
+        features = tap.pop()
+        for view in self.views:
+            self.forward(model, view(x), t)
+            features = features + tap.pop()
+        return features / (1 + len(self.views))
+
+    def features_of(
+        self, model: nn.Module, layers: list[UnitLayer], tap: FeatureTap, batches: Iterable[Batch]
+    ) -> tuple[Tensor, Tensor]:
+        """The recognition features (read by ``tap``) and the labels of ``batches``."""
+        name = layers[-1].name
+        width = model.get_submodule(name).out_features
+        features, labels = [], []
+        with evaluating(model):
+            for x, y, t in batches:
+                logits = self.forward(model, x, t)
+                if logits.shape[-1] != width:
+                    raise ValueError(
+                        f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
+                        f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
+                    )
+                features.append(self.viewed(model, tap, x, t))
+                labels.append(y)
+        return torch.cat(features), torch.cat(labels)
+
+    @torch.no_grad()
+    def learn_task(self, model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, experience: int,
+                   train: Iterable[Batch], held_out: Callable[[], Iterable[Batch]] | None) -> None:
+        """Fit the recogniser's statistics of the finished task on its kept units' features; the
+        held-out batches (with a tolerance search) calibrate the task's distance scale."""
+        with self.capture(model, layers) as tap:
+            features, labels = self.features_of(model, layers, tap, train)
+            calibration = self.features_of(model, layers, tap, held_out())[0] if held_out is not None else None
+        keep = {t.source: freeze.frozen_units(t.source, t.units) for t in tap.taps if t.source is not None}
+        last = tap.taps[-1].source
+        if last is not None and not keep[last].any():
+            warnings.warn(
+                f"RNF: task {len(self.recognizer)} keeps no unit of {last!r}, in front of the output layer; "
+                "its recognition statistics use all of that layer's units, which later tasks change. "
+                "A smaller max_drop keeps more units.",
+                stacklevel=4,
+            )
+            keep[last] = torch.ones_like(keep[last])
+        self.recognizer.add_task(tap.columns(keep), features, labels, calibration)
+        self.task_experiences.append(experience)
+
+    # ------------------------------------------------------------------ evaluation
+    def start_eval(self, model: nn.Module, layers: list[UnitLayer]) -> None:
+        """Before an evaluated experience: tap the features (and, ``"domain"``, mask the output)."""
+        self.tap = self.capture(model, layers)
+        if self.mode == "domain":
+            self._masking = self._mask_output(model, layers)
+
+    def after_forward(self, model: nn.Module, output: Tensor, x: Tensor, y: Tensor, t: Tensor,
+                      experience: int) -> Tensor:
+        """Recognise each input's task, let only its classes win (or weigh each class by its task's
+        probability), count the inputs whose task was recognised; returns the outputs to use."""
+        assert self.tap is not None
+        if self.mode == "domain":  # recognised, and outputs masked, inside the forward pass
+            tasks, self.predicted = self.predicted, None
+            true = torch.full_like(tasks, self.task_of_experience(experience))
+        else:
+            scores = self.recognizer.scores(self.viewed(model, self.tap, x, t))
+            tasks = scores.argmax(-1)
+            task_of_class = self.recognizer.task_of_class(output.shape[1])
+            if self.posterior is None:
+                output = recognised_task_logits(output, tasks, self.recognizer.class_mask(output.shape[1]))
+            else:
+                output = task_weighted_log_probs(output, scores, task_of_class, self.posterior)
+            true = task_of_class[y.cpu()]
+        known = true >= 0
+        self.recognised[0] += int((tasks.cpu() == true)[known].sum())
+        self.recognised[1] += int(known.sum())
+        return output
+
+    def stop_eval(self) -> None:
+        """Remove the tap and the output mask (the recognised counts stay until the next evaluation)."""
+        if self.tap is not None:
+            self.tap.remove()
+            self.tap = None
+        if self._masking is not None:
+            self._masking.remove()
+            self._masking = None
+        self.predicted = None
+
+    def _mask_output(self, model: nn.Module, layers: list[UnitLayer]) -> Any:
+        """``"domain"``: a forward hook on the output layer that recognises each input's task (the tap
+        has read every feature by then) and recomputes the output from that task's own units."""
+        module = model.get_submodule(layers[-1].name)
+        masks = torch.stack([self.columns(model, layers, units)[0] for units in self.task_inputs])
+
+        def hook(layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            tasks = self.recognizer.predict(self.tap.pop()).cpu()
+            self.predicted = tasks
+            x = inputs[0]
+            return nn.functional.linear(x * masks.to(x)[tasks.to(x.device)], layer.weight, layer.bias)
+
+        return module.register_forward_hook(hook)
+
+    def task_of_experience(self, experience: int) -> int:
+        """The task learned in ``experience`` (the latest, if it was trained more than once); -1: none."""
+        tasks = [i for i, e in enumerate(self.task_experiences) if e == experience]
+        return tasks[-1] if tasks else -1
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "recognizer": self.recognizer.state_dict(),
+            "task_experiences": list(self.task_experiences),
+            "entries": self.entries.state_dict(),
+            "task_inputs": [t.clone() for t in self.task_inputs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
+        self.task_experiences = list(state.get("task_experiences", []))
+        self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))
+        self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
+
+    def nbytes(self) -> int:
+        inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)
+        return self.entries.nbytes() + inputs + self.recognizer.nbytes()

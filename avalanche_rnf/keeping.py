@@ -1,0 +1,92 @@
+"""Keeping chosen units exactly: cut them off free units (isolation), recalibrate their
+BatchNorm statistics, freeze them, and measure the sub-network they form."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.freezing import FreezeState, tensor_by_name
+from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever
+from avalanche_rnf.layers import UnitLayer, evaluating
+
+Batch = tuple[Tensor, Tensor, Tensor]
+Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
+"""``call(model, tensors, batch)``: logits on ``batch`` with ``tensors`` swapped into the model."""
+
+
+def kept(freeze: FreezeState, new: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per layer, the units frozen once ``new`` is frozen too."""
+    return {name: freeze.frozen_units(name, units.numel()) | units for name, units in new.items()}
+
+
+def calibrated(model: nn.Module, layers: list[UnitLayer], weights: dict[str, Tensor], new: dict[str, Tensor],
+               calibration: list[Batch], call: Call) -> dict[str, Tensor]:
+    """BatchNorm statistics of the ``new`` units, measured on ``calibration`` with ``weights`` swapped in."""
+    norms = [(layer.norm, new[layer.name]) for layer in layers if layer.norm is not None]
+    tensors = calibrated_norms(model, weights, norms, calibration, call)
+    return {k: v for k, v in tensors.items() if k not in weights}
+
+
+def isolated(model: nn.Module, layers: list[UnitLayer], sources: dict[str, Source | None], keep: dict[str, Tensor],
+             new: dict[str, Tensor], calibration: list[Batch], call: Call) -> dict[str, Tensor]:
+    """Weights (and recalibrated BatchNorm statistics) of the sub-network of the ``keep`` units."""
+    weights = isolated_weights(model, sources, keep)
+    return {**weights, **calibrated(model, layers, weights, new, calibration, call)}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[Batch], call: Call,
+             classes: Tensor | None = None) -> float:
+    """Accuracy of ``model`` with ``weights`` swapped in (eval mode; the model is left as it was),
+    over the outputs ``classes`` (a boolean mask; ``None``: all)."""
+    correct = total = 0
+    with evaluating(model):
+        for batch in batches:
+            logits = call(model, weights, batch)
+            if classes is not None:
+                logits = logits.masked_fill(~classes.to(logits.device), float("-inf"))
+            correct += int((logits.argmax(-1) == batch[1]).sum())
+            total += len(batch[1])
+    return correct / max(total, 1)
+
+
+def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
+            sources: dict[str, Source | None], calibration: list[Batch], call: Call,
+            whole_rows: str | None = None) -> dict[str, Tensor]:
+    """Cut the newly kept units off the free ones and recalibrate their norms; returns the cut weight
+    entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row."""
+    keep = kept(freeze, new)
+    cuts = {}
+    for layer in layers:
+        source = sources[layer.name]
+        if source is not None:
+            rows = new[layer.name] if layer.name != whole_rows else torch.ones_like(new[layer.name])
+            cut = sever(model, layer.name, source, rows, keep[source.layer])
+            if cut is not None and cut.any():
+                cuts[f"{layer.name}.weight"] = cut
+    with torch.no_grad():
+        for name, value in calibrated(model, layers, {}, new, calibration, call).items():
+            tensor_by_name(model, name).copy_(value)
+    return cuts
+
+
+def freeze_units(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
+                 expected: set[str], warned: set[str]) -> None:
+    """Freeze the ``new`` units; warn once per layer whose units are all frozen, unless ``expected``."""
+    keep = kept(freeze, new)
+    for layer in layers:
+        units = new[layer.name]
+        if units.any():
+            freeze.freeze(model, layer, units)
+        if layer.name not in expected and bool(keep[layer.name].all()) and layer.name not in warned:
+            warned.add(layer.name)
+            warnings.warn(
+                f"RNF: all {units.numel()} units of layer {layer.name!r} are frozen, so later experiences cannot "
+                "train it (capacity exhausted). Use a smaller selection fraction/mass, max_drop, "
+                "capacity='fair' or a wider layer.",
+                stacklevel=4,
+            )

@@ -1,0 +1,218 @@
+"""RNF's options, one small frozen dataclass per part of the algorithm.
+
+Each checks its values when it is made, so a wrong value fails where it is written, not after an
+experience of training. :class:`~avalanche_rnf.plugin.RNFPlugin` takes them as keywords
+(``relevance=``, ``tolerance=``, ``capacity=``, ``retraining=``, ``task_inference=``); where one
+value says it all, the plugin also takes that value alone (``tolerance=0.01``,
+``capacity="unlimited"``, ``retraining=1``, ``task_inference="class"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence, Union
+
+from zennit.canonizers import Canonizer
+from zennit.core import Composite
+
+from avalanche_rnf.recognition import POWER, SHRINKAGE, View, resolve_views
+from avalanche_rnf.reference import check_reference_size
+from avalanche_rnf.relevance import Reduction, Start, make_composite
+from avalanche_rnf.tolerance import ToleranceSearch
+
+Share = Union[Literal["fair", "unlimited"], float]
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (``True`` would pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """How units are scored: LRP on a class-balanced reference set of each experience.
+
+    :param composite: zennit composite, by registered name or as an instance.
+    :param canonizers: zennit canonizers for a named composite (default: merge BatchNorm layers).
+    :param start: starting relevance at the true-label logit: ``"onehot"`` (1 per sample) or
+        ``"logit"`` (the logit's value).
+    :param reduction: ``"abs"`` or ``"positive"`` relevance counts towards a unit's score.
+    :param reference_size: number of training samples (class-balanced) of the experience to run
+        LRP on; ``None`` for all of them.
+    :param batch_size: batch size of the relevance pass.
+    """
+
+    composite: str | Composite = "epsilon_plus_flat"
+    canonizers: Sequence[Canonizer] | None = None
+    start: Start = "onehot"
+    reduction: Reduction = "abs"
+    reference_size: int | None = 1000
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.start not in ("onehot", "logit"):
+            raise ValueError(f"start must be 'onehot' or 'logit', got {self.start!r}.")
+        if self.reduction not in ("abs", "positive"):
+            raise ValueError(f"reduction must be 'abs' or 'positive', got {self.reduction!r}.")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size!r}.")
+        check_reference_size(self.reference_size)
+        make_composite(self.composite, self.canonizers)  # fail early on an unknown name
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Search, per experience, the smallest relevance mass whose kept units lose at most
+    ``max_drop`` accuracy on held-out training data
+    (:class:`~avalanche_rnf.tolerance.ToleranceSearch`).
+
+    :param max_drop: accuracy tolerance, a fraction (e.g. ``0.01``).
+    :param holdout: fraction of each experience's training data held out for the search.
+    :param steps: bisection steps of the search.
+    """
+
+    max_drop: float
+    holdout: float = 0.1
+    steps: int = 7
+
+    def __post_init__(self) -> None:
+        self.search()  # checks max_drop and steps
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be a fraction in (0, 1), got {self.holdout!r}.")
+
+    def search(self) -> ToleranceSearch:
+        return ToleranceSearch(self.max_drop, self.steps)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many units an experience may freeze.
+
+    :param share: ``"fair"``: an experience may freeze at most an equal share of each layer's
+        free units among the experiences left in the stream
+        (:func:`~avalanche_rnf.tolerance.fair_share`); ``"unlimited"``: no cap; a fraction in
+        ``(0, 1]``: at most that fraction of each layer's units (rounded up), whatever the stream's
+        length, so a stream of known length can leave its last experience (``keep_last``) more than
+        an equal share.
+    :param n_experiences: stream length for the fair share and ``keep_last``; ``None``: read from
+        the experience's origin stream (no cap if unknown).
+    :param keep_last: on the last experience of the stream (its length known), keep every free
+        unit instead of choosing (with a tolerance no search is run): no later experience needs
+        them, so the last task keeps the whole capacity left. Training past the stream's end then
+        finds no free unit.
+    """
+
+    share: Share = "fair"
+    n_experiences: int | None = None
+    keep_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.share not in ("fair", "unlimited") and not (is_number(self.share) and 0 < self.share <= 1):
+            raise ValueError(f"capacity must be 'fair', 'unlimited' or a fraction in (0, 1], got {self.share!r}.")
+        if not isinstance(self.keep_last, bool):
+            raise ValueError(f"keep_last must be True or False, got {self.keep_last!r}.")
+        if self.n_experiences is not None and self.n_experiences < 1:
+            raise ValueError(f"n_experiences must be positive, got {self.n_experiences!r}.")
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """Train the kept sub-network alone for the last ``epochs`` of each experience (PackNet's
+    retraining after pruning, within the same epoch budget).
+
+    The units are chosen after ``train_epochs - epochs`` epochs, isolated (their weights from free
+    units held at zero) and trained on, then frozen at the end of the experience. It recovers what
+    pruning cost, so a small capacity share keeps more accuracy. Needs isolation.
+
+    :param epochs: epochs of retraining; a fraction (e.g. ``0.5`` with one epoch) chooses the
+        units after that share of the experience's training iterations.
+    :param lr_scale: multiply the optimizer's learning rates by this factor for each retraining
+        step, as learning-rate rewinding does after pruning (Renda et al. 2020). The rates are
+        scaled just before each optimizer step and given back right after it, so learning-rate
+        schedulers see and set the unscaled ones.
+    """
+
+    epochs: float
+    lr_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (is_number(self.epochs) and self.epochs > 0):
+            raise ValueError(f"retraining epochs must be a positive number of epochs, got {self.epochs!r}.")
+        if not (is_number(self.lr_scale) and self.lr_scale > 0):
+            raise ValueError(f"retraining lr_scale must be a positive factor, got {self.lr_scale!r}.")
+
+
+@dataclass(frozen=True)
+class TaskInference:
+    """Recognise the task of each input in evaluation, for streams without task labels, on a model
+    whose last layer is a Linear over all classes (isolation is on).
+
+    After each experience a :class:`~avalanche_rnf.recognition.TaskRecognizer` learns the task's
+    feature statistics. Task-recognition accuracy per evaluated experience is published as
+    ``RNF/TaskRecognition/eval_phase/<stream>_stream/Exp<k>``.
+
+    :param mode: ``"class"``, class-incremental: each experience brings its own classes; their
+        output rows are frozen whole and isolated, and in evaluation only the recognised task's
+        classes can win. ``"domain"``, domain-incremental (e.g. PermutedMNIST): every experience
+        shares the output layer's classes; each task owns the units it keeps in the layer feeding
+        the output layer, the output layer's columns from them are frozen with the task, and in
+        evaluation the output layer reads only the recognised task's units.
+    :param layers: which features recognise a task: ``"all"``: what its kept units feed into every
+        layer after the first (conv channels as mean and spread over positions); ``"last"``: only
+        the output layer's input; ``"input"``: what the first unit layer reads (the model's input
+        when that layer comes first), the same for every task. A conv first layer reads only each
+        input channel's mean and spread.
+    :param samples: training samples (class-balanced) per task whose features give its statistics;
+        ``None``: all of them.
+    :param shrinkage: weight of the scaled identity in each task's shrunk covariance: small values
+        trust the features' correlations, large ones count every feature alike (``1``: class
+        means and one scale).
+    :param power: exponent of the power transform ``sign(x) * |x| ** power`` applied to the
+        features before their statistics are fitted (``0.5`` suits conv channels' means and
+        spreads, ``1`` MLP units).
+    :param posterior: ``"class"`` mode only: ``None`` lets only the recognised task's classes win;
+        a scale ``s`` instead scores each class by the log-probability of its task (a softmax of
+        ``s`` times the recogniser's standardised scores) plus its log-probability among its
+        task's classes (:func:`~avalanche_rnf.recognition.task_weighted_log_probs`).
+    :param views: ``"class"`` mode only: views of each input whose recognition features are
+        averaged with its own (names from :data:`~avalanche_rnf.recognition.VIEWS`, e.g.
+        ``["hflip"]``, or callables on a batch). Each view costs one more forward pass.
+    """
+
+    mode: Literal["class", "domain"] = "class"
+    layers: Literal["all", "last", "input"] = "all"
+    samples: int | None = 3000
+    shrinkage: float = SHRINKAGE
+    power: float = POWER
+    posterior: float | None = None
+    views: Sequence[str | View] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("class", "domain"):
+            raise ValueError(f"task_inference must be 'class' or 'domain', got {self.mode!r}.")
+        if self.layers not in ("all", "last", "input"):
+            raise ValueError(f"recognition layers must be 'all', 'last' or 'input', got {self.layers!r}.")
+        check_reference_size(self.samples, "recognition samples")
+        if not (isinstance(self.shrinkage, (int, float)) and 0 < self.shrinkage <= 1):
+            raise ValueError(f"recognition shrinkage must be in (0, 1], got {self.shrinkage!r}.")
+        if not (isinstance(self.power, (int, float)) and 0 < self.power <= 1):
+            raise ValueError(f"recognition power must be in (0, 1], got {self.power!r}.")
+        if self.posterior is not None and not (isinstance(self.posterior, (int, float)) and self.posterior > 0):
+            raise ValueError(f"task posterior must be None or a positive scale, got {self.posterior!r}.")
+        if self.posterior is not None and self.mode != "class":
+            raise ValueError("a task posterior weighs the classes of recognised tasks: it needs mode 'class'.")
+        if resolve_views(self.views) and self.mode != "class":
+            raise ValueError("recognition views average features for class inference: they need mode 'class'.")
+
+
+def as_option(value: Any, kind: type, name: str) -> Any:
+    """``value`` as an option of ``kind``: itself, ``None``, or the one value that makes it."""
+    if value is None or isinstance(value, kind):
+        return value
+    if kind is TaskInference and value is True:
+        return TaskInference()
+    if kind is TaskInference and value is False:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return kind(value)
+    raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}.")
