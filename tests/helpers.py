@@ -9,7 +9,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNF
+from avalanche_rnf import RNF, Relevance, Tolerance
 from avalanche_rnf.bench.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.freezing import tensor_by_name
@@ -61,13 +61,13 @@ def quiet_evaluator() -> EvaluationPlugin:
 
 
 def tolerant_rnf(model: nn.Module, **kwargs) -> RNF:
-    """RNF with the ``max_drop`` search (0.02), 4 epochs, SGD with momentum and weight decay, no loggers."""
+    """RNF with the tolerance search (``max_drop`` 0.02), 4 epochs, SGD with momentum and weight decay, no loggers."""
     defaults = dict(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
         train_mb_size=16,
         train_epochs=4,
-        reference_size=200,
-        max_drop=0.02,
+        relevance=Relevance(reference_size=200),
+        tolerance=Tolerance(0.02),
         evaluator=quiet_evaluator(),
     )
     return RNF(model=model, **{**defaults, **kwargs})

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_rnf import RNFPlugin, TopFraction
+from avalanche_rnf import Relevance, RNFPlugin, TopFraction
 from helpers import IncrementalMLP, MultiHeadConvBN, MultiHeadMLP, assert_kept, frozen_snapshot, naive
 
 OPTIMIZERS = {
@@ -20,7 +20,7 @@ OPTIMIZERS = {
 
 def _run(model, bench, optimizer, n_exp=3):
     torch.manual_seed(0)
-    plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=100)
+    plugin = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=100))
     strategy = naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2)
     snapshots, states = [], []
     for exp in bench.train_stream[:n_exp]:
@@ -75,7 +75,7 @@ def test_frozen_state_survives_an_optimizer_reset(digits_til):
     torch.manual_seed(0)
     model = MultiHeadMLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    plugin = RNFPlugin(reference_size=100)
+    plugin = RNFPlugin(relevance=Relevance(reference_size=100))
     strategy = naive(model, opt, [plugin], train_mb_size=16, train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     before = frozen_snapshot(plugin, model)

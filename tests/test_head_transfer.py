@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avalanche_rnf import RNF, RNFPlugin, TopFraction
+from avalanche_rnf import RNF, Relevance, Retraining, RNFPlugin, TopFraction
 from helpers import (
     IncrementalMLP,
     MultiHeadConvBN,
@@ -24,13 +24,13 @@ def _head(task: int) -> str:
     return f"classifier.classifiers.{task}.classifier.weight"
 
 
-def _run(bench, experiences, head_transfer, retrain_epochs=0):
+def _run(bench, experiences, head_transfer, retraining=None):
     """Train a multi-head MLP with RNF on ``experiences``; per experience, the units of ``BELOW``
     frozen before it, a snapshot of the frozen values after it, and the model's state after it."""
     torch.manual_seed(0)
     model = MultiHeadMLP(hidden=32)
-    plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=head_transfer,
-                       retrain_epochs=retrain_epochs)
+    plugin = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=100),
+                       head_transfer=head_transfer, retraining=retraining)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
     strategy = naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2)
     before, snapshots, states = [], [], []
@@ -48,9 +48,9 @@ def _train_on(model, plugin, experience):
     naive(model, optimizer, [plugin], train_mb_size=16, train_epochs=2).train(experience)
 
 
-@pytest.mark.parametrize("retrain_epochs", [0, 1])
-def test_a_head_reads_none_of_the_units_frozen_before_its_task(digits_til, retrain_epochs):
-    plugin, model, before, snapshots, states = _run(digits_til, [0, 1, 2], False, retrain_epochs)
+@pytest.mark.parametrize("retraining", [None, Retraining(1)], ids=["no-retraining", "retraining"])
+def test_a_head_reads_none_of_the_units_frozen_before_its_task(digits_til, retraining):
+    plugin, model, before, snapshots, states = _run(digits_til, [0, 1, 2], False, retraining)
     for task in (1, 2):
         weight = states[-1][_head(task)]
         frozen_before = before[task]
@@ -61,7 +61,7 @@ def test_a_head_reads_none_of_the_units_frozen_before_its_task(digits_til, retra
         assert own.any() and torch.count_nonzero(weight[:, own]) > 0
     assert_kept(snapshots[0], snapshots[-1])  # earlier tasks are still kept exactly
     # with transfer (the default) the same heads do read the earlier tasks' units
-    _, _, before_t, _, states_t = _run(digits_til, [0, 1, 2], True, retrain_epochs)
+    _, _, before_t, _, states_t = _run(digits_til, [0, 1, 2], True, retraining)
     assert torch.count_nonzero(states_t[-1][_head(2)][:, before_t[2]]) > 0
 
 
@@ -100,12 +100,12 @@ def test_head_transfer_is_checked_and_passed_through():
         RNFPlugin(head_transfer="no")
     model = MultiHeadMLP(hidden=16)
     strategy = RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), head_transfer=False)
-    assert strategy.rnf.head_transfer is False
+    assert strategy.rnf.heads.transfer is False
 
 
 def test_head_transfer_off_without_task_heads_is_a_clear_error(digits_cil):
     model = IncrementalMLP()
-    plugin = RNFPlugin(selection=TopFraction(0.3), reference_size=50, head_transfer=False)
+    plugin = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=50), head_transfer=False)
     strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [plugin], train_mb_size=16)
     with pytest.raises(ValueError, match="MultiHeadClassifier"):
         strategy.train(digits_cil.train_stream[0])
@@ -113,7 +113,7 @@ def test_head_transfer_off_without_task_heads_is_a_clear_error(digits_cil):
 
 def test_a_restored_plugin_still_cuts_a_returning_head(digits_til):
     plugin, model, before, _, _ = _run(digits_til, [0, 1], False)
-    restored = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=False)
+    restored = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=100), head_transfer=False)
     restored.load_state_dict(plugin.state_dict())
     _train_on(model, restored, digits_til.train_stream[1])
     weight = model.state_dict()[_head(1)]
@@ -124,7 +124,7 @@ def test_a_restored_plugin_still_cuts_a_returning_head(digits_til):
 def test_switching_head_transfer_off_cuts_only_what_was_frozen_before_the_task_came(digits_til):
     plugin, model, before, _, states = _run(digits_til, [0, 1], True)
     assert torch.count_nonzero(states[-1][_head(1)][:, before[1]]) > 0  # it read them while transfer was on
-    plugin.head_transfer = False
+    plugin.heads.transfer = False
     _train_on(model, plugin, digits_til.train_stream[1])
     weight = model.state_dict()[_head(1)]
     assert torch.count_nonzero(weight[:, before[1]]) == 0
@@ -136,7 +136,7 @@ def test_a_state_without_the_record_warns_when_its_head_returns(digits_til):
     plugin, model, *_ = _run(digits_til, [0, 1], True)
     state = plugin.state_dict()
     del state["unread"]  # as saved before head_transfer existed
-    old = RNFPlugin(selection=TopFraction(0.3), reference_size=100, head_transfer=False)
+    old = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=100), head_transfer=False)
     old.load_state_dict(state)
     strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1), [old], train_mb_size=16)
     with pytest.warns(UserWarning, match="does not say which units were frozen"):
@@ -148,7 +148,7 @@ def test_the_search_and_a_conv_net_with_batchnorm_keep_the_cut(digits_til_images
     the heads through BatchNorm, pooling and flatten."""
     torch.manual_seed(0)
     model = MultiHeadConvBN()
-    strategy = tolerant_rnf(model, head_transfer=False, retrain_epochs=1)
+    strategy = tolerant_rnf(model, head_transfer=False, retraining=Retraining(1))
     below = "features.8"
     before = []
     for exp in digits_til_images.train_stream[:3]:
