@@ -82,6 +82,15 @@ def batches(
         yield x.to(device), y.to(device), t.to(device)
 
 
+def check_not_empty(experience: Any) -> None:
+    if len(experience.dataset) == 0:
+        raise ValueError(
+            f"Training experience {experience.current_experience} has no samples. RNF needs the "
+            "experience's training data to find the units that matter for it; remove empty "
+            "experiences from the stream."
+        )
+
+
 def split_holdout(dataset: Any, experience: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     """``(train, held_out)`` parts of an experience's adapted training dataset."""
     generator = torch.Generator().manual_seed(sample_seed(seed, experience))

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from avalanche_rnf.freezing import EntryFreeze, FreezeState
 from avalanche_rnf.isolation import Source, input_mask, unit_sources
-from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units
+from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units, weight_of
 from avalanche_rnf.options import TaskInference
 from avalanche_rnf.recognition import (
     FeatureTap,
@@ -95,7 +95,15 @@ class TaskInferrer:
     def columns(self, model: nn.Module, layers: list[UnitLayer], units: Tensor) -> Tensor:
         """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
         module = model.get_submodule(layers[-1].name)
-        return input_mask(module, self.output_source(model, layers), units).expand_as(module.weight)
+        return input_mask(module, self.output_source(model, layers), units).expand_as(weight_of(module))
+
+    def begin(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
+        """An experience begins: check its classes (``"class"``: now, not after training), give the
+        frozen output entries their values; returns the entries to hold at zero while it trains."""
+        if self.mode == "class":
+            self.class_rows(model, layers, experience)
+        self.entries.restore(model)
+        return self.domain_cuts(model, layers)
 
     def domain_cuts(self, model: nn.Module, layers: list[UnitLayer]) -> dict[str, Tensor]:
         """``"domain"``, before a task trains: the output layer's columns from earlier tasks' units."""
@@ -107,7 +115,7 @@ class TaskInferrer:
         """``"domain"``: the output weight reading the latest task's units only (its function)."""
         if self.mode != "domain":
             return {}
-        weight = model.get_submodule(layers[-1].name).weight
+        weight = weight_of(model.get_submodule(layers[-1].name))
         return {f"{layers[-1].name}.weight": weight * self.columns(model, layers, self.task_inputs[-1])}
 
     def freeze_columns(self, model: nn.Module, layers: list[UnitLayer], new: dict[str, Tensor]) -> None:
@@ -125,7 +133,7 @@ class TaskInferrer:
                 stacklevel=4,
             )
         self.entries.freeze(model, f"{output}.weight", self.columns(model, layers, units))
-        if module.bias is not None:
+        if isinstance(module.bias, Tensor):
             self.entries.freeze(model, f"{output}.bias", torch.ones_like(module.bias, dtype=torch.bool))
         self.task_inputs.append(units)
 
@@ -139,10 +147,9 @@ class TaskInferrer:
         if self.layers == "input":
             first = layers[0].name
             return [Tap(first, None, n_inputs(model.get_submodule(first)))]
-        names = [layer.name for layer in layers if sources[layer.name] is not None]
-        if self.layers == "last":
-            names = [output]
-        return [Tap(n, sources[n].layer, n_units(model.get_submodule(sources[n].layer))) for n in names]
+        fed = {name: source.layer for name, source in sources.items() if source is not None}
+        names = [output] if self.layers == "last" else [layer.name for layer in layers if layer.name in fed]
+        return [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
 
     def capture(self, model: nn.Module, layers: list[UnitLayer]) -> FeatureTap:
         """Record the recognition features on every forward pass."""
@@ -210,6 +217,7 @@ class TaskInferrer:
         probability), count the inputs whose task was recognised; returns the outputs to use."""
         assert self.tap is not None
         if self.mode == "domain":  # recognised, and outputs masked, inside the forward pass
+            assert self.predicted is not None, "the output layer's hook did not run"
             tasks, self.predicted = self.predicted, None
             true = torch.full_like(tasks, self.task_of_experience(experience))
         else:
@@ -242,13 +250,20 @@ class TaskInferrer:
         module = model.get_submodule(layers[-1].name)
         masks = torch.stack([self.columns(model, layers, units)[0] for units in self.task_inputs])
 
-        def hook(layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+        def hook(layer: nn.Linear, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            assert self.tap is not None
             tasks = self.recognizer.predict(self.tap.pop()).cpu()
             self.predicted = tasks
             x = inputs[0]
             return nn.functional.linear(x * masks.to(x)[tasks.to(x.device)], layer.weight, layer.bias)
 
         return module.register_forward_hook(hook)
+
+    def recognition_metrics(self, stream: str, experience: int) -> dict[str, float]:
+        """The share of the evaluated experience's inputs whose task was recognised, as a metric."""
+        correct, total = self.recognised
+        name = f"RNF/TaskRecognition/eval_phase/{stream}/Exp{experience:03d}"
+        return {name: correct / total} if total else {}
 
     def task_of_experience(self, experience: int) -> int:
         """The task learned in ``experience`` (the latest, if it was trained more than once); -1: none."""

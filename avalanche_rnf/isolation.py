@@ -18,12 +18,12 @@ earlier unit layer that is not a task head. ``Conv2d -> Conv2d`` maps channels t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence, cast
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, evaluating, n_units
+from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units, weight_of
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def _group(name: str, module: nn.Module, src_name: str, src: nn.Module) -> int:
     if isinstance(module, nn.Conv2d):
         if module.groups == 1 and isinstance(src, nn.Conv2d) and module.in_channels == units:
             return 1
-    elif module.in_features % units == 0:
-        return module.in_features // units
+    elif n_inputs(module) % units == 0:
+        return n_inputs(module) // units
     raise UnsupportedModelError(
         f"RNF isolation cannot tell which units feed {name!r}: it does not read the {units} units of {src_name!r}, "
         "the unit layer registered before it. Isolation needs a chain of Linear/Conv2d layers (plus norms, "
@@ -71,8 +71,9 @@ def _group(name: str, module: nn.Module, src_name: str, src: nn.Module) -> int:
 
 def input_mask(module: nn.Module, source: Source, keep: Tensor) -> Tensor:
     """Boolean mask over ``module.weight``'s input axis: True for inputs from kept source units."""
-    cols = keep.to(module.weight.device).repeat_interleave(source.group)
-    shape = [1, -1] + [1] * (module.weight.dim() - 2)
+    weight = weight_of(module)
+    cols = keep.to(weight.device).repeat_interleave(source.group)
+    shape = [1, -1] + [1] * (weight.dim() - 2)
     return cols.view(shape)
 
 
@@ -87,7 +88,7 @@ def isolated_weights(model: nn.Module, sources: dict[str, Source | None], keep: 
         if source is None:
             continue
         module = model.get_submodule(name)
-        out[f"{name}.weight"] = module.weight * input_mask(module, source, keep[source.layer])
+        out[f"{name}.weight"] = weight_of(module) * input_mask(module, source, keep[source.layer])
     return out
 
 
@@ -100,7 +101,7 @@ def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor, keep
     """
     if source is None or not rows.any():
         return None
-    weight = model.get_submodule(name).weight
+    weight = weight_of(model.get_submodule(name))
     cut = ~input_mask(model.get_submodule(name), source, keep) & rows.to(weight.device).view(
         [-1] + [1] * (weight.dim() - 1)
     )
@@ -113,7 +114,7 @@ def calibrated_norms(
     model: nn.Module,
     weights: dict[str, Tensor],
     norms: list[tuple[str, Tensor]],
-    batches: list[tuple[Tensor, ...]],
+    batches: Sequence[tuple[Tensor, ...]],
     call: Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor],
 ) -> dict[str, Tensor]:
     """Running statistics of BatchNorm channels recomputed for the network with ``weights``.
@@ -132,8 +133,8 @@ def calibrated_norms(
         if not channels.any():
             continue
         module = model.get_submodule(name)
-        mean = tensors[f"{name}.running_mean"] = module.running_mean.clone()
-        var = tensors[f"{name}.running_var"] = module.running_var.clone()
+        mean = tensors[f"{name}.running_mean"] = cast(Tensor, module.running_mean).clone()
+        var = tensors[f"{name}.running_var"] = cast(Tensor, module.running_var).clone()
         handles.append(module.register_forward_pre_hook(_measure(mean, var, channels.to(mean.device))))
     if not handles:
         return tensors

@@ -10,11 +10,12 @@ unit along dimension 0, so one boolean vector per layer describes all of them.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, cast
 
-from torch import nn
+from torch import Tensor, nn
 
 UNIT_TYPES = (nn.Linear, nn.Conv2d)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -35,7 +36,7 @@ class UnitLayer:
 
     def tensor_names(self, model: nn.Module) -> Iterator[str]:
         """Names of the parameters and buffers whose dimension 0 indexes this layer's units."""
-        owners = [(self.name, _UNIT_PARAMS)]
+        owners: list[tuple[str, tuple[str, ...]]] = [(self.name, _UNIT_PARAMS)]
         if self.norm is not None:
             owners.append((self.norm, _NORM_TENSORS))
         for owner, attrs in owners:
@@ -47,12 +48,17 @@ class UnitLayer:
 
 def n_units(module: nn.Module) -> int:
     """Number of units of a Linear (out features) or Conv2d (out channels) module."""
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+    return int(module.out_features if isinstance(module, nn.Linear) else module.out_channels)  # type: ignore[arg-type]
+
+
+def weight_of(module: nn.Module) -> Tensor:
+    """The weight of a Linear or Conv2d module."""
+    return cast(Tensor, module.weight)
 
 
 def n_inputs(module: nn.Module) -> int:
     """Number of inputs of a Linear (in features) or Conv2d (in channels) module."""
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
+    return int(module.in_features if isinstance(module, nn.Linear) else module.in_channels)  # type: ignore[arg-type]
 
 
 def find_unit_layers(model: nn.Module, strict: bool = True) -> list[UnitLayer]:
@@ -107,6 +113,16 @@ def unsupported_parameters(model: nn.Module, layers: list[UnitLayer]) -> list[st
     """Names of trainable parameters that belong to no unit layer (left to train with ``strict=False``)."""
     owned = {n for layer in layers for n in layer.tensor_names(model)}
     return [n for n, p in model.named_parameters() if p.requires_grad and n not in owned]
+
+
+def scan(model: nn.Module, strict: bool, warned: set[str]) -> list[UnitLayer]:
+    """:func:`find_unit_layers`, warning once (noted in ``warned``) about parameters left trainable."""
+    layers = find_unit_layers(model, strict=strict)
+    loose = unsupported_parameters(model, layers)
+    if loose and "unsupported" not in warned:
+        warned.add("unsupported")
+        warnings.warn(f"RNF leaves these parameters trainable (strict=False): {', '.join(loose)}", stacklevel=4)
+    return layers
 
 
 @contextmanager

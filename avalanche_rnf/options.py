@@ -107,7 +107,7 @@ class Capacity:
     keep_last: bool = False
 
     def __post_init__(self) -> None:
-        if self.share not in ("fair", "unlimited") and not (is_number(self.share) and 0 < self.share <= 1):
+        if self.share not in ("fair", "unlimited") and not (is_number(self.share) and 0 < float(self.share) <= 1):
             raise ValueError(f"capacity must be 'fair', 'unlimited' or a fraction in (0, 1], got {self.share!r}.")
         if not isinstance(self.keep_last, bool):
             raise ValueError(f"keep_last must be True or False, got {self.keep_last!r}.")

@@ -11,7 +11,6 @@ works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -27,7 +26,7 @@ from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import accuracy, freeze_units, isolate
-from avalanche_rnf.layers import UnitLayer, find_unit_layers, unsupported_parameters
+from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.relevance import make_composite, scored_units
 from avalanche_rnf.retraining import RetrainingSchedule
@@ -42,26 +41,26 @@ Mode = Literal["class", "domain"]
 class RNFPlugin(SupervisedPlugin):
     """Relevance-based Neural Freezing (Ede et al. 2022, arXiv 2205.01929).
 
+    Every option has a default; the grouped ones are documented in :mod:`avalanche_rnf.options`.
+
     :param selection: rule choosing which free units of a layer to freeze after an experience
-        (:class:`~avalanche_rnf.selection.RelevanceMass` (default ``0.95``) or
+        (:class:`~avalanche_rnf.selection.RelevanceMass` (default ``0.95``),
         :class:`~avalanche_rnf.selection.TopFraction`, or any callable ``(scores, frozen) -> new``).
-    :param relevance: how units are scored (:class:`~avalanche_rnf.options.Relevance`; ``None``: its defaults).
+    :param relevance: how units are scored (:class:`~avalanche_rnf.options.Relevance`).
     :param tolerance: search the relevance mass per experience on held-out training data
-        (:class:`~avalanche_rnf.options.Tolerance`, or its ``max_drop`` alone); ``None``: freeze
-        what ``selection`` picks.
-    :param capacity: how many units an experience may freeze (:class:`~avalanche_rnf.options.Capacity`,
-        or its ``share`` alone: ``"fair"``, ``"unlimited"`` or a fraction).
+        (:class:`~avalanche_rnf.options.Tolerance` or its ``max_drop``); ``None``: freeze what
+        ``selection`` picks.
+    :param capacity: how many units an experience may freeze (:class:`~avalanche_rnf.options.Capacity`
+        or its ``share``: ``"fair"``, ``"unlimited"`` or a fraction).
     :param retraining: train the kept sub-network alone for the experience's last epochs
-        (:class:`~avalanche_rnf.options.Retraining`, or its ``epochs`` alone); ``None``: choose and
-        freeze at the end of each experience.
-    :param isolate: zero and freeze the weights from free units into newly frozen units and into a
-        finished task's head, so each task's function is kept exactly
-        (:mod:`~avalanche_rnf.isolation`). ``None``: on for multi-head (task-incremental) models.
-    :param head_transfer: ``True``: a task's head (in a ``MultiHeadClassifier``) reads every unit
-        of the layer below it. ``False``: not those frozen before its task first came; the earlier
-        tasks' features then reach the task through its own hidden units only.
+        (:class:`~avalanche_rnf.options.Retraining` or its ``epochs``).
+    :param isolate: cut newly frozen units and a finished task's head off the free units, so each
+        task's function is kept exactly (:mod:`~avalanche_rnf.isolation`). ``None``: on for
+        multi-head (task-incremental) models.
+    :param head_transfer: ``False``: a task's head does not read the units frozen before its task
+        first came (:class:`~avalanche_rnf.heads.HeadTransfer`).
     :param task_inference: recognise each input's task in evaluation, for streams without task
-        labels (:class:`~avalanche_rnf.options.TaskInference`, or its mode alone: ``"class"`` or
+        labels (:class:`~avalanche_rnf.options.TaskInference` or its mode, ``"class"`` or
         ``"domain"``); turns isolation on.
     :param seed: seed of the reference-set and held-out sampling.
     :param strict: raise on trainable parameters RNF cannot freeze (``False``: warn, leave them).
@@ -119,12 +118,7 @@ class RNFPlugin(SupervisedPlugin):
         self.heads.check(bool(glue.heads(strategy.model)))
 
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
-        if len(strategy.experience.dataset) == 0:
-            raise ValueError(
-                f"Training experience {strategy.experience.current_experience} has no samples. RNF needs the "
-                "experience's training data to find the units that matter for it; remove empty "
-                "experiences from the stream."
-            )
+        glue.check_not_empty(strategy.experience)
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -138,13 +132,10 @@ class RNFPlugin(SupervisedPlugin):
         self._pending = None
         self.cuts.clear()
         self._scan(model)
-        if self.task_inference == "class":  # fails now, not after training, on shared classes
-            self.inference.class_rows(model, self.layers, experience)
         heads = glue.heads(model, experience.task_labels)
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
                                        lambda: unit_sources(model, self.layers, glue.heads(model))))
-        self.inference.entries.restore(model)
-        domain = self.inference.domain_cuts(model, self.layers)
+        domain = self.inference.begin(model, self.layers, experience)
         if domain:
             self.cuts.add(domain)
             self.cuts.hold(model)
@@ -234,14 +225,11 @@ class RNFPlugin(SupervisedPlugin):
             self.searches.append(result)
         return Choice(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
-    def _isolating(self, model: nn.Module) -> bool:
-        return self.isolate if self.isolate is not None else bool(glue.heads(model))
-
     def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones (before retraining in
         ``"domain"`` mode, the shared output layer too, so the kept sub-network trains as the
         recognised task will compute it); returns the cut entries."""
-        if not self._isolating(model):
+        if not (self.isolate if self.isolate is not None else glue.heads(model)):
             return {}
         whole = self.layers[-1].name if retraining and self.task_inference == "domain" else None
         return isolate(model, self.layers, self.freeze, choice.new, choice.sources, choice.calibration, glue.call,
@@ -259,11 +247,7 @@ class RNFPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ data
     def _scan(self, model: nn.Module) -> None:
-        self.layers = find_unit_layers(model, strict=self.strict)
-        loose = unsupported_parameters(model, self.layers)
-        if loose and "unsupported" not in self._warned:
-            self._warned.add("unsupported")
-            warnings.warn(f"RNF leaves these parameters trainable (strict=False): {', '.join(loose)}", stacklevel=3)
+        self.layers = scan(model, self.strict, self._warned)
 
     def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> glue.ExperienceData:
         """The experience's data as adapted for training (made anew from ``adapted``; from its raw
@@ -294,11 +278,9 @@ class RNFPlugin(SupervisedPlugin):
         if self.inference.tap is None:
             return
         self.inference.stop_eval()
-        correct, total = self.inference.recognised
-        if total:
-            name = f"RNF/TaskRecognition/eval_phase/{glue.stream_name(strategy.experience)}/Exp"
-            name += f"{strategy.experience.current_experience:03d}"
-            glue.publish(strategy, self, {name: correct / total}, strategy.clock.train_iterations)
+        values = self.inference.recognition_metrics(glue.stream_name(strategy.experience),
+                                                    strategy.experience.current_experience)
+        glue.publish(strategy, self, values, strategy.clock.train_iterations)
 
     # ------------------------------------------------------------------ state
     raw_scores = property(lambda self: self.history.raw_scores)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -73,7 +73,7 @@ class _TaskBound(nn.Module):
         self.task_labels: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.call(self.model, x, self.task_labels)
+        return self.call(self.model, x, cast(Tensor, self.task_labels))
 
 
 def _per_unit(t: Tensor, module: nn.Module) -> Tensor:
@@ -172,10 +172,10 @@ def normalized_scores(scores: UnitScores) -> tuple[dict[str, Tensor], dict[str, 
     for name, act in scores.activation.items():
         rel = scores.relevance.get(name)
         reason = _unusable(rel)
-        if reason is None:
+        if rel is not None and reason is None:
             out[name] = rel / rel.sum()
             continue
-        fallbacks[name] = reason
+        fallbacks[name] = str(reason)
         act_reason = _unusable(act)
         out[name] = torch.zeros_like(act) if act_reason is not None else act / act.sum()
         if act_reason is not None:

@@ -33,6 +33,8 @@ class RetrainingSchedule:
         self._epochs_done, self._iterations = 0, 0
         self._select_at = None
         if not float(self.epochs).is_integer():  # a fraction: choose after that share of the iterations
+            if train_epochs is None:
+                raise ValueError("a fractional retrain_epochs needs a strategy with train_epochs")
             try:
                 per_epoch = len(loader)
             except TypeError as error:
