@@ -1,4 +1,4 @@
-"""Retraining the kept sub-network after choosing it (``retrain_epochs``)."""
+"""Retraining the kept sub-network after choosing it (``retraining=Retraining(epochs, lr_scale)``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
+from avalanche_rnf import Retraining, TaskInference, Tolerance
 from avalanche_rnf.freezing import tensor_by_name
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
 
 
 def _rnf(model, **kwargs):
-    return tolerant_rnf(model, **{"retrain_epochs": 2, **kwargs})
+    return tolerant_rnf(model, **{"retraining": Retraining(2), **kwargs})
 
 
 class _Watch:
@@ -30,10 +31,10 @@ class _Watch:
             had = self.plugin._pending is not None
             original(strategy, **kwargs)
             if name == "after_training_epoch" and not had and self.plugin._pending is not None:
-                self.chosen_at.append(self.plugin._epochs)
+                self.chosen_at.append(self.plugin.retraining._epochs_done)
                 self.at_choice = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
-            if name == "after_update" and self.plugin._cuts:
-                for tensor_name, cut in self.plugin._cuts.items():
+            if name == "after_update" and self.plugin.cuts.masks:
+                for tensor_name, cut in self.plugin.cuts.masks.items():
                     tensor = tensor_by_name(strategy.model, tensor_name)
                     assert not tensor[cut.expand_as(tensor)].any(), tensor_name
                 self.updates_checked += 1
@@ -50,13 +51,13 @@ def test_kept_units_retrain_cut_off_from_free_ones_and_tasks_stay_exact(make, di
     after_own = []
     for k, exp in enumerate(bench.train_stream[:3]):
         strategy.train(exp)
-        assert watch.chosen_at[-1] == 2  # chosen after train_epochs - retrain_epochs epochs
+        assert watch.chosen_at[-1] == 2  # chosen after train_epochs - retraining epochs
         result = strategy.rnf.searches[-1]
         assert result.retrained_accuracy is not None and result.retrained_accuracy > 0.8
         after_own.append(experience_logits(strategy.model, bench.test_stream[k]))
         for j in range(k + 1):
             assert torch.equal(experience_logits(strategy.model, bench.test_stream[j]), after_own[j])
-    assert watch.updates_checked > 0 and strategy.rnf._cuts == {} and strategy.rnf._pending is None
+    assert watch.updates_checked > 0 and strategy.rnf.cuts.masks == {} and strategy.rnf._pending is None
 
     # the units chosen last were trained on after the choice, and are frozen at their retrained values
     model, freeze = strategy.model, strategy.rnf.freeze
@@ -71,7 +72,7 @@ def test_kept_units_retrain_cut_off_from_free_ones_and_tasks_stay_exact(make, di
 
 def test_without_retraining_units_are_chosen_at_the_end(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), retrain_epochs=0, train_epochs=2)
+    strategy = _rnf(MultiHeadMLP(), retraining=None, train_epochs=2)
     watch = _Watch(strategy.rnf)
     strategy.train(digits_til.train_stream[0])
     assert watch.chosen_at == [] and watch.updates_checked == 0
@@ -91,11 +92,11 @@ def test_early_stop_before_the_choice_still_freezes_at_the_end(digits_til):
     assert any(mask.any() for mask in strategy.rnf.freeze.unit_masks.values())
 
 
-def test_retrain_epochs_are_checked(digits_til):
-    for bad in (-1, -0.5, True, "1"):
-        with pytest.raises(ValueError, match="retrain_epochs"):
-            _rnf(MultiHeadMLP(), retrain_epochs=bad)
-    strategy = _rnf(MultiHeadMLP(), retrain_epochs=2, train_epochs=2)
+def test_retraining_epochs_are_checked(digits_til):
+    for bad in (0, -1, -0.5, True, "1"):
+        with pytest.raises(ValueError, match="retraining epochs must be a positive number"):
+            _rnf(MultiHeadMLP(), retraining=Retraining(bad))
+    strategy = _rnf(MultiHeadMLP(), retraining=Retraining(2), train_epochs=2)
     with pytest.raises(ValueError, match="retrain_epochs=2 leaves none of the strategy's 2 training epochs"):
         strategy.train(digits_til.train_stream[0])
 
@@ -116,9 +117,9 @@ class _Iterations(SupervisedPlugin):
             self.chosen_at = self.count
 
 
-def test_a_fractional_retrain_epochs_chooses_the_units_within_an_epoch(digits_til):
+def test_fractional_retraining_epochs_choose_the_units_within_an_epoch(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=0.5)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retraining=Retraining(0.5))
     watch = _Iterations(strategy.rnf)
     strategy.plugins.append(watch)  # after RNF: sees the choice of the same iteration
     outputs = []
@@ -142,7 +143,7 @@ def _step_lrs(strategy) -> list[tuple[bool, float]]:
     return calls
 
 
-def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_unscaled_rates(digits_til):
+def test_retraining_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_unscaled_rates(digits_til):
     from avalanche.training.plugins import LRSchedulerPlugin
 
     runs = {}
@@ -152,7 +153,7 @@ def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_un
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5),
                                       reset_lr=False)  # the rate it ends the experience at is kept
-        strategy = _rnf(model, optimizer=optimizer, train_epochs=3, retrain_epochs=2, retrain_lr_scale=scale,
+        strategy = _rnf(model, optimizer=optimizer, train_epochs=3, retraining=Retraining(2, lr_scale=scale),
                         plugins=[scheduler])
         calls = _step_lrs(strategy)
         strategy.train(digits_til.train_stream[0])
@@ -168,7 +169,7 @@ def test_retrain_lr_scale_scales_only_the_retraining_steps_and_schedulers_see_un
 
 def test_a_step_that_raised_does_not_leave_its_rates_scaled(digits_til):
     torch.manual_seed(0)
-    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=1, retrain_lr_scale=4.0)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retraining=Retraining(1, lr_scale=4.0))
     strategy.rnf._pending = object()  # retraining
     groups = strategy.optimizer.param_groups
     strategy.rnf.before_update(strategy)  # the step then raised: no after_update
@@ -179,22 +180,20 @@ def test_a_step_that_raised_does_not_leave_its_rates_scaled(digits_til):
     assert groups[0]["lr"] == 0.05
 
 
-def test_retrain_lr_scale_is_checked():
+def test_retraining_lr_scale_is_checked():
     for bad in (0, -1.0, True, "2"):
-        with pytest.raises(ValueError, match="retrain_lr_scale must be a positive factor"):
-            _rnf(MultiHeadMLP(), retrain_lr_scale=bad)
-    with pytest.raises(ValueError, match="it needs retrain_epochs"):
-        _rnf(MultiHeadMLP(), retrain_epochs=0, retrain_lr_scale=2.0)
+        with pytest.raises(ValueError, match="retraining lr_scale must be a positive factor"):
+            _rnf(MultiHeadMLP(), retraining=Retraining(1, lr_scale=bad))
 
 
 def test_retrained_accuracy_is_published_and_survives_a_checkpoint(digits_til):
     torch.manual_seed(0)
     evaluator = EvaluationPlugin(loggers=[], collect_all=True)
-    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retrain_epochs=1, evaluator=evaluator)
+    strategy = _rnf(MultiHeadMLP(), train_epochs=2, retraining=Retraining(1), evaluator=evaluator)
     strategy.train(digits_til.train_stream[0])
     retrained = strategy.rnf.searches[0].retrained_accuracy
     assert evaluator.get_all_metrics()["RNF/HoldoutAcc_retrained"][1] == [retrained]
-    clone = type(strategy.rnf)(max_drop=0.02, retrain_epochs=1)
+    clone = type(strategy.rnf)(tolerance=Tolerance(0.02), retraining=Retraining(1))
     clone.load_state_dict(strategy.rnf.state_dict())
     assert clone.searches == strategy.rnf.searches and clone.searches[0].retrained_accuracy == retrained
 
@@ -202,7 +201,7 @@ def test_retrained_accuracy_is_published_and_survives_a_checkpoint(digits_til):
 def test_single_head_class_incremental_retrains_its_class_rows(digits_cil):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    strategy = _rnf(model, task_inference=True)
+    strategy = _rnf(model, task_inference=TaskInference())
     watch = _Watch(strategy.rnf)
     for exp in digits_cil.train_stream[:2]:
         strategy.train(exp)
