@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_rnf import ToleranceSearch, TopFraction, fair_share
+from avalanche_rnf import Capacity, Tolerance, ToleranceSearch, TopFraction, fair_share
 from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
@@ -96,7 +96,7 @@ def test_kept_units_read_only_kept_units():
 def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, digits_til, digits_til_images):
     bench = digits_til if make is MultiHeadMLP else digits_til_images
     torch.manual_seed(0)
-    strategy = tolerant_rnf(make(), capacity="unlimited")  # the budget may stop the search short of max_drop
+    strategy = tolerant_rnf(make(), capacity=Capacity("unlimited"))  # the budget may stop the search short of max_drop
     after_own: list[torch.Tensor] = []
     holdout_accuracy = []
     for k, exp in enumerate(bench.train_stream[:3]):
@@ -112,14 +112,14 @@ def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, dig
 
 def test_holdout_is_taken_out_of_training(digits_til):
     torch.manual_seed(0)
-    strategy = tolerant_rnf(MultiHeadMLP(), holdout=0.25, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(), tolerance=Tolerance(0.02, holdout=0.25), train_epochs=1)
     exp = digits_til.train_stream[0]
     seen = []
     original = strategy.rnf.after_train_dataset_adaptation
 
     def spy(s, **kw):
         original(s, **kw)
-        seen.append((len(s.adapted_dataset), len(strategy.rnf._holdout_part)))
+        seen.append((len(s.adapted_dataset), len(strategy.rnf._data.held_out_part)))
 
     strategy.rnf.after_train_dataset_adaptation = spy
     strategy.train(exp)
@@ -127,16 +127,17 @@ def test_holdout_is_taken_out_of_training(digits_til):
     assert held == round(0.25 * len(exp.dataset)) and train + held == len(exp.dataset)
 
 
-def test_without_max_drop_nothing_is_held_out(digits_til):
+def test_without_a_tolerance_nothing_is_held_out(digits_til):
     torch.manual_seed(0)
-    strategy = tolerant_rnf(MultiHeadMLP(), max_drop=None, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(), tolerance=None, train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     assert strategy.rnf.searches == [] and strategy.rnf.frozen_fractions
 
 
 def test_budget_from_n_experiences(digits_til):
     torch.manual_seed(0)
-    strategy = tolerant_rnf(MultiHeadMLP(hidden=10), max_drop=0.0, n_experiences=2, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadMLP(hidden=10), tolerance=Tolerance(0.0), capacity=Capacity(n_experiences=2),
+                            train_epochs=1)
     strategy.train(digits_til.train_stream[0])
     assert strategy.rnf.frozen_fractions[-1]["features.1"] <= 0.5
     assert strategy.rnf.frozen_fractions[-1]["features.3"] <= 0.5
@@ -148,9 +149,9 @@ def test_keep_last_keeps_every_free_unit_on_the_stream_s_last_experience(digits_
     fractions = {}
     for keep_last in (False, True):
         torch.manual_seed(0)
-        options = dict(max_drop=0.02) if search else dict(max_drop=None, selection=TopFraction(0.2))
-        strategy = tolerant_rnf(MultiHeadMLP(hidden=16), n_experiences=2, keep_last=keep_last, train_epochs=1,
-                                **options)
+        options = dict(tolerance=Tolerance(0.02)) if search else dict(tolerance=None, selection=TopFraction(0.2))
+        strategy = tolerant_rnf(MultiHeadMLP(hidden=16), capacity=Capacity(n_experiences=2, keep_last=keep_last),
+                                train_epochs=1, **options)
         for experience in digits_til.train_stream[:2]:
             strategy.train(experience)
         fractions[keep_last] = strategy.rnf.frozen_fractions
@@ -164,21 +165,21 @@ def test_keep_last_keeps_every_free_unit_on_the_stream_s_last_experience(digits_
 
 def test_bad_options_are_rejected():
     model = MultiHeadMLP()
-    with pytest.raises(ValueError, match="holdout"):
-        tolerant_rnf(model, holdout=1.5)
-    with pytest.raises(ValueError, match="capacity"):
-        tolerant_rnf(model, capacity="some")
-    with pytest.raises(ValueError, match="keep_last"):
-        tolerant_rnf(model, keep_last="yes")
-    with pytest.raises(ValueError, match="max_drop"):
-        tolerant_rnf(model, max_drop=2)
+    with pytest.raises(ValueError, match=r"holdout must be a fraction in \(0, 1\)"):
+        tolerant_rnf(model, tolerance=Tolerance(0.02, holdout=1.5))
+    with pytest.raises(ValueError, match="capacity must be 'fair', 'unlimited' or a fraction"):
+        tolerant_rnf(model, capacity=Capacity("some"))
+    with pytest.raises(ValueError, match="keep_last must be True or False"):
+        tolerant_rnf(model, capacity=Capacity(keep_last="yes"))
+    with pytest.raises(ValueError, match="max_drop must be an accuracy fraction"):
+        tolerant_rnf(model, tolerance=Tolerance(2))
 
 
 def test_search_survives_a_checkpoint(digits_til):
     torch.manual_seed(0)
     strategy = tolerant_rnf(MultiHeadMLP(), train_epochs=1)
     strategy.train(digits_til.train_stream[0])
-    clone = type(strategy.rnf)(max_drop=0.02)
+    clone = type(strategy.rnf)(tolerance=Tolerance(0.02))
     clone.load_state_dict(strategy.rnf.state_dict())
     assert clone.searches == strategy.rnf.searches
 
