@@ -9,7 +9,7 @@ import torch
 from avalanche.training.plugins import EvaluationPlugin
 from torch import Tensor, nn
 
-from avalanche_rnf import RNF
+from avalanche_rnf import RNF, Relevance, TaskInference, Tolerance
 from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
@@ -199,7 +199,8 @@ def _strategy(model, **kwargs):
 
     return RNF(
         model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4),
-        max_drop=0.01, reference_size=200, train_mb_size=32, train_epochs=8, eval_mb_size=256,
+        tolerance=Tolerance(0.01), relevance=Relevance(reference_size=200),
+        train_mb_size=32, train_epochs=8, eval_mb_size=256,
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loggers=[]), **kwargs,
     )
 
@@ -207,7 +208,7 @@ def _strategy(model, **kwargs):
 def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digits_cil):
     torch.manual_seed(0)
     model = ClassMLP()
-    strategy = _strategy(model, task_inference=True)
+    strategy = _strategy(model, task_inference=TaskInference())
     test = digits_cil.test_stream
     after = {}
     for i, experience in enumerate(digits_cil.train_stream):
@@ -221,13 +222,13 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     assert min(recognition) > 0.3 and sum(recognition) / 5 > 0.6
     accuracy = metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
     assert accuracy > 0.8  # without task inference it stays below 0.4 (the next test)
-    assert strategy.rnf._tap is None and not any(m._forward_pre_hooks for m in model.modules())  # hooks gone
+    assert strategy.rnf.inference.tap is None and not any(m._forward_pre_hooks for m in model.modules())  # hooks gone
     assert strategy.rnf.state_nbytes() == strategy.rnf.freeze.nbytes() + strategy.rnf.recognizer.nbytes()
     assert len(strategy.rnf.recognizer) == 5
 
     fresh = ClassMLP()
     fresh.load_state_dict(model.state_dict())
-    restored = _strategy(fresh, task_inference=True)
+    restored = _strategy(fresh, task_inference=TaskInference())
     restored.rnf.load_state_dict(strategy.rnf.state_dict())
     again = restored.eval(test)  # evaluating right after loading, before any training
     assert again["Top1_Acc_Stream/eval_phase/test_stream/Task000"] == accuracy
@@ -237,7 +238,7 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
     results = {}
     for layers in ("last", "all"):
         torch.manual_seed(0)
-        strategy = _strategy(ClassMLP(), task_inference=True, recognition_layers=layers)
+        strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers=layers))
         for experience in digits_cil.train_stream:
             strategy.train(experience)
         metrics = strategy.eval(digits_cil.test_stream)
@@ -251,7 +252,7 @@ def test_features_of_every_layer_recognise_more_than_the_output_layers_input(dig
 
 def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
     torch.manual_seed(0)
-    strategy = _strategy(ClassMLP(), task_inference=True, recognition_layers="input")
+    strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers="input"))
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     metrics = strategy.eval(digits_cil.test_stream)
@@ -264,7 +265,7 @@ def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
 def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
     from avalanche.core import SupervisedPlugin
 
-    strategy = _strategy(ClassMLP(), task_inference=True)
+    strategy = _strategy(ClassMLP(), task_inference=TaskInference())
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     hard = strategy.eval(digits_cil.test_stream)
@@ -275,20 +276,20 @@ def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
             outputs.append(strategy.mb_output.detach().clone())
 
     strategy.plugins.append(Record())  # after RNF's plugin: sees the outputs it wrote
-    strategy.rnf.task_posterior = 1.0
+    strategy.rnf.inference.posterior = 1.0
     soft = strategy.eval(digits_cil.test_stream)
     assert all(torch.allclose(o.logsumexp(1), torch.zeros(len(o)), atol=1e-4) for o in outputs)  # log-probabilities
     recognised = [f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}" for i in range(5)]
     assert [soft[k] for k in recognised] == [hard[k] for k in recognised]  # the recognised task is the same
     accuracy = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
     assert soft[accuracy] > 0.8 and soft[accuracy] != hard[accuracy]
-    strategy.rnf.task_posterior = 1e4  # a near one-hot task posterior: the hard choice again
+    strategy.rnf.inference.posterior = 1e4  # a near one-hot task posterior: the hard choice again
     assert strategy.eval(digits_cil.test_stream)[accuracy] == hard[accuracy]
 
 
-def _trained(digits_cil, **kwargs):
+def _trained(digits_cil, task_inference):
     torch.manual_seed(0)
-    strategy = _strategy(ClassMLP(), task_inference=True, **kwargs)
+    strategy = _strategy(ClassMLP(), task_inference=task_inference)
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     return strategy
@@ -300,13 +301,13 @@ def test_recognition_views_average_the_features_of_each_input_and_its_views(digi
     def reverse(x):
         return x.flip(-1)
 
-    plain, same, viewed = (_trained(digits_cil, recognition_views=v) for v in ([], [lambda x: x], [reverse]))
+    plain, same, viewed = (_trained(digits_cil, TaskInference(views=v)) for v in ([], [lambda x: x], [reverse]))
     for strategy in (same, viewed):  # the views change recognition only, not training
         assert all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), strategy.model.parameters()))
     for a, b, c in zip(plain.rnf.recognizer.tasks, same.rnf.recognizer.tasks, viewed.rnf.recognizer.tasks):
         assert torch.allclose(a.means, b.means) and torch.allclose(a.precision, b.precision, rtol=1e-3, atol=1e-3)
         assert not torch.allclose(a.means, c.means)  # fitted on the averaged features
-    every = _trained(digits_cil, recognition_samples=None)  # a digits task has fewer than 3000 samples
+    every = _trained(digits_cil, TaskInference(samples=None))  # a digits task has fewer than 3000 samples
     assert all(torch.equal(a.means, b.means) for a, b in zip(plain.rnf.recognizer.tasks, every.rnf.recognizer.tasks))
     batches = []
 
@@ -318,7 +319,7 @@ def test_recognition_views_average_the_features_of_each_input_and_its_views(digi
     metrics = viewed.eval(digits_cil.test_stream)
     assert metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"] > 0.5
     rnf, model = viewed.rnf, viewed.model
-    with rnf._capture(model) as tap, torch.no_grad():
+    with rnf.inference.capture(model, rnf.layers) as tap, torch.no_grad():
         for x, output in batches:
             logits = model(x)
             own = tap.pop()
@@ -337,30 +338,30 @@ def test_views_by_name_or_callable():
 
 
 def test_recognition_options_are_checked():
-    with pytest.raises(ValueError, match="recognition_layers"):
-        _strategy(ClassMLP(), task_inference=True, recognition_layers="first")
+    with pytest.raises(ValueError, match="recognition layers must be 'all', 'last' or 'input'"):
+        _strategy(ClassMLP(), task_inference=TaskInference(layers="first"))
     for bad in (0, True, 2.5):
-        with pytest.raises(ValueError, match="recognition_samples"):
-            _strategy(ClassMLP(), task_inference=True, recognition_samples=bad)
-    assert _strategy(ClassMLP(), task_inference=True, recognition_samples=None).rnf.recognition_samples is None
-    with pytest.raises(ValueError, match="recognition_views"):
-        _strategy(ClassMLP(), task_inference="domain", recognition_views=["hflip"])
-    views = _strategy(ClassMLP(), task_inference=True, recognition_views=["hflip"]).rnf.recognition_views
+        with pytest.raises(ValueError, match="recognition samples must be a positive number"):
+            _strategy(ClassMLP(), task_inference=TaskInference(samples=bad))
+    assert _strategy(ClassMLP(), task_inference=TaskInference(samples=None)).rnf.inference.samples is None
+    with pytest.raises(ValueError, match="recognition views .* need mode 'class'"):
+        _strategy(ClassMLP(), task_inference=TaskInference(mode="domain", views=["hflip"]))
+    views = _strategy(ClassMLP(), task_inference=TaskInference(views=["hflip"])).rnf.inference.views
     assert views == [horizontal_flip]
     for bad in (0, 1.5, "0.3"):
-        with pytest.raises(ValueError, match="recognition_shrinkage"):
-            _strategy(ClassMLP(), task_inference=True, recognition_shrinkage=bad)
-    assert _strategy(ClassMLP(), task_inference=True, recognition_shrinkage=0.3).rnf.recognizer.shrinkage == 0.3
+        with pytest.raises(ValueError, match=r"recognition shrinkage must be in \(0, 1\]"):
+            _strategy(ClassMLP(), task_inference=TaskInference(shrinkage=bad))
+    assert _strategy(ClassMLP(), task_inference=TaskInference(shrinkage=0.3)).rnf.recognizer.shrinkage == 0.3
     for bad in (0, 2, "0.5"):
-        with pytest.raises(ValueError, match="recognition_power"):
-            _strategy(ClassMLP(), task_inference=True, recognition_power=bad)
-    assert _strategy(ClassMLP(), task_inference=True, recognition_power=0.5).rnf.recognizer.power == 0.5
+        with pytest.raises(ValueError, match=r"recognition power must be in \(0, 1\]"):
+            _strategy(ClassMLP(), task_inference=TaskInference(power=bad))
+    assert _strategy(ClassMLP(), task_inference=TaskInference(power=0.5)).rnf.recognizer.power == 0.5
     for bad in (0, -1.0, "1"):
-        with pytest.raises(ValueError, match="task_posterior"):
-            _strategy(ClassMLP(), task_inference=True, task_posterior=bad)
-    with pytest.raises(ValueError, match="task_posterior"):
-        _strategy(ClassMLP(), task_inference="domain", task_posterior=1.0)
-    assert _strategy(ClassMLP(), task_inference=True, task_posterior=2.0).rnf.task_posterior == 2.0
+        with pytest.raises(ValueError, match="task posterior must be None or a positive scale"):
+            _strategy(ClassMLP(), task_inference=TaskInference(posterior=bad))
+    with pytest.raises(ValueError, match="task posterior .* needs mode 'class'"):
+        _strategy(ClassMLP(), task_inference=TaskInference(mode="domain", posterior=1.0))
+    assert _strategy(ClassMLP(), task_inference=TaskInference(posterior=2.0)).rnf.inference.posterior == 2.0
 
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
@@ -375,8 +376,8 @@ def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_
 
 def test_task_inference_needs_isolation_and_a_single_head(digits_til):
     with pytest.raises(ValueError, match="isolation"):
-        _strategy(ClassMLP(), task_inference=True, isolate=False)
-    strategy = _strategy(MultiHeadMLP(), task_inference=True)
+        _strategy(ClassMLP(), task_inference=TaskInference(), isolate=False)
+    strategy = _strategy(MultiHeadMLP(), task_inference=TaskInference())
     with pytest.raises(ValueError, match="single-head"):
         strategy.train(digits_til.train_stream[0])
     assert strategy.clock.train_exp_iterations == 0  # refused before training, not after an experience
@@ -384,12 +385,12 @@ def test_task_inference_needs_isolation_and_a_single_head(digits_til):
 
 def test_periodic_evaluation_inside_an_experience_leaves_outputs_as_they_are(digits_cil):
     model = ClassMLP()
-    strategy = _strategy(model, task_inference=True)
+    strategy = _strategy(model, task_inference=TaskInference())
     strategy.train(digits_cil.train_stream[0])
     strategy.rnf._in_experience = True  # as in an evaluation during the next experience
     metrics = strategy.eval(digits_cil.test_stream[:2])
     assert not any(k.startswith("RNF/TaskRecognition") for k in metrics)
-    assert strategy.rnf._tap is None
+    assert strategy.rnf.inference.tap is None
 
 
 def test_harness_runs_rnf_with_task_inference_in_class_incremental_mode():
