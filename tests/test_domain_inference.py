@@ -9,7 +9,7 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNF
+from avalanche_rnf import RNF, Capacity, Relevance, Retraining, TaskInference, Tolerance
 from avalanche_rnf.bench.split_digits import SplitDigits
 from avalanche_rnf.isolation import input_mask, unit_sources
 
@@ -35,14 +35,16 @@ class _Outputs(SupervisedPlugin):
         self.rnf, self.batches = rnf, []
 
     def after_eval_forward(self, strategy, **kwargs):  # runs before RNF's own (plugins come first)
-        if self.rnf._predicted is not None:
-            self.batches.append((strategy.mb_x, strategy.mb_output.detach().clone(), self.rnf._predicted.clone()))
+        predicted = self.rnf.inference.predicted
+        if predicted is not None:
+            self.batches.append((strategy.mb_x, strategy.mb_output.detach().clone(), predicted.clone()))
 
 
 def _strategy(model, plugins=(), **kwargs) -> RNF:
     return RNF(
         model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4),
-        max_drop=0.01, reference_size=200, train_mb_size=32, train_epochs=8, eval_mb_size=256,
+        tolerance=Tolerance(0.01), relevance=Relevance(reference_size=200),
+        train_mb_size=32, train_epochs=8, eval_mb_size=256,
         plugins=list(plugins), evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]), **kwargs,
     )
 
@@ -72,14 +74,14 @@ def _inputs(experience) -> torch.Tensor:
 def test_domain_task_inference_keeps_every_task_exactly_and_recognises_it(digits_dil):
     model = _mlp()
     outputs = _Outputs(None)
-    strategy = _strategy(model, plugins=[outputs], task_inference="domain")
+    strategy = _strategy(model, plugins=[outputs], task_inference=TaskInference(mode="domain"))
     outputs.rnf = strategy.rnf
     test = digits_dil.test_stream
     after = {}
     for i, experience in enumerate(digits_dil.train_stream):
         strategy.train(experience)
         after[i] = _as_task(model, strategy.rnf, _inputs(test[i]), i)
-    assert strategy.rnf.task_experiences == [0, 1, 2, 3, 4]
+    assert strategy.rnf.inference.task_experiences == [0, 1, 2, 3, 4]
     for i in range(5):
         assert torch.equal(_as_task(model, strategy.rnf, _inputs(test[i]), i), after[i]), f"task {i} changed"
 
@@ -93,51 +95,54 @@ def test_domain_task_inference_keeps_every_task_exactly_and_recognises_it(digits
     # the shared output layer: no row frozen; its bias and the columns of the kept units are
     rnf = strategy.rnf
     assert rnf.freeze.frozen_fraction("4") == 0.0
-    assert rnf.entries.masks["4.bias"].all()
+    assert rnf.inference.entries.masks["4.bias"].all()
     owned = torch.stack(rnf.task_inputs)
     assert owned.sum(0).le(1).all() and owned.any(1).all()  # each task owns units of its own
-    assert torch.equal(rnf.entries.masks["4.weight"], owned.any(0).expand(2, -1))
-    assert rnf._tap is None and rnf._masking is None and not any(m._forward_hooks for m in model.modules())
+    assert torch.equal(rnf.inference.entries.masks["4.weight"], owned.any(0).expand(2, -1))
+    inference = rnf.inference
+    assert inference.tap is None and inference._masking is None and not any(m._forward_hooks for m in model.modules())
     assert rnf.state_nbytes() > rnf.freeze.nbytes() + rnf.recognizer.nbytes()
 
 
 def test_domain_task_inference_beats_rnf_without_it(digits_dil):
     scores = {}
-    for mode in (False, "domain"):
-        strategy = _strategy(_mlp(), task_inference=mode, isolate=None if mode else False)
+    for mode in (None, "domain"):
+        inference = TaskInference(mode=mode) if mode else None
+        strategy = _strategy(_mlp(), task_inference=inference, isolate=None if mode else False)
         for experience in digits_dil.train_stream:
             strategy.train(experience)
         scores[mode] = strategy.eval(digits_dil.test_stream)[STREAM]
-    assert scores["domain"] > scores[False] + 0.1  # measured 0.940 against 0.702
+    assert scores["domain"] > scores[None] + 0.1  # measured 0.940 against 0.702
 
 
 def test_domain_state_round_trips_through_state_dict(digits_dil):
     model = _mlp()
-    strategy = _strategy(model, task_inference="domain")
+    strategy = _strategy(model, task_inference=TaskInference(mode="domain"))
     for experience in digits_dil.train_stream[:3]:
         strategy.train(experience)
     accuracy = strategy.eval(digits_dil.test_stream[:3])[STREAM]
 
     fresh = _mlp()
     fresh.load_state_dict(model.state_dict())
-    restored = _strategy(fresh, task_inference="domain")
+    restored = _strategy(fresh, task_inference=TaskInference(mode="domain"))
     restored.rnf.load_state_dict(strategy.rnf.state_dict())
     assert restored.eval(digits_dil.test_stream[:3])[STREAM] == accuracy
     restored.train(digits_dil.train_stream[3])  # the restored frozen columns hold while training on
     assert torch.equal(fresh[4].bias, model[4].bias)
-    kept = strategy.rnf.entries.masks["4.weight"]
+    kept = strategy.rnf.inference.entries.masks["4.weight"]
     assert torch.equal(fresh[4].weight[kept], model[4].weight[kept])
 
 
 def test_domain_retraining_trains_the_kept_sub_network_as_the_task_computes_it(digits_dil):
     model = _mlp()
-    strategy = _strategy(model, task_inference="domain", retrain_epochs=2)
+    strategy = _strategy(model, task_inference=TaskInference(mode="domain"), retraining=Retraining(2))
     seen = []
 
     class Watch(SupervisedPlugin):
         def after_training_iteration(self, strategy_, **kwargs):  # after every after_update
-            if "4.weight" in strategy.rnf._cuts:
-                seen.append(bool(model[4].weight[strategy.rnf._cuts["4.weight"]].eq(0).all()))
+            cuts = strategy.rnf.cuts.masks
+            if "4.weight" in cuts:
+                seen.append(bool(model[4].weight[cuts["4.weight"]].eq(0).all()))
 
     strategy.plugins.insert(0, Watch())
     for experience in digits_dil.train_stream[:2]:
@@ -151,12 +156,14 @@ def test_domain_retraining_trains_the_kept_sub_network_as_the_task_computes_it(d
 
 
 def test_class_inference_on_shared_classes_points_to_domain(digits_dil):
-    strategy = _strategy(_mlp(), task_inference=True)
+    strategy = _strategy(_mlp(), task_inference=TaskInference())
     strategy.train(digits_dil.train_stream[0])
     with pytest.raises(ValueError, match="task_inference='domain'"):
         strategy.train(digits_dil.train_stream[1])
-    with pytest.raises(ValueError, match="'class' or 'domain'"):
+    with pytest.raises(ValueError, match="task_inference must be 'class' or 'domain'"):
         _strategy(_mlp(), task_inference="task")
+    with pytest.raises(ValueError, match="task_inference must be 'class' or 'domain'"):
+        _strategy(_mlp(), task_inference=TaskInference(mode="task"))
 
 
 def _permuted_digits(n_experiences: int = 3):
@@ -179,8 +186,8 @@ def test_input_recognition_finds_each_permutation_and_keeps_every_task_exactly()
     for layers in ("all", "input"):
         model = _mlp(n_classes=10)
         outputs = _Outputs(None)
-        strategy = _strategy(model, plugins=[outputs], task_inference="domain", recognition_layers=layers,
-                             recognition_shrinkage=1.0)
+        strategy = _strategy(model, plugins=[outputs],
+                             task_inference=TaskInference(mode="domain", layers=layers, shrinkage=1.0))
         outputs.rnf = strategy.rnf
         for experience in bench.train_stream:
             strategy.train(experience)
@@ -199,8 +206,9 @@ def test_a_task_without_units_in_front_of_the_output_layer_warns(digits_dil):
 
     model = _mlp()
     strategy = RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05), selection=KeepFree(),
-                   capacity="unlimited", task_inference="domain", recognition_layers="input", reference_size=50,
-                   train_mb_size=32, train_epochs=1, evaluator=EvaluationPlugin(loggers=[]))
+                   capacity=Capacity("unlimited"), task_inference=TaskInference(mode="domain", layers="input"),
+                   relevance=Relevance(reference_size=50), train_mb_size=32, train_epochs=1,
+                   evaluator=EvaluationPlugin(loggers=[]))
     strategy.train(digits_dil.train_stream[0])  # keeps every unit
     with pytest.warns(UserWarning, match="task 1 keeps no unit of '2', in front of the shared output layer"):
         strategy.train(digits_dil.train_stream[1])
