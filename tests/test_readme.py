@@ -11,9 +11,23 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _usage_examples() -> list[str]:
+    section = README.read_text().split("## Usage with Avalanche", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
 def _usage_example() -> str:
-    section = README.read_text().split("## Usage with Avalanche", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return _usage_examples()[0]
+
+
+def test_plugin_example_runs_after_the_first_ones_imports():
+    """The plugin example builds its strategy with the names the first example imported."""
+    first, plugin = _usage_examples()[:2]
+    imports = "\n".join(line for line in first.splitlines() if line.startswith(("import ", "from ")))
+    namespace: dict = {}
+    exec(compile(imports + "\n" + plugin, str(README), "exec"), namespace)
+    assert namespace["rnf"] in namespace["strategy"].plugins
+    assert namespace["rnf"].tolerance.max_drop == 0.002 and namespace["rnf"].retraining.lr_scale == 4
 
 
 def test_usage_example_is_short():
