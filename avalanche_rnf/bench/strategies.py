@@ -79,11 +79,11 @@ class ShrinkingCrossEntropyPlugin(SupervisedPlugin):
         strategy.loss = strategy.loss / (strategy.clock.train_exp_counter + 1)
 
 
-_RNF_GROUPS: dict[str, tuple[type, str, dict[str, str]]] = {
-    # option: (its class, the flat name that turns it on, flat name -> field)
+_RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
+    # option: (its class, the flat name that turns it on ("": always made, None: made when any of
+    # its names is given), flat name -> field)
     "tolerance": (Tolerance, "max_drop", {"max_drop": "max_drop", "holdout": "holdout", "search_steps": "steps"}),
-    "capacity": (Capacity, "capacity", {"capacity": "share", "n_experiences": "n_experiences",
-                                         "keep_last": "keep_last"}),
+    "capacity": (Capacity, None, {"capacity": "share", "n_experiences": "n_experiences", "keep_last": "keep_last"}),
     "retraining": (Retraining, "retrain_epochs", {"retrain_epochs": "epochs", "retrain_lr_scale": "lr_scale"}),
     "task_inference": (TaskInference, "task_inference", {
         "task_inference": "mode", "recognition_layers": "layers", "recognition_samples": "samples",
@@ -97,13 +97,14 @@ _RNF_GROUPS: dict[str, tuple[type, str, dict[str, str]]] = {
 def rnf_options(params: dict[str, Any]) -> dict[str, Any]:
     """RNF's keywords from the harness's flat parameter names (``max_drop``, ``retrain_epochs``,
     ``recognition_layers``, ...; ``mass`` for the selection's relevance mass): each group becomes
-    its option object, made only where the flat name that turns it on has a value."""
+    its option object, made only where the flat name that turns it on has a value (capacity: where
+    any of its names is given)."""
     params = dict(params)
     mass = params.pop("mass", None)
     out: dict[str, Any] = {"selection": RelevanceMass(mass) if mass is not None else None}
     for option, (cls, switch, fields) in _RNF_GROUPS.items():
         values = {field: params.pop(flat) for flat, field in fields.items() if flat in params}
-        if switch and not values.get(fields[switch]):
+        if (switch is None and not values) or (switch and not values.get(fields[switch])):
             continue
         if values.get("mode") is True:
             values["mode"] = "class"
