@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -168,6 +171,69 @@ def test_bad_options_are_reported_without_traceback(tmp_path, capsys):
     assert "supports the scenarios domain, task" in capsys.readouterr().err
     assert cli.main(["--param", "ewc.ewc_lambda", "--out", str(tmp_path)]) == 2
     assert "STRATEGY.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_console_stays_short_and_avalanche_logs_go_to_the_run_directory(tmp_path):
+    out = tmp_path / "quiet"
+    result = subprocess.run(  # the default loggers; replay raises Avalanche's deprecation warning on every step
+        [sys.executable, "-m", "avalanche_rnf.bench", "--strategies", "naive,replay", "--epochs", "1",
+         "--no-plots", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    console = result.stdout + result.stderr
+    lines = [line for line in console.replace("\r", "\n").splitlines() if line.strip()]  # each bar redraw a line
+    assert len(lines) < 40, console
+    for noise in ("Top1_Acc_Exp", "Epoch 0", "Start of training", "DeprecationWarning", "No loggers"):
+        assert noise not in console
+    assert "| naive | 1 |" in result.stdout and "| replay | 1 |" in result.stdout
+    assert "Top1_Acc_Exp" in (out / "logs" / "naive-seed0" / "log.txt").read_text()
+    log = (out / "logs" / "rnf-bench.log").read_text()
+    assert "DeprecationWarning" in log and "replay seed 0: ok" in log
+    # results.json and summary.md say how to rerun without this machine's paths: run in the run directory
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["command"] == "rnf-bench --strategies naive,replay --epochs 1 --no-plots --out ."
+    assert meta["command_dir"] == "."
+    for name in ("results.json", "summary.md", "results.csv"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text and os.getcwd() not in text
+
+
+def test_recorded_command_is_relative_to_where_it_can_run_again(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNF_DATA_ROOT", raising=False)
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    monkeypatch.chdir(tmp_path)
+    # a run directory inside the current directory: as typed, run from there (absolute paths made relative)
+    argv = ["--seeds", "0", "1", "--out", str(repo / "results" / "x"), "--data-root", str(repo / "data")]
+    assert cli.portable_command(argv, repo / "results" / "x", cwd=repo) == (
+        "rnf-bench --seeds 0 1 --out results/x --data-root data", "../..")
+    assert cli.portable_command(["--out", "runs/a b"], Path("runs/a b"), cwd=repo) == (
+        "rnf-bench --out 'runs/a b'", "../..")
+    # elsewhere: run in the run directory; a data root outside it is the environment variable, a file its name
+    argv = ["--ou", str(elsewhere), f"--data-root={tmp_path / 'data'}", "--sweep", str(repo / "grid.json"),
+            "--write-tuned", "--resume"]
+    assert cli.portable_command(argv, elsewhere, cwd=repo) == (
+        'rnf-bench --ou . --data-root="$RNF_DATA_ROOT" --sweep grid.json --write-tuned --resume', ".")
+    assert cli.portable_command(["--sweep", "default"], Path("runs/s"), cwd=repo)[0] == "rnf-bench --sweep default"
+
+
+def test_warnings_go_to_the_run_log_and_rnf_s_own_to_the_console_once(tmp_path, capsys):
+    def notice():  # a dependency's warning, raised from one place
+        warnings.warn("a dependency's notice", UserWarning, stacklevel=1)
+
+    before = warnings.showwarning
+    with cli.WarningLog() as log:
+        warnings.simplefilter("always")
+        notice()  # before the run directory is known: kept for the log
+        log.attach(tmp_path / "logs" / "rnf-bench.log")
+        for _ in range(3):
+            warnings.warn("RNF: all 10 units of layer 'fc' are frozen", UserWarning, stacklevel=1)
+            notice()
+    assert warnings.showwarning is before
+    err = capsys.readouterr().err
+    assert err.count("RNF: all 10 units") == 1 and "dependency" not in err
+    text = (tmp_path / "logs" / "rnf-bench.log").read_text()
+    assert text.count("UserWarning: a dependency's notice") == 1 and text.count("UserWarning: RNF: all 10") == 1
 
 
 def test_help_explains_every_option(capsys):

@@ -3,6 +3,11 @@
 Every strategy trains the same model with the same optimizer, batch size and epochs; the
 accuracy on every experience is measured after each training step. Results go to the run
 directory after each finished run (results.json, results.csv, summary.md, plots/, logs/).
+
+The console shows a progress bar over the runs (and, on a terminal, one over a long run's
+experiences), then the summary table. Avalanche's metric logs go to ``logs/<run>/log.txt``
+(``--loggers interactive`` prints them instead); warnings of the dependencies go to
+``logs/rnf-bench.log``, RNF's own warnings are also printed, once each.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from avalanche_rnf.bench.hparams import (
 from avalanche_rnf.bench.streams import BENCHMARKS, SCENARIOS
 
 LOGGERS = ("interactive", "text", "csv", "tensorboard")
+DEFAULT_LOGGERS = ("text", "csv", "tensorboard")  # interactive floods the console: it is there on request
+LOG_FILE = "logs/rnf-bench.log"  # in the run directory: warnings and the runs' start and end
+STEP_BAR_DELAY = 5.0  # seconds a run takes before its bar over experiences appears
+PATH_OPTIONS = ("--out", "--data-root", "--sweep", "--write-tuned")  # recorded relative (portable_command)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -94,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "so other sweeps' points in the directory stay")
     p.add_argument("--wandb", metavar="PROJECT",
                    help="log to Weights & Biases project PROJECT (online when logged in, offline otherwise)")
-    p.add_argument("--loggers", default=",".join(LOGGERS),
-                   help="comma-separated Avalanche loggers: interactive (console progress bars), text, csv, "
-                        "tensorboard; files go to <out>/logs/<run>/")
+    p.add_argument("--loggers", default=",".join(DEFAULT_LOGGERS),
+                   help="comma-separated Avalanche loggers: interactive (Avalanche's progress bars and metrics "
+                        "on the console), text (the same into log.txt), csv, tensorboard; files go to "
+                        "<out>/logs/<run>/")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-plots", action="store_true", help="do not write plots")
     return p
@@ -105,19 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    _quiet_upstream_warnings()
-    try:
-        return _main(args, argv)
-    except (DataNotFoundError, UsageError) as error:
-        print(f"rnf-bench: {error}", file=sys.stderr)
-        return 2
+    with WarningLog() as log:
+        try:
+            return _main(args, argv, log)
+        except (DataNotFoundError, UsageError) as error:
+            print(f"rnf-bench: {error}", file=sys.stderr)
+            return 2
 
 
 class UsageError(ValueError):
     """A bad combination of options; reported without a traceback."""
 
 
-def _main(args: argparse.Namespace, argv: list[str]) -> int:
+def _main(args: argparse.Namespace, argv: list[str], log: WarningLog) -> int:
     from tqdm import tqdm
 
     from avalanche_rnf.bench.jobs import failed_record, run_job
@@ -132,9 +142,16 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     distributed = bool(args.ray or args.sweep)
     out = Path(args.out or Path("runs") / plan["name"])
     device = resources.device if distributed else default_device(args.device)
-    meta = {"command": "rnf-bench " + shlex.join(argv), "machine": machine_facts(device), "plan": plan["describe"]}
-    store = ResultStore(out, meta=meta, resume=args.resume)
+    command, command_dir = portable_command(argv, out)
+    meta = {"command": command, "command_dir": command_dir, "machine": machine_facts(device),
+            "plan": plan["describe"]}
+    data_root = _portable_data_root(args, out)
+    if data_root:
+        meta["data_root"] = data_root
     logs = _log_setup(args, out, distributed)
+    store = ResultStore(out, meta=meta, resume=args.resume)
+    log.attach(out / LOG_FILE)
+    log.write(command)
     search = bool(args.search or args.sweep)
     all_jobs = plan_jobs(args, plan, logs)
     planned = [job.key for job in all_jobs]
@@ -148,10 +165,13 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             jobs.append(job)
     failed = []
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", position=0, disable=len(jobs) < 2)
+    terminal = sys.stderr.isatty()
+    bar = tqdm(total=len(jobs), desc="runs", unit="run", position=0, disable=not jobs, file=sys.stderr,
+               dynamic_ncols=True)
 
     def handle(job, record) -> None:
         store.add(record)
+        log.write(f"{job.label}: {_outcome(record)}")
         bar.update()
         if record.status == "failed":
             failed.append(record)
@@ -167,8 +187,16 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         store.reorder(planned)  # the plan's order, as a sequential run writes it
     else:
         for job in jobs:
-            bar.set_postfix_str(job.label)
-            handle(job, run_job(job, device))
+            if terminal:  # in a log file the bar shows at the end of each run, so only the count
+                bar.set_postfix_str(job.label)
+            log.write(f"{job.label}: started")
+            steps = StepBar(job.label) if terminal else None
+            try:
+                record = run_job(job, device, progress=steps)
+            finally:
+                if steps:
+                    steps.close()
+            handle(job, record)
     bar.close()
     records = [store.records[k] for k in planned if k in store.records]  # this plan's runs, not older ones
     if not search:  # and the directory's other strategies, so the summary shows the whole comparison
@@ -181,11 +209,195 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     print("\n" + table)
     if args.sweep:
         _report_best(args, plan, records)
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}, {out / 'summary.md'}"
-          + (f", plots in {out / 'plots'}" if plots else ""))
+    shown = _display_path(out)
+    print(f"\nresults: {shown / 'results.json'}, {shown / 'results.csv'}, {shown / 'summary.md'}"
+          + (f", plots in {shown / 'plots'}" if plots else "") + f"; logs in {shown / 'logs'}")
     for record in failed:
         print(f"failed: {record.strategy} seed {record.seed}: {record.reason} (rerun with --resume)", file=sys.stderr)
     return 1 if failed else 0
+
+
+class StepBar:
+    """A run's progress bar over its training steps (experiences), shown only once the run has taken
+    :data:`STEP_BAR_DELAY` seconds, below the bar over runs and cleared when the run ends."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, unit="exp", position=1, leave=False, file=sys.stderr,
+                            delay=STEP_BAR_DELAY, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class WarningLog:
+    """Warnings while the CLI runs go to the run directory's log (:data:`LOG_FILE`), each once, not to the
+    console; RNF's own warnings (``RNF...``, or raised in the library) are also printed, once each.
+
+    Only inside the ``with`` block: it restores the warning machinery as it found it. Warnings before
+    the run directory is known are kept and written when :meth:`attach` names the file. Filters are left
+    as they are (warnings ignored by them stay ignored); Avalanche's deprecation notices, which force
+    themselves past the filters, land in the log too.
+    """
+
+    def __init__(self):
+        self.file = None
+        self.pending: list[str] = []
+        self.logged: set[tuple] = set()
+        self.printed: set[str] = set()
+        self._catch = warnings.catch_warnings()
+
+    def __enter__(self) -> WarningLog:
+        self._catch.__enter__()
+        warnings.showwarning = self.show
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._catch.__exit__(*exc)
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def attach(self, path: Path) -> None:
+        """Write to ``path`` (appending: a resumed run keeps the earlier invocations' lines) from now on."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "a")
+        for line in self.pending:
+            self.file.write(line)
+        self.file.flush()
+        self.pending = []
+
+    def write(self, text: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n"
+        if self.file is None:
+            self.pending.append(line)
+        else:
+            self.file.write(line)
+            self.file.flush()
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        key = (category, text, filename, lineno)
+        if key not in self.logged:
+            self.logged.add(key)
+            self.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+        if _is_rnf_warning(text, filename) and text not in self.printed:
+            self.printed.add(text)
+            from tqdm import tqdm
+
+            tqdm.write(f"rnf-bench: warning: {text}", file=sys.stderr)
+
+
+_LIBRARY = Path(__file__).resolve().parents[1]
+
+
+def _is_rnf_warning(text: str, filename: str) -> bool:
+    """A warning of RNF itself: its message starts with 'RNF', or the library (not the harness) raised it."""
+    if text.startswith("RNF"):
+        return True
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return False
+    return path.is_relative_to(_LIBRARY) and not path.is_relative_to(_LIBRARY / "bench")
+
+
+def _outcome(record) -> str:
+    if record.status != "ok":
+        return f"{record.status}: {record.reason}"
+    return (f"ok, average accuracy {record.average_accuracy:.4f}, "
+            f"{sum(record.train_seconds) + record.eval_seconds:.1f} s")
+
+
+def portable_command(argv: list[str], out: Path, cwd: Path | None = None) -> tuple[str, str]:
+    """The command as results.json and summary.md record it, and where to run it from, relative to the run
+    directory ``out`` (``command_dir``).
+
+    When the run directory is inside the current directory (``rnf-bench --out benchmarks/results/x`` from the
+    repository root), the command is recorded as typed, run from there (``command_dir`` ``../../..``); paths
+    given as absolute ones become relative to it. Otherwise (a temporary directory, say) the command is
+    recorded to run in the run directory itself (``--out .``, ``command_dir`` ``.``). A data root outside
+    that directory is recorded as ``"$RNF_DATA_ROOT"``; another file outside it (a sweep configuration, whose
+    grids the plan records anyway) by its name. No machine's absolute path gets in.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    run_dir = (cwd / out).resolve()
+    base = _command_base(out, cwd)
+    options = [o for o in build_parser()._option_string_actions if o.startswith("--")]
+    parts: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        name, eq, value = token.partition("=")
+        option = _long_option(name, options) if token.startswith("--") else None
+        if option not in PATH_OPTIONS:
+            parts.append(shlex.quote(token))
+            continue
+        if not eq:
+            if i >= len(argv) or (option == "--write-tuned" and argv[i].startswith("-")):
+                parts.append(shlex.quote(token))  # --write-tuned without a file: the default one
+                continue
+            value = argv[i]
+            i += 1
+        relative = value if option == "--sweep" and value == "default" else _relative_path(value, cwd, base)
+        if relative is not None:
+            shown = shlex.quote(relative)
+        elif option == "--data-root":
+            shown = f'"${ENV_VAR}"'
+        else:
+            shown = shlex.quote(Path(value).name)
+        parts.append(f"{option}={shown}" if eq else f"{shlex.quote(name)} {shown}")
+    command = " ".join(["rnf-bench", *parts])
+    return command, Path(os.path.relpath(base, run_dir)).as_posix()
+
+
+def _long_option(name: str, options: list[str]) -> str | None:
+    """The option ``name`` stands for, allowing argparse's unambiguous abbreviations."""
+    if name in options:
+        return name
+    matches = [o for o in options if o.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _command_base(out: Path, cwd: Path) -> Path:
+    """Where a recorded command runs: the current directory if it holds the run directory, else the latter."""
+    run_dir = (cwd / out).resolve()
+    return cwd if run_dir.is_relative_to(cwd) else run_dir
+
+
+def _relative_path(value: str, cwd: Path, base: Path) -> str | None:
+    """``value`` (a path given on the command line in ``cwd``) relative to ``base``; None if outside it."""
+    path = Path(value)
+    if base == cwd and not path.is_absolute() and not value.startswith("~"):
+        return value  # as typed, relative to where the command runs
+    full = (cwd / path.expanduser()).resolve()
+    return Path(os.path.relpath(full, base)).as_posix() if full.is_relative_to(base) else None
+
+
+def _portable_data_root(args: argparse.Namespace, out: Path) -> str | None:
+    """Where the data came from, as results.json records it: relative to where the command runs
+    (see :func:`portable_command`), or ``$RNF_DATA_ROOT``; None when no data root is set."""
+    if args.data_root:
+        cwd = Path.cwd().resolve()
+        return _relative_path(args.data_root, cwd, _command_base(out, cwd)) or f"${ENV_VAR}"
+    return f"${ENV_VAR}" if os.environ.get(ENV_VAR) else None
+
+
+def _display_path(path: Path) -> Path:
+    """``path`` relative to the current directory when inside it (shorter on the console), else as given."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def plan_jobs(args: argparse.Namespace, plan: dict[str, Any], logs=None) -> list:
@@ -374,6 +586,10 @@ def write_summary(out: Path, meta: dict[str, Any], records: list, *, search: boo
     table = search_table(records) if search else summary_table(records, order=order)
     resumed = [r["command"] for r in meta.get("resumed", [])]
     commands = "\n".join(f"`{c}`  " for c in [meta.get("command", ""), *resumed])
+    where = meta.get("command_dir")
+    if where:
+        commands += ("\n(run in this directory)" if where == "." else
+                     f"\n(run from `{where}`, relative to this directory)")
     atomic_write(out / "summary.md", f"# {title}\n\n{commands}\n\n{table}\n")
     paths = plot_all(records, out / "plots", title) if plots and not search else []
     return table, paths
@@ -456,11 +672,6 @@ def machine_facts(device: str) -> dict[str, Any]:
     if device.startswith("cuda"):
         facts["gpu"] = torch.cuda.get_device_name(device)
     return facts
-
-
-def _quiet_upstream_warnings() -> None:
-    for message in ("No loggers specified", "Call to deprecated function update", "no QP solver found"):
-        warnings.filterwarnings("ignore", message=message)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 
 from avalanche_rnf.bench.hparams import SEARCH
 from avalanche_rnf.bench.results import RunRecord
-from avalanche_rnf.bench.runner import RunSpec, run
+from avalanche_rnf.bench.runner import Progress, RunSpec, run
 from avalanche_rnf.bench.streams import Stream, build_stream
 
 
@@ -39,7 +39,8 @@ def load_stream(spec: StreamSpec) -> Stream:
 
 @dataclass(frozen=True)
 class LogSetup:
-    """Which Avalanche loggers a run writes, and where: ``<out>/logs/<run>/``."""
+    """Which Avalanche loggers a run writes, and where: ``<out>/logs/<run>/`` (``text``: ``log.txt``, what
+    Avalanche's interactive logger would print; ``interactive`` prints it to the console instead)."""
 
     out: str
     loggers: tuple[str, ...] = ("text",)
@@ -66,11 +67,14 @@ class Job:
         return f"{self.spec.strategy} seed {self.spec.seed}" + (f" ({rest})" if rest else "")
 
 
-def run_job(job: Job, device: str = "cpu") -> RunRecord:
-    """Build the job's stream and loggers, train and measure; return the :class:`RunRecord`."""
+def run_job(job: Job, device: str = "cpu", progress: Progress | None = None) -> RunRecord:
+    """Build the job's stream and loggers, train and measure; return the :class:`RunRecord`.
+
+    ``progress`` hears of each finished training step (see :func:`avalanche_rnf.bench.runner.run`).
+    """
     stream = load_stream(job.stream)
     loggers, wandb = make_loggers(job.logs, job.name, job.spec, stream) if job.logs else ([], None)
-    record = run(job.spec, stream, loggers=loggers, device=device)
+    record = run(job.spec, stream, loggers=loggers, device=device, progress=progress)
     close_loggers(loggers, wandb, record)
     return record
 

@@ -130,10 +130,10 @@ class ResultStore:
             stored = json.loads(self.json_path.read_text())
             self.records = {r["key"]: RunRecord.from_json(r) for r in stored["runs"] if r["status"] != "failed"}
             old = stored.get("meta", {})
-            resumed = [*old.get("resumed", []),
-                       {"command": self.meta.get("command"), "machine": self.meta.get("machine")}]
-            self.meta = {**self.meta, **{k: v for k, v in old.items() if k in ("command", "machine")},
-                         "resumed": resumed}
+            invocation = ("command", "command_dir", "machine")  # the first one's stay on top, later ones' in resumed
+            first = {k: old[k] for k in invocation if k in old}
+            resumed = [*old.get("resumed", []), {k: self.meta[k] for k in invocation if k in self.meta}]
+            self.meta = {**{k: v for k, v in self.meta.items() if k != "command_dir"}, **first, "resumed": resumed}
 
     def discard(self, strategies: set[str], keys: set[str] | None = None) -> None:
         """Forget the stored runs of ``strategies`` (they run again and replace them); only those

@@ -6,7 +6,7 @@ import re
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
@@ -38,11 +38,16 @@ class RunSpec:
                 "training": self.training.as_dict(), "params": self.params, "validation": self.validation}
 
 
+Progress = Callable[[int, int], None]
+"""Called with (training steps done, training steps in all): once before the first step, then after each."""
+
+
 def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: str = "cpu",
-        raise_errors: bool = False) -> RunRecord:
+        raise_errors: bool = False, progress: Progress | None = None) -> RunRecord:
     """Train ``spec.strategy`` on ``stream``; evaluate on every experience after each training step.
 
     A failing run returns a record with ``status="failed"`` and the error (unless ``raise_errors``).
+    ``progress`` hears of every finished training step (a console progress bar, for example).
     """
     record = RunRecord(stream.info.name, stream.scenario, spec.strategy, spec.seed, spec.config(stream),
                        device=str(device))
@@ -51,7 +56,7 @@ def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: s
         record.status, record.reason = "skipped", reason
         return record
     try:
-        _train_and_measure(spec, stream, record, loggers or [], device)
+        _train_and_measure(spec, stream, record, loggers or [], device, progress)
     except Exception as error:
         if raise_errors:
             raise
@@ -61,7 +66,8 @@ def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: s
     return record
 
 
-def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers: list, device: str) -> None:
+def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers: list, device: str,
+                       progress: Progress | None = None) -> None:
     RNGManager.set_random_seeds(spec.seed)
     if spec.validation:
         stream = with_validation(stream, spec.validation, spec.seed)
@@ -79,8 +85,10 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
                               seed=spec.seed)
     steps = [bench.train_stream] if spec.strategy == "joint" else list(bench.train_stream)
     n = len(eval_stream)
+    if progress:
+        progress(0, len(steps))
     with PeakMemory() as memory:
-        for step in steps:
+        for done, step in enumerate(steps, 1):
             start = time.perf_counter()
             strategy.train(step)
             record.train_seconds.append(time.perf_counter() - start)
@@ -99,6 +107,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
                 if strategy.rnf.task_inference:
                     record.task_recognition.append(_per_experience(metrics, "RNF/TaskRecognition", n))
                     record.recognition_bytes.append(strategy.rnf.recognizer.nbytes())
+            if progress:
+                progress(done, len(steps))
     record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
         memory.peak_mb, memory.delta_mb, memory.cuda_mb)
 
