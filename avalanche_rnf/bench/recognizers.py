@@ -1,18 +1,18 @@
 """Compare ways to recognise the task of a class-incremental test input, on one trained RNF model.
 
-RNF with ``task_inference=True`` trains once on the stream. Every recogniser below then scores
+RNF with ``task_inference="class"`` trains once on the stream. Every recogniser below then scores
 the same test inputs, from one of three feature sets: what each task's kept units feed into the
-output layer (``recognition_layers="last"``), or into every layer after the first (``"all"``,
+output layer (``TaskInference(layers="last")``), or into every layer after the first (``"all"``,
 conv channels as mean and spread over positions), or the model's input, which every task shares
 (``"input"``). With isolation, task ``k``'s kept units
 compute exactly what they computed when task ``k`` ended, so statistics fitted on each task's
 training samples with the final model equal those the plugin fits after the task. Reported: the
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
 recognised task's classes may win (rows marked "task posterior": each class weighed by its
-task's probability instead, ``RNFPlugin(task_posterior=...)``). The last rows fit the plugin's
+task's probability instead, ``TaskInference(posterior=...)``). The last rows fit the plugin's
 own recogniser (its shrinkage and power) on :data:`SAMPLES` per task, as the rows above, and on
 every training sample, and for images also on each input's features averaged with its mirror
-image's (``recognition_views=["hflip"]``).
+image's (``TaskInference(views=["hflip"])``).
 With ``--validation F``, the model trains on ``1 - F`` of each experience's training data and
 everything is scored on the held-out rest, not on the test stream (how the recognition options
 are chosen).
@@ -24,7 +24,6 @@ are chosen).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import shlex
 import sys
@@ -37,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
-from avalanche_rnf.plugin import RNFPlugin
+from avalanche_rnf.options import TaskInference
 from avalanche_rnf.recognition import (
     TaskRecognizer,
     View,
@@ -53,7 +52,7 @@ POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
              "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
 POSTERIOR_SCALE = 1.0
 #: Training samples per task the recognisers are fitted on: the plugin's default ``recognition_samples``.
-SAMPLES: int = inspect.signature(RNFPlugin).parameters["recognition_samples"].default
+SAMPLES: int = TaskInference.samples
 
 
 def train_rnf(benchmark: str, seed: int, validation: float = 0.0):
@@ -87,9 +86,9 @@ def features(strategy, datasets, layers: str, size: int | None = None, view: Vie
     """Per dataset: the recognition features read from ``layers``, the logits and the labels
     (``size`` class-balanced samples; of each input's ``view`` if given); and the tap that read them."""
     plugin, model = strategy.rnf, strategy.model
-    plugin.recognition_layers = layers
+    plugin.inference.layers = layers
     out = []
-    with plugin._capture(model) as tap, evaluating(model):
+    with plugin.inference.capture(model, plugin.layers) as tap, evaluating(model):
         for dataset in datasets:
             dataset = dataset.eval()
             if size is not None:
@@ -128,8 +127,8 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
 
 def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
     """The plugin's recogniser (its shrinkage and power, ``"all"`` layers) fitted on :data:`SAMPLES`
-    and on every training sample (``recognition_samples=None``); for images
-    also on each input's features averaged with its mirror image's (``recognition_views=["hflip"]``)."""
+    and on every training sample (``TaskInference(samples=None)``); for images
+    also on each input's features averaged with its mirror image's (``TaskInference(views=["hflip"])``)."""
     recognizer = strategy.rnf.recognizer
     train_sets = [e.dataset for e in stream.benchmark.train_stream]
     test_sets = [e.dataset for e in stream.benchmark.test_stream]
@@ -173,7 +172,7 @@ def _mean(plain: list, viewed: list) -> list[tuple[Tensor, Tensor]]:
 def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer,
            posterior: float | None = None) -> dict[str, float]:
     """Tasks recognised, and class-incremental accuracy with the recognised task's classes only or
-    (``posterior``) with each class weighed by its task's probability (``RNFPlugin(task_posterior=...)``)."""
+    (``posterior``) with each class weighed by its task's probability (``TaskInference(posterior=...)``)."""
     n_classes = test_logits.shape[1]
     predicted = scores.argmax(1)
     task_of_class = recognizer.task_of_class(n_classes)
