@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import torch
+from avalanche.benchmarks.scenarios.online import OnlineCLExperience
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from avalanche.models.utils import avalanche_forward
@@ -32,6 +33,29 @@ def heads(model: nn.Module, tasks: Any = None) -> set[str]:
                 head = module.classifiers[str(task)]
                 found |= {f"{prefix}.{sub}".rstrip(".") for sub, m in head.named_modules() if isinstance(m, nn.Linear)}
     return found
+
+
+def is_online(experience: Any) -> bool:
+    """A sub-experience of an online stream (``split_online_stream``)."""
+    return isinstance(experience, OnlineCLExperience)
+
+
+def origin(experience: Any) -> Any:
+    """The experience whose task is being learned: for a sub-experience of an online stream, the
+    experience it was cut from; RNF acts at its end, so the stream must tell where that is."""
+    if not is_online(experience):
+        return experience
+    if not getattr(experience, "access_task_boundaries", False):
+        raise ValueError(
+            "RNF chooses and freezes units when a task ends, but this online stream hides its task boundaries. "
+            "Make it with split_online_stream(..., access_task_boundaries=True)."
+        )
+    return experience.origin_experience
+
+
+def task_labels(experience: Any) -> list[int]:
+    """The task labels of a training experience (of its origin, in an online stream)."""
+    return list(origin(experience).task_labels)
 
 
 def call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]) -> Tensor:

@@ -11,6 +11,7 @@ works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -29,10 +30,13 @@ from avalanche_rnf.keeping import accuracy, freeze_units, isolate
 from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.relevance import make_composite, scored_units
+from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
 from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
+DEFAULT_RESERVOIR = 1000
+"""Online streams: samples kept of an origin experience when ``Relevance.reference_size`` is None."""
 CALIBRATION_SAMPLES = 512
 """Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
 Mode = Literal["class", "domain"]
@@ -107,6 +111,8 @@ class RNFPlugin(SupervisedPlugin):
         self.cuts = WeightCuts()
         """Weight entries held at zero for the rest of the experience."""
         self._data: glue.ExperienceData | None = None
+        self._online: OnlineData | None = None
+        """In an online stream: reservoirs of the origin experience's samples, until it ends."""
         self._in_experience = False
         self._pending: Choice | None = None
 
@@ -119,20 +125,31 @@ class RNFPlugin(SupervisedPlugin):
 
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         glue.check_not_empty(strategy.experience)
+        glue.origin(strategy.experience)  # an online stream must show its task boundaries
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
         holdout = self.tolerance.holdout if self.tolerance is not None else None
-        strategy.adapted_dataset = self._data_of(strategy, strategy.adapted_dataset, holdout).train
+        if glue.is_online(strategy.experience):
+            strategy.adapted_dataset = self._stream_past(strategy, holdout)
+        else:
+            strategy.adapted_dataset = self._data_of(strategy, strategy.adapted_dataset, holdout).train
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        model, experience = strategy.model, strategy.experience
-        self.retraining.start(getattr(strategy, "train_epochs", None), getattr(strategy, "dataloader", None))
+        model, experience = strategy.model, glue.origin(strategy.experience)
+        if glue.is_online(strategy.experience):  # one pass: every sub-experience trains the whole network
+            self.retraining.stop()
+            if self.retraining.epochs and "online retraining" not in self._warned:
+                self._warned.add("online retraining")
+                warnings.warn("RNF: retraining needs a second pass over an experience; it is off in online streams.",
+                              stacklevel=2)
+        else:
+            self.retraining.start(getattr(strategy, "train_epochs", None), getattr(strategy, "dataloader", None))
         self._in_experience = True
         self._pending = None
         self.cuts.clear()
         self._scan(model)
-        heads = glue.heads(model, experience.task_labels)
+        heads = glue.heads(model, glue.task_labels(experience))
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
                                        lambda: unit_sources(model, self.layers, glue.heads(model))))
         domain = self.inference.begin(model, self.layers, experience)
@@ -172,6 +189,8 @@ class RNFPlugin(SupervisedPlugin):
         self.cuts.add(self._isolate(strategy.model, self._pending, retraining=True))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if glue.is_online(strategy.experience) and not strategy.experience.is_last_subexp:
+            return  # RNF acts when the origin experience ends
         self._in_experience = False
         model = strategy.model
         self.freeze.restore(model)
@@ -187,18 +206,18 @@ class RNFPlugin(SupervisedPlugin):
             retrained_accuracy = accuracy(model, weights, data.held_out(), glue.call, rows)
             self.searches[-1] = replace(self.searches[-1], retrained_accuracy=retrained_accuracy)
         if self.task_inference:
-            self.inference.learn_task(model, self.layers, self.freeze, strategy.experience.current_experience,
-                                      data.batches(self.inference.samples),
+            index = glue.origin(strategy.experience).current_experience
+            self.inference.learn_task(model, self.layers, self.freeze, index, data.batches(self.inference.samples),
                                       data.held_out if data.held_out_part is not None else None)
         fractions = {layer.name: self.freeze.frozen_fraction(layer.name) for layer in self.layers}
         self.history.record(choice.relevance, choice.normalized, choice.seconds, fractions)
         values = self.history.metric_values(self.overall_frozen_fraction(model), self.search is not None)
         glue.publish(strategy, self, values, strategy.clock.train_exp_counter)
-        self._data = None
+        self._data = self._online = None
 
     def _choose(self, strategy: Any) -> Choice:
         """Score the units by LRP and choose the ones this experience keeps (within the budget)."""
-        model, experience = strategy.model, strategy.experience
+        model, experience = strategy.model, glue.origin(strategy.experience)
         self._scan(model)
         data = self._data_of(strategy)
         relevance, normalized, seconds = scored_units(
@@ -206,7 +225,7 @@ class RNFPlugin(SupervisedPlugin):
             composite=make_composite(self.relevance.composite, self.relevance.canonizers), forward=glue.forward,
             start=self.relevance.start, reduction=self.relevance.reduction,
         )
-        heads = glue.heads(model, experience.task_labels)
+        heads = glue.heads(model, glue.task_labels(experience))
         rows = self.inference.class_rows(model, self.layers, experience) if self.task_inference == "class" else {}
         self.inference.rows = rows
         sources = unit_sources(model, self.layers, glue.heads(model))
@@ -249,14 +268,30 @@ class RNFPlugin(SupervisedPlugin):
     def _scan(self, model: nn.Module) -> None:
         self.layers = scan(model, self.strict, self._warned)
 
-    def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> glue.ExperienceData:
+    def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> Any:
         """The experience's data as adapted for training (made anew from ``adapted``; from its raw
-        dataset where no adaptation ran)."""
+        dataset where no adaptation ran; in an online stream, the reservoirs)."""
+        if self._online is not None:
+            return self._online
         if adapted is not None or self._data is None:
             dataset = adapted if adapted is not None else strategy.experience.dataset
             self._data = glue.ExperienceData(dataset, strategy.experience, holdout=holdout, seed=self.seed,
                                              batch_size=self.relevance.batch_size, device=strategy.device)
         return self._data
+
+    def _stream_past(self, strategy: Any, holdout: float | None) -> Any:
+        """Online: offer a sub-experience's samples to the reservoirs; returns the part to train on."""
+        if self._online is None:
+            capacity = self.relevance.reference_size or DEFAULT_RESERVOIR
+            self._online = OnlineData(capacity, max(1, round(capacity * holdout)) if holdout else 0, seed=self.seed,
+                                      sample_seed=glue.sample_seed(self.seed, glue.origin(strategy.experience)),
+                                      batch_size=self.relevance.batch_size, device=strategy.device)
+        part = glue.ExperienceData(strategy.adapted_dataset, strategy.experience, holdout=holdout, seed=self.seed,
+                                   batch_size=self.relevance.batch_size, device=strategy.device)
+        for reservoir, dataset in ((self._online.train, part.train), (self._online.held, part.held_out_part)):
+            for x, y, t in part.batches(None, dataset) if reservoir is not None and dataset is not None else ():
+                reservoir.add(x, y, t)
+        return part.train
 
     # ------------------------------------------------------------------ evaluation
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
@@ -301,6 +336,7 @@ class RNFPlugin(SupervisedPlugin):
             **self.inference.state_dict(),
             "unread": {k: v.clone() for k, v in self.heads.unread.items()},
             "warned": sorted(self._warned),
+            **({"online": self._online.state_dict()} if self._online is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -308,6 +344,13 @@ class RNFPlugin(SupervisedPlugin):
         self.history.load_state_dict(state)
         self.heads.whole = set(state["whole_heads"])
         self.inference.load_state_dict(state)
+        self._online = None
+        if "online" in state:
+            online = state["online"]
+            self._online = OnlineData(online["train"]["capacity"], online["held"]["capacity"] if online["held"] else 0,
+                                      seed=self.seed, sample_seed=online["sample_seed"],
+                                      batch_size=self.relevance.batch_size, device="cpu")
+            self._online.load_state_dict(online)
         self.heads.unread = {k: v.clone().bool() for k, v in state.get("unread", {}).items()}
         self._warned.clear()
         self._warned.update(state["warned"])
@@ -318,4 +361,5 @@ class RNFPlugin(SupervisedPlugin):
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes()
+        online = self._online.nbytes() if self._online is not None else 0
+        return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online

@@ -22,6 +22,7 @@ class RetrainingSchedule:
         self._iterations = 0
         self._select_at: int | None = None
         self._unscaled: list[float] | None = None
+        self._off = False
 
     def start(self, train_epochs: int | None, loader: Any) -> None:
         """A new experience of ``train_epochs`` epochs over ``loader`` begins."""
@@ -32,6 +33,7 @@ class RetrainingSchedule:
             )
         self._epochs_done, self._iterations = 0, 0
         self._select_at = None
+        self._off = False
         if not float(self.epochs).is_integer():  # a fraction: choose after that share of the iterations
             if train_epochs is None:
                 raise ValueError("a fractional retrain_epochs needs a strategy with train_epochs")
@@ -41,6 +43,11 @@ class RetrainingSchedule:
                 raise ValueError("a fractional retrain_epochs needs a training data loader with a length") from error
             self._select_at = max(1, round((train_epochs - self.epochs) * per_epoch))
 
+    def stop(self) -> None:
+        """No retraining in this experience (an online stream passes over it once)."""
+        self._epochs_done, self._iterations, self._select_at = 0, 0, None
+        self._off = True
+
     def iteration_done(self) -> bool:
         """Count a training iteration; ``True`` when the units are to be chosen now."""
         self._iterations += 1
@@ -49,7 +56,7 @@ class RetrainingSchedule:
     def epoch_done(self, train_epochs: int) -> bool:
         """Count a training epoch; ``True`` when the units are to be chosen now."""
         self._epochs_done += 1
-        whole = self.epochs and self._select_at is None
+        whole = self.epochs and self._select_at is None and not self._off
         return bool(whole and self._epochs_done == train_epochs - self.epochs)
 
     def scale_lrs(self, param_groups: list[dict[str, Any]]) -> None:
