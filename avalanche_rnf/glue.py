@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from avalanche_rnf.reference import balanced_indices
+from avalanche_rnf.reservoir import OnlineData
 
 Batch = tuple[Tensor, Tensor, Tensor]
 forward = avalanche_forward
@@ -151,6 +152,25 @@ class ExperienceData:
         if self._held_out is None:
             self._held_out = list(self.batches(None, self.held_out_part))
         return self._held_out
+
+
+def stream_past(online: OnlineData | None, strategy: Any, holdout: float | None, *, capacity: int, seed: int,
+                batch_size: int) -> tuple[OnlineData, Any]:
+    """Online: offer a sub-experience's samples to its origin experience's reservoirs (made on its
+    first sub-experience); returns them and the part of the sub-experience to train on."""
+    experience, device = strategy.experience, strategy.device
+    if online is None:
+        held = max(1, round(capacity * holdout)) if holdout else 0
+        online = OnlineData(capacity, held, seed=seed, sample_seed=sample_seed(seed, origin(experience)),
+                            batch_size=batch_size, device=device)
+    online.device = device
+    part = ExperienceData(strategy.adapted_dataset, experience, holdout=holdout, seed=seed, batch_size=batch_size,
+                          device=device)
+    for reservoir, dataset in ((online.train, part.train), (online.held, part.held_out_part)):
+        if reservoir is not None and dataset is not None:
+            for x, y, t in part.batches(None, dataset):
+                reservoir.add(x, y, t)
+    return online, part.train
 
 
 def publish(strategy: Any, origin: Any, values: dict[str, float], x: int) -> None:

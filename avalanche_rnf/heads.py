@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -88,6 +88,13 @@ class HeadTransfer:
             if cut is not None and cut.any():
                 cuts[f"{head}.weight"] = cut
         return cuts
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"whole_heads": sorted(self.whole), "unread": {k: v.clone() for k, v in self.unread.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.whole = set(state["whole_heads"])
+        self.unread = {k: v.clone().bool() for k, v in state.get("unread", {}).items()}
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.unread.values())

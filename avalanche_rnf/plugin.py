@@ -11,7 +11,6 @@ works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -110,9 +109,8 @@ class RNFPlugin(SupervisedPlugin):
         self.history = History()
         self.cuts = WeightCuts()
         """Weight entries held at zero for the rest of the experience."""
-        self._data: glue.ExperienceData | None = None
-        self._online: OnlineData | None = None
-        """In an online stream: reservoirs of the origin experience's samples, until it ends."""
+        self._data: glue.ExperienceData | OnlineData | None = None
+        """The experience's data as RNF reads it (online: reservoirs of the origin experience's samples)."""
         self._in_experience = False
         self._pending: Choice | None = None
 
@@ -131,18 +129,16 @@ class RNFPlugin(SupervisedPlugin):
         """Hold out part of the experience's training data for the tolerance search."""
         holdout = self.tolerance.holdout if self.tolerance is not None else None
         if glue.is_online(strategy.experience):
-            strategy.adapted_dataset = self._stream_past(strategy, holdout)
+            self._data, strategy.adapted_dataset = glue.stream_past(
+                self._online(), strategy, holdout, capacity=self.relevance.reference_size or DEFAULT_RESERVOIR,
+                seed=self.seed, batch_size=self.relevance.batch_size)
         else:
             strategy.adapted_dataset = self._data_of(strategy, strategy.adapted_dataset, holdout).train
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         model, experience = strategy.model, glue.origin(strategy.experience)
         if glue.is_online(strategy.experience):  # one pass: every sub-experience trains the whole network
-            self.retraining.stop()
-            if self.retraining.epochs and "online retraining" not in self._warned:
-                self._warned.add("online retraining")
-                warnings.warn("RNF: retraining needs a second pass over an experience; it is off in online streams.",
-                              stacklevel=2)
+            self.retraining.stop(self._warned)
         else:
             self.retraining.start(getattr(strategy, "train_epochs", None), getattr(strategy, "dataloader", None))
         self._in_experience = True
@@ -213,7 +209,7 @@ class RNFPlugin(SupervisedPlugin):
         self.history.record(choice.relevance, choice.normalized, choice.seconds, fractions)
         values = self.history.metric_values(self.overall_frozen_fraction(model), self.search is not None)
         glue.publish(strategy, self, values, strategy.clock.train_exp_counter)
-        self._data = self._online = None
+        self._data = None
 
     def _choose(self, strategy: Any) -> Choice:
         """Score the units by LRP and choose the ones this experience keeps (within the budget)."""
@@ -268,30 +264,17 @@ class RNFPlugin(SupervisedPlugin):
     def _scan(self, model: nn.Module) -> None:
         self.layers = scan(model, self.strict, self._warned)
 
+    def _online(self) -> OnlineData | None:
+        return self._data if isinstance(self._data, OnlineData) else None
+
     def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> Any:
         """The experience's data as adapted for training (made anew from ``adapted``; from its raw
         dataset where no adaptation ran; in an online stream, the reservoirs)."""
-        if self._online is not None:
-            return self._online
         if adapted is not None or self._data is None:
             dataset = adapted if adapted is not None else strategy.experience.dataset
             self._data = glue.ExperienceData(dataset, strategy.experience, holdout=holdout, seed=self.seed,
                                              batch_size=self.relevance.batch_size, device=strategy.device)
         return self._data
-
-    def _stream_past(self, strategy: Any, holdout: float | None) -> Any:
-        """Online: offer a sub-experience's samples to the reservoirs; returns the part to train on."""
-        if self._online is None:
-            capacity = self.relevance.reference_size or DEFAULT_RESERVOIR
-            self._online = OnlineData(capacity, max(1, round(capacity * holdout)) if holdout else 0, seed=self.seed,
-                                      sample_seed=glue.sample_seed(self.seed, glue.origin(strategy.experience)),
-                                      batch_size=self.relevance.batch_size, device=strategy.device)
-        part = glue.ExperienceData(strategy.adapted_dataset, strategy.experience, holdout=holdout, seed=self.seed,
-                                   batch_size=self.relevance.batch_size, device=strategy.device)
-        for reservoir, dataset in ((self._online.train, part.train), (self._online.held, part.held_out_part)):
-            for x, y, t in part.batches(None, dataset) if reservoir is not None and dataset is not None else ():
-                reservoir.add(x, y, t)
-        return part.train
 
     # ------------------------------------------------------------------ evaluation
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
@@ -332,26 +315,18 @@ class RNFPlugin(SupervisedPlugin):
         return {
             "freeze": self.freeze.state_dict(),
             **self.history.state_dict(),
-            "whole_heads": sorted(self.heads.whole),
             **self.inference.state_dict(),
-            "unread": {k: v.clone() for k, v in self.heads.unread.items()},
+            **self.heads.state_dict(),
             "warned": sorted(self._warned),
-            **({"online": self._online.state_dict()} if self._online is not None else {}),
+            **({"online": online.state_dict()} if (online := self._online()) is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.freeze.load_state_dict(state["freeze"])
         self.history.load_state_dict(state)
-        self.heads.whole = set(state["whole_heads"])
         self.inference.load_state_dict(state)
-        self._online = None
-        if "online" in state:
-            online = state["online"]
-            self._online = OnlineData(online["train"]["capacity"], online["held"]["capacity"] if online["held"] else 0,
-                                      seed=self.seed, sample_seed=online["sample_seed"],
-                                      batch_size=self.relevance.batch_size, device="cpu")
-            self._online.load_state_dict(online)
-        self.heads.unread = {k: v.clone().bool() for k, v in state.get("unread", {}).items()}
+        self._data = OnlineData.from_state(state["online"], self.relevance.batch_size) if "online" in state else None
+        self.heads.load_state_dict(state)
         self._warned.clear()
         self._warned.update(state["warned"])
 
@@ -361,5 +336,5 @@ class RNFPlugin(SupervisedPlugin):
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        online = self._online.nbytes() if self._online is not None else 0
+        online = self._data.nbytes() if isinstance(self._data, OnlineData) else 0
         return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online

@@ -128,9 +128,12 @@ class OnlineData:
         return {"train": self.train.state_dict(), "held": self.held.state_dict() if self.held is not None else None,
                 "sample_seed": self.sample_seed}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.train.load_state_dict(state["train"])
-        if state["held"] is not None:
-            self.held = self.held or ClassReservoir(state["held"]["capacity"])
-            self.held.load_state_dict(state["held"])
-        self.sample_seed = state["sample_seed"]
+    @classmethod
+    def from_state(cls, state: dict[str, Any], batch_size: int, device: Any = "cpu") -> OnlineData:
+        held = state["held"]
+        data = cls(state["train"]["capacity"], held["capacity"] if held is not None else 0, seed=0,
+                   sample_seed=state["sample_seed"], batch_size=batch_size, device=device)
+        data.train.load_state_dict(state["train"])
+        if data.held is not None:
+            data.held.load_state_dict(held)
+        return data

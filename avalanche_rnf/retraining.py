@@ -7,6 +7,7 @@ optimizer's learning rates for each retraining step and gives them back right af
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from avalanche_rnf.options import Retraining
@@ -43,10 +44,14 @@ class RetrainingSchedule:
                 raise ValueError("a fractional retrain_epochs needs a training data loader with a length") from error
             self._select_at = max(1, round((train_epochs - self.epochs) * per_epoch))
 
-    def stop(self) -> None:
-        """No retraining in this experience (an online stream passes over it once)."""
+    def stop(self, warned: set[str]) -> None:
+        """No retraining in this experience (an online stream passes over it once); says so once."""
         self._epochs_done, self._iterations, self._select_at = 0, 0, None
         self._off = True
+        if self.epochs and "online retraining" not in warned:
+            warned.add("online retraining")
+            warnings.warn("RNF: retraining needs a second pass over an experience; it is off in online streams.",
+                          stacklevel=4)
 
     def iteration_done(self) -> bool:
         """Count a training iteration; ``True`` when the units are to be chosen now."""

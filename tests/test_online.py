@@ -62,9 +62,9 @@ def test_units_are_chosen_once_per_origin_experience_and_stay_frozen(scenario, d
             snapshots.append(frozen_snapshot(plugin, model))
             if scenario == "task":
                 outputs.append(experience_logits(model, benchmark.test_stream[origin]))
-            assert plugin._online is None  # dropped at the boundary
+            assert plugin._online() is None  # dropped at the boundary
         else:
-            sizes.append((len(plugin._online.train), len(plugin._online.held)))
+            sizes.append((len(plugin._online().train), len(plugin._online().held)))
             assert len(plugin.frozen_fractions) == origin  # nothing chosen inside an origin experience
 
     strategy = _train(benchmark, model, plugin, watch)
@@ -131,11 +131,12 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
     for sub in subs[:middle]:
         interrupted.train(sub)
     plugin = interrupted.plugins[0]
-    assert plugin._online is not None and len(plugin._online.train) > 0
-    assert plugin.state_nbytes() == plugin.freeze.nbytes() + plugin.heads.nbytes() + plugin._online.nbytes()
+    assert plugin._online() is not None and len(plugin._online().train) > 0
+    assert plugin.state_nbytes() == plugin.freeze.nbytes() + plugin.heads.nbytes() + plugin._online().nbytes()
     clone = RNFPlugin(relevance=Relevance(reference_size=120), tolerance=Tolerance(0.05))
     clone.load_state_dict(plugin.state_dict())  # the state dict carries the reservoirs too
-    for mine, theirs in ((clone._online.train, plugin._online.train), (clone._online.held, plugin._online.held)):
+    restored, saved = clone._online(), plugin._online()
+    for mine, theirs in ((restored.train, saved.train), (restored.held, saved.held)):
         assert all(torch.equal(a, b) for a, b in zip(mine.tensors(), theirs.tensors()))
         assert mine.seen == theirs.seen and torch.equal(mine.generator.get_state(), theirs.generator.get_state())
     path = tmp_path / "online.ckpt"
@@ -150,7 +151,7 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.plugins[0].frozen_fractions == straight.plugins[0].frozen_fractions
-    assert resumed.plugins[0]._online is None
+    assert resumed.plugins[0]._online() is None
 
 
 def test_reservoir_keeps_a_bounded_class_balanced_sample():
