@@ -7,6 +7,7 @@ from avalanche_rnf.options import Capacity, Relevance, Retraining, TaskInference
 from avalanche_rnf.plugin import RNFPlugin
 from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
+from avalanche_rnf.reservoir import ClassReservoir
 from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, TopFraction
 from avalanche_rnf.strategy import RNF
 from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNF",
     "Capacity",
+    "ClassReservoir",
     "FreezeState",
     "KeepFree",
     "RNFPlugin",
