@@ -28,16 +28,16 @@ for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
     --out "$R/search-$1-$2" --resume --rerun rnf --write-tuned "${extra[@]}"
 done
 
-# RNF after issue 4 (max_drop search, isolation, fair-share budget): its runs redone in the directories above
+# RNF with the max_drop search, isolation and the fair-share budget: its runs redone in the directories above
 # with `--strategies rnf --resume --rerun rnf` appended to each of the five comparison commands; then the cost
 # comparison, Naive, EWC and RNF side by side in one run (redone with `--resume --rerun naive,ewc,rnf`).
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" "${extra[@]}"
-# ... redone on 2026-12-01 after split_mnist-task's retrain_epochs sweep (RNF's values changed), CPU alone:
+# ... redone after split_mnist-task's retrain_epochs sweep changed RNF's values, with the CPU to itself:
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
-# Class-incremental RNF with task inference (issue 5): RNF redone in split_mnist-class, two new directories.
+# Class-incremental RNF with task inference: RNF redone in split_mnist-class, two new directories.
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 0 1 2 --loggers text \
   --out "$R/split_mnist-class" --resume --rerun rnf "${extra[@]}"
 rnf-bench --benchmark split_fmnist --scenario class --strategies naive,ewc,si,lwf,mas,replay,joint,rnf \
@@ -70,10 +70,10 @@ for bs in "split_mnist task" "split_mnist class" "split_fmnist task"; do
     --resume --rerun rnf "${extra[@]}"
 done
 
-# Session of 2026-11-25. PermutedMNIST searched (baselines and RNF, on Ray).
+# PermutedMNIST searched (baselines and RNF, on Ray).
 rnf-bench --sweep benchmarks/sweeps/permuted_mnist.json --strategies ewc,si,lwf,mas,rnf --benchmark permuted_mnist \
   --scenario domain --loggers text --out "$R/search-permuted_mnist-domain" --write-tuned "${extra[@]}"
-# Session of 2026-11-30. Task recognition from every layer (recognition_layers="all"): the recognisers compared, RNF's class-IL sweep on
+# Task recognition from every layer (recognition_layers="all"): the recognisers compared, RNF's class-IL sweep on
 # split_mnist redone, then RNF redone in the three class-incremental directories.
 python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --out "$R/recognizers-split_mnist"
 python -m avalanche_rnf.bench.recognizers --benchmark split_cifar10 --seed 0 --out "$R/recognizers-split_cifar10"
@@ -86,7 +86,7 @@ done
 # PermutedMNIST with the searched baseline values and RNF with task_inference="domain", 3 seeds.
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 2 --loggers text --out "$R/permuted_mnist-domain" \
   --ray --resume --rerun ewc,si,lwf,mas,rnf "${extra[@]}"
-# Session of 2026-12-01. Recognition options on validation splits (recognition_power, task_posterior), then
+# Recognition options on validation splits (recognition_power, task_posterior), then
 # RNF on split_cifar10 class with the chosen ones (RECOGNITION in avalanche_rnf/bench/hparams.py).
 for b in split_cifar10 split_mnist split_fmnist; do
   python -m avalanche_rnf.bench.recognizers --benchmark "$b" --seed 0 --validation 0.1 --out "$R/recognizers-$b-validation"
@@ -136,7 +136,7 @@ rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2
 
 # Published continual-learning-baselines results. The presets clear the optimizer's state before each
 # experience, as the Avalanche they were made with did (SGD without momentum keeps no state).
-# Current scripts (2026-12-01, second session: the presets were moved to them; run into /tmp and copied):
+# The current scripts (run into a temporary directory and copied here):
 rnf-bench --preset si-pmnist --loggers text --out "$R/preset-si-pmnist" "${extra[@]}"
 rnf-bench --preset ewc-pmnist --loggers text --out "$R/preset-ewc-pmnist" "${extra[@]}"
 rnf-bench --preset si-smnist --seeds 0 1 2 --loggers text --out "$R/preset-si-smnist" "${extra[@]}"
@@ -157,11 +157,11 @@ rnf-bench --preset si-pmnist-2f05f40 --epochs 3 --param si.eps=1e-7 --loggers te
   --out "$R/si-eps-pmnist-3epochs" "${extra[@]}"
 rnf-bench --preset si-pmnist-2f05f40 --epochs 3 --loggers text --out "$R/si-pmnist-3epochs" "${extra[@]}"
 # ewc at 30 epochs (about 2 h here, sharing the CPU) and si at 20 epochs (about 1.5 h; state cleared;
-# 0.593 with it kept), both run into /tmp and copied.
+# 0.593 with it kept), both run into a temporary directory and copied here.
 rnf-bench --preset ewc-pmnist-2f05f40 --loggers text --out "$R/preset-ewc-pmnist-2f05f40" "${extra[@]}"
 rnf-bench --preset si-pmnist-2f05f40 --loggers text --out "$R/preset-si-pmnist-2f05f40" "${extra[@]}"
 
-# 2026-12-01: RNF's own data loaders got a generator of their own (they had shifted the global RNG, so
+# RNF's own data loaders have a generator of their own (they had shifted the global RNG, so
 # RNF trained on other batches than Naive for the same seed): every RNF run redone, one at a time.
 for bs in "split_mnist task" "split_fmnist task" "permuted_mnist domain" "split_mnist class" "split_fmnist class" \
           "split_cifar10 task" "split_cifar10 class"; do
@@ -175,7 +175,7 @@ rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --se
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
-# 2026-12-01, second session: retraining at a multiple of the learning rate (retrain_lr_scale).
+# Retraining at a multiple of the learning rate (retrain_lr_scale).
 # split_mnist task: 5-seed validation sweep, written to tuned.json, then RNF rerun with the choice (4).
 rnf-bench --sweep benchmarks/sweeps/rnf-task-lr.json --strategies rnf --benchmark split_mnist --scenario task \
   --seeds 0 1 2 3 4 --cpus-per-run 2 --loggers text --out "$R/search-split_mnist-task-lr" --resume --write-tuned \
@@ -206,7 +206,7 @@ rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --se
 rnf-bench --benchmark split_mnist --scenario task --strategies naive,ewc,rnf --seeds 0 1 2 --loggers text \
   --out "$R/cost-split_mnist-task" --resume --rerun naive,ewc,rnf "${extra[@]}"
 
-# 2026-12-01, third session: a task's head reads only its own units (head_transfer=False).
+# A task's head reads only its own units (head_transfer=False).
 # A fresh network of the last task's 26 units per layer, trained at RNF's retraining rate (5x).
 python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 26 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05"
@@ -227,10 +227,10 @@ rnf-bench --sweep benchmarks/sweeps/rnf-cifar-task-head.json --strategies rnf --
   --scenario task --seeds 0 1 --cpus-per-run 2 --loggers text --out "$R/search-split_cifar10-task-head" --resume \
   "${extra[@]}"
 
-# 2026-12-02: permuted_mnist domain. A fresh network of 40, 46 and 52 units per layer at 5x the rate; a 2-seed
+# permuted_mnist domain. A fresh network of 40, 46 and 52 units per layer at 5x the rate; a 2-seed
 # validation sweep of capacity (fair, 0.09, 0.08) with recognition from the input at 5x, the choice written to
 # tuned.json (the best average among the points whose last task is within 0.02 of Naive's validation
-# last task, lr-permuted_mnist-domain-0.01; written by hand then, by the snippet below here); RNF rerun with it.
+# last task, lr-permuted_mnist-domain-0.01; written by the snippet below); RNF rerun with it.
 # (Sweeps earlier in this script start from tuned.json as it stands when they run.)
 python -m avalanche_rnf.bench.capacity --benchmark permuted_mnist --widths 40 46 52 --seeds 0 1 2 --lr 0.05 \
   --out "$R/capacity-permuted_mnist-lr0.05-wide"
@@ -252,7 +252,7 @@ rnf-bench --benchmark permuted_mnist --scenario domain --strategies rnf --seeds 
 python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --validation 0.1 \
   --out "$R/recognizers-split_mnist-validation-input"
 
-# Ray: speed-up of --ray over the sequential run and Ray's per-run overhead (issue 6).
+# Ray: speed-up of --ray over the sequential run and Ray's per-run overhead.
 python -m avalanche_rnf.bench.scaling --out "$R/ray-scaling-split_digits"
 python -m avalanche_rnf.bench.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
 

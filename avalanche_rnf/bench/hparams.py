@@ -95,7 +95,7 @@ TUNED = load_tuned()
 #: classes). In the domain scenario the kept units are retrained for the second half of the experience
 #: (PermutedMNIST trains one epoch; 0.5 is a plain middle choice; on permuted_mnist the validation
 #: sweep ``benchmarks/sweeps/rnf-domain.json`` overrides it with 0.9 in ``tuned.json``) and recognition
-#: shrinks its covariances strongly: chosen in a seed-0 scratch run on PermutedMNIST's first 4 tasks (tasks
+#: shrinks its covariances strongly: chosen in a seed-0 run on PermutedMNIST's first 4 tasks (tasks
 #: recognised 0.924/0.970/0.984/0.989/0.990 with shrinkage 0.1/0.3/0.5/0.7/0.9, 0.816 with the class
 #: scenario's 0.01, on test inputs), not by the validation sweep. On permuted_mnist ``tuned.json`` recognises
 #: the task from the input with shrinkage 1 instead (fixed in the validation sweep ``rnf-domain-input.json``,
