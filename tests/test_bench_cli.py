@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from avalanche_rnf.bench import cli
+from avalanche_rnf.bench.console import WarningLog
+from avalanche_rnf.bench.portable import portable_command
 from avalanche_rnf.bench.results import load_records
 
 FAST = ["--epochs", "2", "--loggers", "text,csv,tensorboard"]
@@ -205,16 +207,16 @@ def test_recorded_command_is_relative_to_where_it_can_run_again(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     # a run directory inside the current directory: as typed, run from there (absolute paths made relative)
     argv = ["--seeds", "0", "1", "--out", str(repo / "results" / "x"), "--data-root", str(repo / "data")]
-    assert cli.portable_command(argv, repo / "results" / "x", cwd=repo) == (
+    assert portable_command(argv, repo / "results" / "x", cwd=repo) == (
         "rnf-bench --seeds 0 1 --out results/x --data-root data", "../..")
-    assert cli.portable_command(["--out", "runs/a b"], Path("runs/a b"), cwd=repo) == (
+    assert portable_command(["--out", "runs/a b"], Path("runs/a b"), cwd=repo) == (
         "rnf-bench --out 'runs/a b'", "../..")
     # elsewhere: run in the run directory; a data root outside it is the environment variable, a file its name
     argv = ["--ou", str(elsewhere), f"--data-root={tmp_path / 'data'}", "--sweep", str(repo / "grid.json"),
             "--write-tuned", "--resume"]
-    assert cli.portable_command(argv, elsewhere, cwd=repo) == (
+    assert portable_command(argv, elsewhere, cwd=repo) == (
         'rnf-bench --ou . --data-root="$RNF_DATA_ROOT" --sweep grid.json --write-tuned --resume', ".")
-    assert cli.portable_command(["--sweep", "default"], Path("runs/s"), cwd=repo)[0] == "rnf-bench --sweep default"
+    assert portable_command(["--sweep", "default"], Path("runs/s"), cwd=repo)[0] == "rnf-bench --sweep default"
 
 
 def test_warnings_go_to_the_run_log_and_rnf_s_own_to_the_console_once(tmp_path, capsys):
@@ -222,7 +224,7 @@ def test_warnings_go_to_the_run_log_and_rnf_s_own_to_the_console_once(tmp_path, 
         warnings.warn("a dependency's notice", UserWarning, stacklevel=1)
 
     before = warnings.showwarning
-    with cli.WarningLog() as log:
+    with WarningLog() as log:
         warnings.simplefilter("always")
         notice()  # before the run directory is known: kept for the log
         log.attach(tmp_path / "logs" / "rnf-bench.log")

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr must be positive, got {args.lr}")
-    from avalanche_rnf.bench.cli import machine_facts
+    from avalanche_rnf.bench.machine import machine_facts
 
     training = with_overrides(TRAINING[args.benchmark], lr=args.lr)
     results = measure(args.benchmark, args.widths, args.seeds, args.data_root, training)

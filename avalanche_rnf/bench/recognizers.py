@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on 1 - F of each experience and score on the held-out F, not the test stream")
     parser.add_argument("--out", required=True, help="directory for result.json and result.md")
     args = parser.parse_args(argv)
-    from avalanche_rnf.bench.cli import machine_facts
+    from avalanche_rnf.bench.machine import machine_facts
 
     stream, strategy, kept = train_rnf(args.benchmark, args.seed, args.validation)
     results = compare(strategy, stream, kept)

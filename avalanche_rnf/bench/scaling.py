@@ -49,10 +49,11 @@ def per_run_overhead(grid: list[str], cpus: int, runs: int) -> dict[str, Any]:
     """Ray's overhead per run: round trip minus the run's own time, the grid's first ``runs`` sent one at a time."""
     import ray
 
-    from avalanche_rnf.bench import cli
+    from avalanche_rnf.bench.arguments import build_parser
+    from avalanche_rnf.bench.planning import make_plan, plan_jobs
 
-    args = cli.build_parser().parse_args(grid)
-    jobs = cli.plan_jobs(args, cli._plan(args))[:runs]
+    args = build_parser().parse_args(grid)
+    jobs = plan_jobs(args, make_plan(args))[:runs]
     start = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     init_seconds = time.perf_counter() - start
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = shlex.split(args.grid) + ["--loggers", "text", "--no-plots"]
-    bench = [sys.executable, "-m", "benchmarks"]
+    bench = [sys.executable, "-m", "avalanche_rnf.bench"]
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         identical = all(same_results(tmp / "ray", tmp / other) for other in ("sequential", "one-thread"))
         runs = len(load_records(tmp / "ray")[1])
         overhead = per_run_overhead(grid, cpus, max(2, args.overhead_runs))
-    from avalanche_rnf.bench.cli import machine_facts
+    from avalanche_rnf.bench.machine import machine_facts
 
     args_text = shlex.join(argv if argv is not None else sys.argv[1:])
     result = {"command": "python -m avalanche_rnf.bench.scaling " + args_text,

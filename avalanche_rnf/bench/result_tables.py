@@ -1,0 +1,159 @@
+"""The results tables of the README and the documentation, from the committed result files
+(``benchmarks/results/*/results.json``): strategies x benchmarks, RNF's targets met or missed, and
+class-incremental RNF with task inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avalanche_rnf.bench.hparams import STRATEGIES
+from avalanche_rnf.bench.results import load_records, mean_std
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class", "permuted_mnist-domain",
+         "split_cifar10-task", "split_cifar10-class")
+
+
+def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """Average accuracy after the last experience, mean ± std over seeds: strategies x benchmarks."""
+    runs = {d.name: load_records(d)[1] for d in sorted(results.iterdir()) if (d / "results.json").is_file()
+            and d.name in ORDER}
+    columns = [c for c in ORDER if c in runs]
+    head = "| strategy | " + " | ".join(f"[{c}]({link}{c}/summary.md)" for c in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    present = {r.strategy for records in runs.values() for r in records}
+    for strategy in [*STRATEGIES, *sorted(present - set(STRATEGIES))]:
+        cells = []
+        for c in columns:
+            ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
+            other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
+            cells.append(mean_std([r.average_accuracy for r in ok]) if ok else ("n/a" if other else "–"))
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)
+                 + ". n/a: not applicable (reason in the column's summary).")
+    return "\n".join(lines)
+
+
+def _seed_counts(records: list) -> str:
+    """Seeds run per strategy in a column: ``"3"``, or ``"3 (rnf, lwf), 1 for the others"`` when they differ."""
+    per = {}
+    for r in records:
+        if r.status == "ok":
+            per.setdefault(r.strategy, set()).add(r.seed)
+    counts = sorted({len(v) for v in per.values()}, reverse=True)
+    if len(counts) <= 1:
+        return str(counts[0] if counts else 0)
+    top = [k for k, v in per.items() if len(v) == counts[0]]
+    return f"{counts[0]} ({', '.join(top)}), {'/'.join(map(str, counts[1:]))} for the others"
+
+
+def _rnf_and(records, strategy="rnf"):
+    return [r for r in records if r.strategy == strategy and r.status == "ok"]
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _verdict(ok: bool, gap: str) -> str:
+    return "**met**" if ok else f"missed by {gap}"
+
+
+def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """The targets for RNF, each met or missed, from the committed result files."""
+    lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict | results |", "|---|---|---|---|---|"]
+
+    def load(name):
+        folder = results / name
+        return load_records(folder)[1] if (folder / "results.json").is_file() else []
+
+    def row(target, name, measured, seeds, verdict):
+        lines.append(f"| {target} | {measured} | {seeds} | {verdict} | [{name}]({link}{name}/summary.md) |")
+
+    for name, label, acc_min, forget_max in (
+        ("split_mnist-task", "SplitMNIST task-IL", 0.99, 0.003),
+        ("split_fmnist-task", "SplitFashionMNIST task-IL", 0.97, None),
+        ("split_cifar10-task", "SplitCIFAR-10 task-IL", 0.85, 0.01),
+    ):
+        rnf = _rnf_and(load(name))
+        if not rnf:
+            row(f"{label}: accuracy >= {acc_min}", name, "not run", 0, "–")
+            continue
+        acc, forget = _mean(r.average_accuracy for r in rnf), _mean(r.forgetting for r in rnf)
+        row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.4f}", len(rnf),
+            _verdict(acc >= acc_min, f"{acc_min - acc:.4f}"))
+        if forget_max is not None:
+            row(f"{label}: forgetting <= {forget_max}", name, f"{forget:.4f}", len(rnf),
+                _verdict(forget <= forget_max, f"{forget - forget_max:.4f}"))
+    records = load("permuted_mnist-domain")
+    rnf = _rnf_and(records)
+    best = max(((_mean(r.average_accuracy for r in _rnf_and(records, s)), s) for s in ("ewc", "si", "lwf", "mas")
+                if _rnf_and(records, s)), default=(None, ""))
+    if rnf and best[0] is not None:
+        acc = _mean(r.average_accuracy for r in rnf)
+        row(f"PermutedMNIST domain-IL: above every regularisation baseline (best: {best[1]} {best[0]:.3f})",
+            "permuted_mnist-domain", f"{acc:.3f}", len(rnf), _verdict(acc > best[0], f"{best[0] - acc:.3f}"))
+    for name in ("permuted_mnist-domain", "permuted_mnist-task"):
+        records = load(name)
+        rnf, naive = _rnf_and(records), _rnf_and(records, "naive")
+        if rnf and naive:
+            values = ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items()))
+            kind = "task-IL (a head per task" if name == "permuted_mnist-task" else "domain-IL (one head"
+            label = f", {kind}; RNF with {values})"
+            last, base = _mean(r.matrix[-1][-1] for r in rnf), _mean(r.matrix[-1][-1] for r in naive)
+            free = {k: 1 - _mean(r.frozen_fractions[-1][k] for r in rnf) for k in rnf[0].frozen_fractions[-1]
+                    if ".classifiers." not in k}
+            free_text = ", ".join(f"{k} {v:.2f}" for k, v in free.items())
+            row(f"10-experience stream{label}: last task within 0.02 of Naive's on it ({base:.3f})", name,
+                f"{last:.3f}; free fraction per layer after it: {free_text}", len(rnf),
+                _verdict(last >= base - 0.02, f"{base - 0.02 - last:.3f}"))
+    cost = load("cost-split_mnist-task")
+    rnf, naive, ewc = (_rnf_and(cost, s) for s in ("rnf", "naive", "ewc"))
+    if rnf and naive:
+        ratio = _mean(sum(r.train_seconds) for r in rnf) / _mean(sum(r.train_seconds) for r in naive)
+        row("training time <= 1.10x Naive's (same run)", "cost-split_mnist-task", f"{ratio:.2f}x", len(rnf),
+            _verdict(ratio <= 1.10, f"{ratio - 1.10:.2f}x"))
+    for name in ("cost-split_mnist-task", "split_cifar10-task"):
+        rnf = _rnf_and(load(name))
+        if rnf:
+            share = _mean(sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf)
+            row(f"relevance pass <= 5% of RNF's training time ({name.split('-')[-2]})", name, f"{share:.1%}",
+                len(rnf), _verdict(share <= 0.05, f"{share - 0.05:.1%}"))
+    rnf = _rnf_and(cost)
+    if rnf and ewc:
+        mine, theirs = _mean(r.state_bytes[-1] for r in rnf), _mean(r.state_bytes[-1] for r in ewc)
+        row("state kept between experiences < EWC's", "cost-split_mnist-task",
+            f"{mine / 1024:.0f} KiB (EWC {theirs / 1024:.0f} KiB)", len(rnf), _verdict(mine < theirs, "–"))
+    return "\n".join(lines)
+
+
+def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
+    """Class-incremental RNF with task inference against its targets and the baselines in the same runs."""
+    lines = ["| benchmark (class-IL) | target | RNF (task inference) | task recognised | verdict | seeds | "
+             "best without replay | Replay(500) | RNF recognition memory | Replay buffer | results |",
+             "|---" * 11 + "|"]
+    for name, target in (("split_mnist-class", 0.70), ("split_fmnist-class", 0.65), ("split_cifar10-class", 0.40)):
+        folder = results / name
+        records = load_records(folder)[1] if (folder / "results.json").is_file() else []
+        rnf = [r for r in _rnf_and(records) if r.config["params"].get("task_inference")]
+        if not rnf:
+            lines.append(f"| {name} | >= {target} | not run | | | 0 | | | | | |")
+            continue
+        acc = _mean(r.average_accuracy for r in rnf)
+        recognised = _mean(_mean(v for v in r.task_recognition[-1] if v is not None) for r in rnf)
+        others = {s: _mean(r.average_accuracy for r in _rnf_and(records, s))
+                  for s in {r.strategy for r in records} - {"rnf", "replay", "joint"} if _rnf_and(records, s)}
+        best = max(others.items(), key=lambda kv: kv[1], default=None)
+        replay = _rnf_and(records, "replay")
+        memory = _mean(r.recognition_bytes[-1] for r in rnf) / 1024
+        lines.append(" | ".join([
+            f"| {name}", f">= {target}", f"{mean_std([r.average_accuracy for r in rnf])}", f"{recognised:.3f}",
+            _verdict(acc >= target, f"{target - acc:.3f}"), str(len(rnf)),
+            f"{best[0]} {best[1]:.3f}" if best else "–",
+            f"{_mean(r.average_accuracy for r in replay):.3f}" if replay else "not run", f"{memory:.0f} KiB",
+            f"{_mean(r.state_bytes[-1] for r in replay) / 1024:.0f} KiB" if replay else "–",
+            f"[{name}]({link}{name}/summary.md) |"]))
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""A run directory's summary: ``summary.md`` (the title, the commands that made it, the table) and the plots;
+for a search or sweep, the table of validation accuracy per searched point."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Iterable
+
+from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES
+from avalanche_rnf.bench.results import RunRecord, atomic_write, best_points, summary_table
+
+
+def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, search: bool = False,
+                  plots: bool = True, order: Iterable[str] = STRATEGIES) -> tuple[str, list[Path]]:
+    """Write ``summary.md`` (and, unless a search, the plots) of a run directory; return the table and plot paths."""
+    from avalanche_rnf.bench.plots import plot_all
+
+    plan = meta.get("plan", {})
+    title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
+    table = search_table(records) if search else summary_table(records, order=order)
+    resumed = [r["command"] for r in meta.get("resumed", [])]
+    commands = "\n".join(f"`{c}`  " for c in [meta.get("command", ""), *resumed])
+    where = meta.get("command_dir")
+    if where:
+        commands += ("\n(run in this directory)" if where == "." else
+                     f"\n(run from `{where}`, relative to this directory)")
+    atomic_write(out / "summary.md", f"# {title}\n\n{commands}\n\n{table}\n")
+    paths = plot_all(records, out / "plots", title) if plots and not search else []
+    return table, paths
+
+
+def search_table(records: Iterable[RunRecord]) -> str:
+    """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
+    parameters (mean ± std over seeds), the best point per strategy marked."""
+    lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
+             "|---|---|---|---|---|---|"]
+    by_strategy: dict[str, list[RunRecord]] = {}
+    for r in records:
+        by_strategy.setdefault(r.strategy, []).append(r)
+    for strategy, runs in by_strategy.items():
+        ok = [r for r in runs if r.status == "ok"]
+        if not ok:  # not applicable here: one line with the reason, not one per value
+            lines.append(f"| {strategy} | – | – | 0 | {runs[0].status}: {runs[0].reason} | |")
+            continue
+        keys = _searched_keys(strategy, runs)
+        points: dict[tuple[str, ...], list[RunRecord]] = {}
+        for r in runs:
+            points.setdefault(tuple(repr(r.config["params"].get(k)) for k in keys), []).append(r)
+        best = best_points(runs, {strategy: keys})[strategy].params
+        for rs in points.values():
+            scores = [r.average_accuracy for r in rs if r.status == "ok"]
+            failed = [r for r in rs if r.status != "ok"]
+            acc = _mean_std4(scores) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})" if failed else "")
+            values = ", ".join(_value(rs[0].config["params"].get(k)) for k in keys) or "–"
+            point = {k: rs[0].config["params"].get(k) for k in keys}
+            mark = "**best**" if point == best and keys else ""
+            lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores)} | {acc} | {mark} |")
+    return "\n".join(lines)
+
+
+def _mean_std4(values: list[float | None]) -> str:
+    """Mean ± std with four digits (a run that finished has an accuracy: ``None`` does not occur)."""
+    if len(values) < 2:
+        return f"{values[0]:.4f}" if values else "–"
+    numbers = [v for v in values if v is not None]
+    return f"{statistics.mean(numbers):.4f} ± {statistics.stdev(numbers):.4f}"
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _searched_keys(strategy: str, runs: list[RunRecord]) -> list[str]:
+    """The parameters a search varied: those whose value differs between runs, else the strategy's key one."""
+    names = sorted({k for r in runs for k in r.config["params"]})
+    varying = [k for k in names if len({repr(r.config["params"].get(k)) for r in runs}) > 1]
+    key = SEARCH.get(strategy, (None,))[0]
+    return varying or ([key] if key in names else [])
