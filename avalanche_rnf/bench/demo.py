@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from typing import Callable
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from tqdm import tqdm
 
@@ -27,10 +27,10 @@ from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.results import forgetting
 from avalanche_rnf.bench.split_digits import SplitDigits
 
-STRATEGIES: dict[str, Callable[..., object]] = {"Naive": Naive, "RNF": RNF}
+STRATEGIES: dict[str, type[SupervisedTemplate]] = {"Naive": Naive, "RNF": RNF}
 
 
-def run(name: str, epochs: int, seed: int, lr: float) -> tuple[list[list[float]], float, object]:
+def run(name: str, epochs: int, seed: int, lr: float) -> tuple[list[list[float]], float, SupervisedTemplate]:
     """Train ``name`` on the stream; return the accuracy matrix, Avalanche's final stream accuracy, the strategy."""
     bench = SplitDigits(5, return_task_id=True, seed=seed)
     torch.manual_seed(seed)
@@ -71,13 +71,15 @@ def _report(args: argparse.Namespace) -> None:
         + " | average | forgetting | avalanche-reported |"
     )
     print(header + "\n|" + "---|" * (header.count("|") - 1))
-    rnf = None
+    rnf: RNF | None = None
     for name in STRATEGIES:
         matrix, stream, strategy = run(name, args.epochs, args.seed, args.lr)
         final = matrix[-1]
         cells = " | ".join(f"{a:.3f}" for a in final)
         print(f"| {name} | {cells} | {sum(final) / 5:.3f} | {forgetting(matrix):.3f} | {stream:.3f} |")
-        rnf = strategy if name == "RNF" else rnf
+        if isinstance(strategy, RNF):
+            rnf = strategy
+    assert rnf is not None, "STRATEGIES has RNF"
     fractions = ", ".join(f"{k} {v:.2f}" for k, v in rnf.rnf.frozen_fractions[-1].items() if k.startswith("features"))
     print(f"\nRNF frozen fraction per backbone layer after the last task: {fractions}")
     print(f"RNF relevance pass: {sum(rnf.rnf.relevance_seconds):.2f} s in total")

@@ -17,14 +17,12 @@ import torch
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
 
-@staticmethod
 @torch.no_grad()
 def _copy_weights(model, target, excluded_parameters):
     for name, param in SynapticIntelligencePlugin.allowed_parameters(model, excluded_parameters):
         target[name].data = param.detach().flatten().cpu().clone()
 
 
-@staticmethod
 @torch.no_grad()
 def _copy_grads(model, target, excluded_parameters):
     for name, param in SynapticIntelligencePlugin.allowed_parameters(model, excluded_parameters):
@@ -35,7 +33,7 @@ def _copy_grads(model, target, excluded_parameters):
 def _copying_extraction():
     cls = SynapticIntelligencePlugin
     saved = cls.__dict__["extract_weights"], cls.__dict__["extract_grad"]
-    cls.extract_weights, cls.extract_grad = _copy_weights, _copy_grads
+    cls.extract_weights, cls.extract_grad = staticmethod(_copy_weights), staticmethod(_copy_grads)
     try:
         yield
     finally:

@@ -92,7 +92,8 @@ def run_name(spec: RunSpec, keys: list[str] | tuple[str, ...] | None = None) -> 
     name = f"{spec.strategy}-seed{spec.seed}"
     if not spec.validation:
         return name
-    keys = [SEARCH.get(spec.strategy, (None,))[0]] if keys is None else keys
+    if keys is None:
+        keys = [SEARCH[spec.strategy][0]] if spec.strategy in SEARCH else []
     tags = [f"{k}={spec.params[k]!r}" for k in keys if k and k in spec.params]  # repr: distinct values, distinct names
     return f"{name}-{','.join(tags) or 'default'}"
 

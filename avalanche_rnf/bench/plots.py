@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from avalanche_rnf.bench.results import RunRecord  # noqa: E402
 
@@ -20,6 +22,13 @@ def _by_strategy(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:
         if r.status == "ok" and r.matrix:
             out.setdefault(r.strategy, []).append(r)
     return out
+
+
+def _integer_ticks(ax: Axes) -> None:
+    """Ticks at whole numbers of experiences on the x axis (its default locator, AutoLocator, is a MaxNLocator)."""
+    locator = ax.xaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
 
 
 def seen_average(matrix: list[list[float]]) -> list[float]:
@@ -55,12 +64,12 @@ def average_accuracy(groups: dict[str, list[RunRecord]], path: Path, title: str)
             steps = np.array([len(runs[0].matrix[0])])
             ax.errorbar(steps, mean, yerr=std, fmt="*", markersize=11, label=name)
             continue
-        style = dict(linewidth=2.5, color="black") if name == "rnf" else {}
+        style: dict[str, Any] = dict(linewidth=2.5, color="black") if name == "rnf" else {}
         ax.plot(steps, mean, marker="o", label=name, **style)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
     ax.set(xlabel="experiences trained", ylabel="average accuracy over seen experiences",
            title=title or "Average accuracy", ylim=(0, 1.02))
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
@@ -125,7 +134,7 @@ def frozen_fractions(runs: list[RunRecord], path: Path, title: str) -> Path:
         ax.plot(steps, values, marker="o", label=layer, linewidth=2.5 if layer == "all" else 1.2)
     ax.set(xlabel="experiences trained", ylabel="frozen fraction of units", ylim=(0, 1.02),
            title=title or "RNF frozen fraction per layer")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -52,7 +52,7 @@ POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
              "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
 POSTERIOR_SCALE = 1.0
 #: Training samples per task the recognisers are fitted on: the plugin's default ``recognition_samples``.
-SAMPLES: int = TaskInference.samples
+SAMPLES: int | None = TaskInference.samples
 
 
 def train_rnf(benchmark: str, seed: int, validation: float = 0.0):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from avalanche_rnf.bench.result_tables import RESULTS, ROOT, comparison_table, targets_table, task_agnostic_table
 from avalanche_rnf.bench.results import load_records
@@ -20,7 +22,10 @@ DOCS_LINK = "path:../benchmarks/results/"
 """How the documentation pages (``docs/*.md``, MyST) link a result directory's files: ``path:`` copies them
 into the built site."""
 
-BLOCKS = {
+Blocks = dict[str, Callable[[], str]]
+"""A page's blocks: name -> the function that makes its text."""
+
+BLOCKS: dict[Path, Blocks] = {
     ROOT / "README.md": {"comparison": comparison_table},
     ROOT / "docs" / "results.md": {"comparison": lambda: comparison_table(link=DOCS_LINK),
                                    "targets": lambda: targets_table(link=DOCS_LINK),
@@ -30,13 +35,18 @@ BLOCKS = {
 }
 
 
-def render(text: str, blocks: dict) -> str:
+def render(text: str, blocks: Blocks) -> str:
     for name, make in blocks.items():
         pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no <!-- results:{name} --> block to fill")
-        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
+        text = pattern.sub(partial(_filled, make), text)
     return text
+
+
+def _filled(make: Callable[[], str], match: re.Match[str]) -> str:
+    """A block's markers around the text ``make`` returns."""
+    return match.group(1) + make() + "\n" + match.group(2)
 
 
 def rewrite_run_dirs(results: Path = RESULTS) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avalanche_rnf.bench.hparams import STRATEGIES
-from avalanche_rnf.bench.results import load_records, mean_std
+from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -22,13 +22,13 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/")
     columns = [c for c in ORDER if c in runs]
     head = "| strategy | " + " | ".join(f"[{c}]({link}{c}/summary.md)" for c in columns) + " |"
     lines = [head, "|---" * (len(columns) + 1) + "|"]
-    present = {r.strategy for records in runs.values() for r in records}
-    for strategy in [*STRATEGIES, *sorted(present - set(STRATEGIES))]:
+    found = {r.strategy for records in runs.values() for r in records}
+    for strategy in [*STRATEGIES, *sorted(found - set(STRATEGIES))]:
         cells = []
         for c in columns:
             ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
             other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
-            cells.append(mean_std([r.average_accuracy for r in ok]) if ok else ("n/a" if other else "–"))
+            cells.append(mean_std(present(r.average_accuracy for r in ok)) if ok else ("n/a" if other else "–"))
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)
@@ -36,9 +36,9 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/")
     return "\n".join(lines)
 
 
-def _seed_counts(records: list) -> str:
+def _seed_counts(records: list[RunRecord]) -> str:
     """Seeds run per strategy in a column: ``"3"``, or ``"3 (rnf, lwf), 1 for the others"`` when they differ."""
-    per = {}
+    per: dict[str, set[int]] = {}
     for r in records:
         if r.status == "ok":
             per.setdefault(r.strategy, set()).add(r.seed)
@@ -150,7 +150,7 @@ def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results
         replay = _rnf_and(records, "replay")
         memory = _mean(r.recognition_bytes[-1] for r in rnf) / 1024
         lines.append(" | ".join([
-            f"| {name}", f">= {target}", f"{mean_std([r.average_accuracy for r in rnf])}", f"{recognised:.3f}",
+            f"| {name}", f">= {target}", f"{mean_std(present(r.average_accuracy for r in rnf))}", f"{recognised:.3f}",
             _verdict(acc >= target, f"{target - acc:.3f}"), str(len(rnf)),
             f"{best[0]} {best[1]:.3f}" if best else "–",
             f"{_mean(r.average_accuracy for r in replay):.3f}" if replay else "not run", f"{memory:.0f} KiB",

@@ -191,14 +191,14 @@ def to_csv(records: Iterable[RunRecord]) -> str:
                 _f(r.train_seconds[i]) if i < len(r.train_seconds) else "",
                 r.state_bytes[i] if i < len(r.state_bytes) else "",
                 _f(r.relevance_seconds[i]) if i < len(r.relevance_seconds) else "",
-                _f(r.frozen_fractions[i].get("all", "")) if i < len(r.frozen_fractions) else "",
+                _f(r.frozen_fractions[i].get("all")) if i < len(r.frozen_fractions) else "",
                 _f(r.forgetting), _f(r.backward_transfer), _f(r.peak_rss_delta_mb),
             ])
     return buf.getvalue()
 
 
 def _f(x: float | None) -> str:
-    return "" if x is None or x == "" else f"{x:.6g}"
+    return "" if x is None else f"{x:.6g}"
 
 
 @dataclass(frozen=True)
@@ -218,15 +218,21 @@ def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dic
     """
     scores: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        if r.status == "ok" and r.strategy in keys:
+        accuracy = r.average_accuracy  # None only for a run without a matrix: not a finished one
+        if r.status == "ok" and r.strategy in keys and accuracy is not None:
             point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
-            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(r.average_accuracy)
+            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(accuracy)
     best: dict[str, Best] = {}
-    for (strategy, point), values in scores.items():
+    for (strategy, point_json), values in scores.items():
         mean = sum(values) / len(values)
         if strategy not in best or (len(values), mean) > (best[strategy].seeds, best[strategy].score):
-            best[strategy] = Best(json.loads(point), mean, len(values))
+            best[strategy] = Best(json.loads(point_json), mean, len(values))
     return best
+
+
+def present(values: Iterable[float | None]) -> list[float]:
+    """The values there are: a run's score is None only where it has none (no accuracy matrix, no metric)."""
+    return [v for v in values if v is not None]
 
 
 def mean_std(values: list[float]) -> str:

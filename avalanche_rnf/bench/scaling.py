@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = shlex.split(args.grid) + ["--loggers", "text", "--no-plots"]
     bench = [sys.executable, "-m", "avalanche_rnf.bench"]
     cpus = os.cpu_count() or 1
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         sequential = wall_time([*bench, *grid, "--out", str(tmp / "sequential")])
         one_thread = wall_time([*bench, *grid, "--out", str(tmp / "one-thread")], OMP_NUM_THREADS="1")
         on_ray = wall_time([*bench, *grid, "--out", str(tmp / "ray"), "--ray"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from avalanche_rnf.bench.hparams import PRESETS, SEARCH, STRATEGIES, STRATEGY_DEFAULTS, TRAINING, TUNED
 from avalanche_rnf.bench.result_tables import RESULTS
-from avalanche_rnf.bench.results import load_records, mean_std
+from avalanche_rnf.bench.results import load_records, mean_std, present
 from avalanche_rnf.bench.streams import BENCHMARKS
 
 
@@ -31,8 +31,8 @@ def presets_table(results: Path = RESULTS) -> str:
             setup = " / ".join(sorted(ran)) + " (not the preset's current setting)"
         epochs = records[0].config["training"]["epochs"] if records else "?"
         state = _optimizer_state(records[0].config["training"]) if records else "?"
-        acc = mean_std([r.average_accuracy for r in records])
-        reported = mean_std([r.stream_accuracy_avalanche for r in records])
+        acc = mean_std(present(r.average_accuracy for r in records))
+        reported = mean_std(present(r.stream_accuracy_avalanche for r in records))
         lines.append(f"| [{name}]({preset.source}) | {preset.strategy} on {preset.benchmark} ({preset.scenario}) | "
                      f"{setup} | {preset.expected:.2f} | {acc} | {reported} | {epochs} / {preset.training.epochs} | "
                      f"{state} | {len(records)} |")

@@ -88,7 +88,7 @@ def build_stream(
     n_exp = n_experiences or info.n_experiences
     task = scenario == "task"
     from_zero = scenario in ("task", "domain")
-    split = dict(return_task_id=task, seed=seed, class_ids_from_zero_in_each_exp=from_zero)
+    split: dict[str, Any] = dict(return_task_id=task, seed=seed, class_ids_from_zero_in_each_exp=from_zero)
 
     if name == "split_digits":
         bench = SplitDigits(n_exp, return_task_id=task, class_ids_from_zero_in_each_exp=from_zero, seed=seed)

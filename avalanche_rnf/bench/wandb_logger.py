@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from avalanche.evaluation.metric_results import AlternativeValues, TensorImage
 from avalanche.logging import BaseLogger
+
+Mode = Literal["online", "offline", "disabled", "shared"]
+"""wandb's run modes (``wandb.init(mode=...)``)."""
 
 
 def _logged_in(wandb) -> bool:
@@ -32,13 +35,14 @@ class WandBLogger(BaseLogger):
 
     def __init__(self, project: str, name: str | None = None, group: str | None = None,
                  config: dict[str, Any] | None = None, dir: str | os.PathLike | None = None,
-                 mode: str | None = None):
+                 mode: Mode | None = None):
         super().__init__()
         import wandb
 
         self.wandb = wandb
         if mode is None:
-            mode = os.environ.get("WANDB_MODE") or ("online" if _logged_in(wandb) else "offline")
+            # WANDB_MODE as given: wandb.init checks it
+            mode = cast(Mode, os.environ.get("WANDB_MODE") or ("online" if _logged_in(wandb) else "offline"))
         if dir is not None:
             Path(dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=name, group=group, config=config, dir=dir, mode=mode,
@@ -55,7 +59,10 @@ class WandBLogger(BaseLogger):
         if isinstance(value, (int, float)):
             return value
         if isinstance(value, torch.Tensor):
-            return value.item() if value.numel() == 1 else self.wandb.Histogram(value.detach().cpu().numpy())
+            if value.numel() == 1:
+                return value.item()
+            # wandb's annotation says Sequence; the values go to np.histogram, which takes an array
+            return self.wandb.Histogram(value.detach().cpu().numpy())  # type: ignore[arg-type]
         if isinstance(value, TensorImage):
             return self.wandb.Image(np.moveaxis(np.asarray(value.image), 0, -1))
         try:
@@ -65,7 +72,7 @@ class WandBLogger(BaseLogger):
 
     def log_matrix(self, name: str, matrix: list[list[float]]) -> None:
         """An accuracy matrix as a table (row: after training step, column: experience)."""
-        columns = ["after step", *(f"exp {j}" for j in range(len(matrix[0])))]
+        columns: list[str | int] = ["after step", *(f"exp {j}" for j in range(len(matrix[0])))]
         self.run.log({name: self.wandb.Table(columns=columns, data=[[i, *row] for i, row in enumerate(matrix)])})
 
     def log_summary(self, values: dict[str, Any]) -> None:
