@@ -238,6 +238,30 @@ def test_warnings_go_to_the_run_log_and_rnf_s_own_to_the_console_once(tmp_path, 
     assert text.count("UserWarning: a dependency's notice") == 1 and text.count("UserWarning: RNF: all 10") == 1
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_cli_module_imports_no_avalanche_before_main():
+    """rnf-bench's entry module leaves Avalanche (and the harness modules that import it) to main, which
+    imports them inside its WarningLog: their import-time warnings go to the run's log."""
+    code = ("import sys, avalanche_rnf; before = set(sys.modules); import avalanche_rnf.bench.cli; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    new = _python(code).stdout.split()
+    assert "avalanche_rnf.bench.cli" in new
+    heavy = [m for m in new if m.split(".")[0] in ("avalanche", "torch", "torchvision", "qpsolvers")
+             or m in ("avalanche_rnf.bench.streams", "avalanche_rnf.bench.jobs", "avalanche_rnf.bench.runner")]
+    assert not heavy
+
+
+def test_console_shows_no_import_time_warning_of_avalanche(tmp_path):
+    if _python("import sys, avalanche_rnf; print('avalanche' in sys.modules)").stdout.strip() == "True":
+        pytest.skip("import avalanche_rnf imports Avalanche, whose import-time warnings (qpsolvers' 'no QP solver "
+                    "found') print before rnf-bench's main runs")
+    result = subprocess.run([sys.executable, "-m", "avalanche_rnf.bench", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "Warning" not in result.stdout + result.stderr, result.stderr
+
+
 def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])

@@ -1,4 +1,8 @@
-"""``rnf-bench``'s command line: the argument parser, and the parsing of the options that hold lists."""
+"""``rnf-bench``'s command line: the argument parser, and the parsing of the options that hold lists.
+
+Importing this module imports no Avalanche (the benchmarks, which do, are read when the parser is built),
+so that :func:`avalanche_rnf.bench.cli.main` can route Avalanche's import-time warnings to its log.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any
 
 from avalanche_rnf.bench.data import ENV_VAR
 from avalanche_rnf.bench.hparams import PRESETS, STRATEGIES, TUNED_FILE
-from avalanche_rnf.bench.streams import BENCHMARKS, SCENARIOS
 
 DESCRIPTION = "``rnf-bench``: RNF against Avalanche's baselines on continual-learning streams."
 LOGGERS = ("interactive", "text", "csv", "tensorboard")
@@ -20,6 +23,8 @@ class UsageError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from avalanche_rnf.bench.streams import BENCHMARKS, SCENARIOS
+
     p = argparse.ArgumentParser(
         prog="rnf-bench", description=DESCRIPTION,
         epilog="Example: rnf-bench --benchmark split_mnist --scenario task --seeds 0 1 2 --data-root ~/data",

@@ -20,17 +20,25 @@ from typing import TYPE_CHECKING, Any
 from avalanche_rnf.bench.arguments import UsageError, build_parser, names
 from avalanche_rnf.bench.console import LOG_FILE, StepBar, WarningLog, display_path, outcome
 from avalanche_rnf.bench.data import DataNotFoundError
-from avalanche_rnf.bench.planning import Plan, check_resources, log_setup, make_plan, plan_jobs
 
 if TYPE_CHECKING:
     from avalanche_rnf.bench.distributed import Handler, Resources
     from avalanche_rnf.bench.jobs import Job
+    from avalanche_rnf.bench.planning import Plan
     from avalanche_rnf.bench.results import RunRecord
 
+
 def main(argv: list[str] | None = None) -> int:
+    """``rnf-bench``'s entry point.
+
+    The harness's modules this module imports at its top import no Avalanche: it is first imported when the
+    parser is built, inside :class:`~avalanche_rnf.bench.console.WarningLog`, so that Avalanche's import-time
+    warnings (qpsolvers' "no QP solver found") go to the run's log, not to the console. That holds as long as
+    ``import avalanche_rnf`` itself does not import Avalanche.
+    """
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
     with WarningLog() as log:
+        args = build_parser().parse_args(argv)
         try:
             return _main(args, argv, log)
         except (DataNotFoundError, UsageError) as error:
@@ -43,6 +51,7 @@ def _main(args: argparse.Namespace, argv: list[str], log: WarningLog) -> int:
 
     from avalanche_rnf.bench.jobs import failed_record, run_job
     from avalanche_rnf.bench.machine import machine_facts
+    from avalanche_rnf.bench.planning import check_resources, log_setup, make_plan, plan_jobs
     from avalanche_rnf.bench.portable import portable_command, portable_data_root
     from avalanche_rnf.bench.results import ResultStore
     from avalanche_rnf.bench.runner import default_device

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from avalanche_rnf.bench.arguments import LOGGERS, UsageError, names, parse_params
 from avalanche_rnf.bench.data import ENV_VAR
 from avalanche_rnf.bench.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, strategy_params, with_overrides
-from avalanche_rnf.bench.streams import BENCHMARKS
 
 if TYPE_CHECKING:
     from avalanche_rnf.bench.distributed import Resources
@@ -27,6 +26,7 @@ records the plan) and swept (the searched parameters per strategy)."""
 def make_plan(args: argparse.Namespace) -> Plan:
     """The runs to do: strategies x seeds (or, with --search, strategies x key-parameter values)."""
     from avalanche_rnf.bench.runner import RunSpec
+    from avalanche_rnf.bench.streams import BENCHMARKS
 
     overrides = parse_params(args.param)
     if args.search and args.sweep:
