@@ -312,3 +312,32 @@ def test_preset_runs_other_strategies_in_its_setting(tmp_path):
         assert training["reset_optimizer"] is False and len(r.matrix) == 2
     assert records["si"].config["params"] == {"si_lambda": 1.0, "eps": 0.1}
     assert records["naive"].config["params"] == {}
+
+
+def test_online_runs_see_each_experience_once_in_sub_experiences(tmp_path, monkeypatch):
+    from avalanche_rnf.bench import runner
+    from avalanche_rnf.bench.streams import build_stream
+
+    sizes: list[tuple[int, bool]] = []
+    cut = runner.sub_experiences
+
+    def watched(experience, size, seed):
+        for sub in cut(experience, size, seed):
+            sizes.append((len(sub.dataset), sub.is_last_subexp))
+            yield sub
+
+    monkeypatch.setattr(runner, "sub_experiences", watched)
+    out = tmp_path / "online"
+    code = cli.main(["--online", "32", "--strategies", "naive,er_ace,rnf,joint", "--scenario", "class",
+                     "--loggers", "csv", "--out", str(out)])
+    assert code == 0
+    meta, records = load_records(out)
+    assert meta["plan"]["training"]["online"] == 32 and meta["plan"]["training"]["epochs"] == 1
+    by = {r.strategy: r for r in records}
+    assert by["joint"].status == "skipped" and "not online" in by["joint"].reason
+    for name in ("naive", "er_ace", "rnf"):
+        assert by[name].status == "ok" and len(by[name].matrix) == 5  # evaluated when each experience ends
+    assert by["er_ace"].state_bytes[-1] > 0 and by["rnf"].state_bytes[-1] > 0
+    assert all(size <= 32 for size, _ in sizes) and sum(last for _, last in sizes) == 3 * 5
+    train_samples = sum(len(e.dataset) for e in build_stream("split_digits", "class", seed=0).benchmark.train_stream)
+    assert sum(size for size, _ in sizes) == 3 * train_samples  # each sample once, for each of the three runs

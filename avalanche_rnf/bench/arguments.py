@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="seeds (class order, permutations, initialisation); several give mean ± std")
     p.add_argument("--experiences", type=int, help="number of experiences (default: the benchmark's)")
+    p.add_argument("--online", type=int, metavar="SIZE",
+                   help="online: each experience is seen once, in sub-experiences of SIZE samples, one pass each "
+                        "(Avalanche's split_online_stream; evaluation when an experience ends); sets --epochs 1")
     p.add_argument("--image-size", type=int, default=32, help="imagefolder: images are resized to this square size")
     p.add_argument("--param", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
                    help="override a strategy parameter, e.g. ewc.ewc_lambda=10 (repeatable)")

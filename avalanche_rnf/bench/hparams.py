@@ -36,9 +36,14 @@ class Training:
     #: Clear the optimizer's state (Adam's moments, SGD's momentum) before each experience, as
     #: Avalanche did before 0.4; since 0.4 the state carries over from one experience to the next.
     reset_optimizer: bool = False
+    #: Online: each experience is seen once, in sub-experiences of this many samples (0: whole).
+    online: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        if not self.online:  # offline runs keep the configuration (and run keys) they had before
+            del fields["online"]
+        return fields
 
 
 TRAINING: dict[str, Training] = {
@@ -61,6 +66,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "mas": {"lambda_reg": 1.0, "alpha": 0.5},
     "packnet": {"prune_proportion": 0.7, "post_prune_epochs": 1},
     "replay": {"mem_size": 500},
+    "er_ace": {"mem_size": 500, "batch_size_mem": 10},
     "joint": {},
     "rnf": {"max_drop": 0.005, "reference_size": 300},
 }

@@ -68,15 +68,16 @@ def strategy_state_nbytes(name: str, strategy) -> int:
     """Bytes of the extra state ``strategy`` keeps between experiences (beyond the model and optimizer).
 
     EWC, SI, MAS and LwF: every tensor their plugins hold (importances, old weights, SI's
-    trajectories, LwF's teacher copy). Replay: the buffer's samples (inputs and labels).
+    trajectories, LwF's teacher copy). Replay and ER-ACE: the buffer's samples (inputs and labels).
     PackNet: the task masks stored in the wrapped layers. RNF: its masks and frozen values.
     """
     if name == "rnf":
         return strategy.rnf.state_nbytes()
     if name == "packnet":
         return sum(b.nbytes for b in strategy.model.buffers())
-    if name == "replay":
-        buffer = next(p for p in strategy.plugins if hasattr(p, "storage_policy")).storage_policy.buffer
+    if name in ("replay", "er_ace"):
+        owner = strategy if name == "er_ace" else next(p for p in strategy.plugins if hasattr(p, "storage_policy"))
+        buffer = owner.storage_policy.buffer
         if len(buffer) == 0:
             return 0
         x = buffer[0][0]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from avalanche_rnf.bench.arguments import LOGGERS, UsageError, names, parse_params
 from avalanche_rnf.bench.data import ENV_VAR
 from avalanche_rnf.bench.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, strategy_params, with_overrides
+from avalanche_rnf.bench.online import ONLINE_PARAMS, ONLINE_STRATEGIES
 
 if TYPE_CHECKING:
     from avalanche_rnf.bench.distributed import Resources
@@ -53,9 +54,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
                                   lr=args.lr, reset_optimizer=args.reset_optimizer)
-        params = {s: strategy_params(s, benchmark, scenario) for s in strategies}
+        if args.online is not None:
+            if not args.online > 0:
+                raise ValueError(f"--online needs a positive sub-experience size, got {args.online}")
+            training = with_overrides(training, online=args.online, epochs=1)
+            strategies = names(args.strategies) or list(ONLINE_STRATEGIES)
+        params = {s: {**strategy_params(s, benchmark, scenario), **(ONLINE_PARAMS.get(s, {}) if args.online else {})}
+                  for s in strategies}
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
-        name = f"{prefix}{benchmark}-{scenario}"
+        name = f"{prefix}{benchmark}-{scenario}" + (f"-online{args.online}" if args.online else "")
     for strategy, values in overrides.items():
         if strategy not in params:
             raise ValueError(f"--param for {strategy!r}, which is not among the strategies run")

@@ -17,6 +17,7 @@ from avalanche_rnf.bench.evaluation import own_head_accuracy_metrics
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.measure import PeakMemory, strategy_state_nbytes
 from avalanche_rnf.bench.models import model_for
+from avalanche_rnf.bench.online import sub_experiences
 from avalanche_rnf.bench.results import RunRecord
 from avalanche_rnf.bench.strategies import build_strategy, not_applicable
 from avalanche_rnf.bench.streams import Stream, with_validation
@@ -90,7 +91,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
     with PeakMemory() as memory:
         for done, step in enumerate(steps, 1):
             start = time.perf_counter()
-            strategy.train(step)
+            for part in sub_experiences(step, t.online, spec.seed) if t.online else [step]:
+                strategy.train(part)
             record.train_seconds.append(time.perf_counter() - start)
             start = time.perf_counter()
             metrics = strategy.eval(eval_stream)

@@ -18,6 +18,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.models.packnet import PackNetModel, PackNetPlugin
 from avalanche.training import (
+    ER_ACE,
     EWC,
     MAS,
     JointTraining,
@@ -26,19 +27,26 @@ from avalanche.training import (
     Replay,
     SynapticIntelligence,
 )
+from avalanche.training.plugins import ReplayPlugin
+from avalanche.training.storage_policy import ClassBalancedBuffer
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, TaskInference, Tolerance
 from avalanche_rnf.bench.fixes import CopyingSIPlugin
 from avalanche_rnf.bench.hparams import Training
+from avalanche_rnf.bench.online import not_applicable_online
 
-_CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS,
+_CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS, "er_ace": ER_ACE,
             "replay": Replay, "joint": JointTraining}
 
 
 def not_applicable(strategy: str, scenario: str, training: Training, family: str) -> str | None:
     """Why ``strategy`` cannot run in this setting (None when it can)."""
+    if training.online:
+        reason = not_applicable_online(strategy)
+        if reason:
+            return reason
     if strategy == "packnet":
         if scenario != "task":
             return "PackNet selects a sub-network by task label: task-incremental only"
@@ -134,6 +142,10 @@ def build_strategy(
     elif name == "si":
         plugins = [*(plugins or []), CopyingSIPlugin(si_lambda=params.pop("si_lambda"), eps=params.pop("eps"))]
         cls = SupervisedTemplate
+    elif name == "replay" and training.online:  # one buffer share per class, not per sub-experience
+        mem_size = params.pop("mem_size")
+        plugins = [*(plugins or []), ReplayPlugin(mem_size, storage_policy=ClassBalancedBuffer(mem_size, True))]
+        cls = Naive
     elif name == "lwf" and params.pop("shrink_ce", False):
         plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
         cls = LwF
