@@ -25,11 +25,15 @@ into the built site."""
 Blocks = dict[str, Callable[[], str]]
 """A page's blocks: name -> the function that makes its text."""
 
+ONLINE_ORDER = ("online-split_mnist-task", "online-split_mnist-class")
+"""The online result directories (``rnf-bench --online``), a table of their own."""
+
 BLOCKS: dict[Path, Blocks] = {
     ROOT / "README.md": {"comparison": comparison_table},
     ROOT / "docs" / "results.md": {"comparison": lambda: comparison_table(link=DOCS_LINK),
                                    "targets": lambda: targets_table(link=DOCS_LINK),
-                                   "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK)},
+                                   "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK),
+                                   "online": lambda: comparison_table(link=DOCS_LINK, order=ONLINE_ORDER)},
     ROOT / "docs" / "protocol.md": {"hparams": hparams_table, "presets": presets_table},
     ROOT / "docs" / "benchmarks.md": {"scaling": scaling_table},
 }

@@ -15,15 +15,19 @@ ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fm
          "split_cifar10-task", "split_cifar10-class")
 
 
-def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
-    """Average accuracy after the last experience, mean ± std over seeds: strategies x benchmarks."""
+def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
+                     order: tuple[str, ...] = ORDER) -> str:
+    """Average accuracy after the last experience, mean ± std over seeds: strategies x the result
+    directories in ``order`` (strategies run in none of them are left out, except in :data:`ORDER`)."""
     runs = {d.name: load_records(d)[1] for d in sorted(results.iterdir()) if (d / "results.json").is_file()
-            and d.name in ORDER}
-    columns = [c for c in ORDER if c in runs]
+            and d.name in order}
+    columns = [c for c in order if c in runs]
     head = "| strategy | " + " | ".join(f"[{c}]({link}{c}/summary.md)" for c in columns) + " |"
     lines = [head, "|---" * (len(columns) + 1) + "|"]
     found = {r.strategy for records in runs.values() for r in records}
     for strategy in [*STRATEGIES, *sorted(found - set(STRATEGIES))]:
+        if order != ORDER and strategy not in found:
+            continue
         cells = []
         for c in columns:
             ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
