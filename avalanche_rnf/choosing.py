@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import Iterable, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,17 @@ from avalanche_rnf.layers import UnitLayer, n_units
 from avalanche_rnf.options import Capacity
 from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, limit
 from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
+
+CALIBRATION_SAMPLES = 512
+"""Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
+
+
+class Data(Protocol):
+    """An experience's data as RNF reads it: class-balanced batches and held-out batches."""
+
+    def batches(self, size: int | None) -> Iterable[Batch]: ...
+
+    def held_out(self) -> list[Batch]: ...
 
 
 @dataclass
@@ -117,3 +129,20 @@ class Chooser:
         result = SearchResult(1.0, accuracy_at(1.0), full, 2) if keep_all else search(accuracy_at, full)
         return pick(result.mass), replace(result, seconds=time.perf_counter() - start)
 
+
+    def choose(
+        self,
+        rule: SelectionRule,
+        search: ToleranceSearch | None,
+        data: Data,
+        sources: dict[str, Source | None],
+        call: Call,
+        keep_all: bool = False,
+    ) -> tuple[dict[str, Tensor], list[Batch], SearchResult | None]:
+        """The new units (by ``rule``, or by ``search`` on the held-out data), the calibration
+        batches of their BatchNorm channels, and the search's result."""
+        calibration = list(data.batches(CALIBRATION_SAMPLES)) if any(layer.norm for layer in self.layers) else []
+        if search is None:
+            return self.new_units(KeepFree() if keep_all else rule), calibration, None
+        new, result = self.searched(search, data.held_out(), sources, calibration, call, keep_all=keep_all)
+        return new, calibration, result

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from avalanche_rnf.freezing import EntryFreeze, FreezeState
 from avalanche_rnf.isolation import Source, input_mask, unit_sources
+from avalanche_rnf.keeping import Call, accuracy
 from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units, weight_of
 from avalanche_rnf.options import TaskInference
 from avalanche_rnf.recognition import (
@@ -117,6 +118,11 @@ class TaskInferrer:
             return {}
         weight = weight_of(model.get_submodule(layers[-1].name))
         return {f"{layers[-1].name}.weight": weight * self.columns(model, layers, self.task_inputs[-1])}
+
+    def kept_accuracy(self, model: nn.Module, layers: list[UnitLayer], held_out: list[Batch], call: Call) -> float:
+        """Held-out accuracy of the latest task's kept function, as the recognised task computes it."""
+        rows = next(iter(self.rows.values()), None)
+        return accuracy(model, self.own_weights(model, layers), held_out, call, rows)
 
     def freeze_columns(self, model: nn.Module, layers: list[UnitLayer], new: dict[str, Tensor]) -> None:
         """``"domain"``: give the earlier tasks' columns of the shared output layer their values back (they

@@ -10,17 +10,20 @@ value says it all, the plugin also takes that value alone (``tolerance=0.01``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Iterable, Literal, Sequence, Union
 
+from torch import Tensor, nn
 from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
+from avalanche_rnf.layers import UnitLayer
 from avalanche_rnf.recognition import POWER, SHRINKAGE, View, resolve_views
 from avalanche_rnf.reference import check_reference_size
-from avalanche_rnf.relevance import Reduction, Start, make_composite
+from avalanche_rnf.relevance import Forward, Reduction, Start, make_composite, scored_units
 from avalanche_rnf.tolerance import ToleranceSearch
 
 Share = Union[Literal["fair", "unlimited"], float]
+Batch = tuple[Tensor, Tensor, Tensor]
 
 
 def is_number(value: Any) -> bool:
@@ -58,6 +61,13 @@ class Relevance:
             raise ValueError(f"batch_size must be positive, got {self.batch_size!r}.")
         check_reference_size(self.reference_size)
         make_composite(self.composite, self.canonizers)  # fail early on an unknown name
+
+    def score(self, model: nn.Module, layers: Sequence[UnitLayer], batches: Iterable[Batch],
+              forward: Forward) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
+        """Each unit's mean relevance, its normalized score and the pass's seconds
+        (:func:`~avalanche_rnf.relevance.scored_units` with these options)."""
+        return scored_units(model, layers, batches, composite=make_composite(self.composite, self.canonizers),
+                            forward=forward, start=self.start, reduction=self.reduction)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,9 @@
 After each training experience the plugin scores every unit by LRP on a class-balanced reference
 set of that experience (:mod:`~avalanche_rnf.relevance`), chooses the units to keep
 (:mod:`~avalanche_rnf.choosing`), cuts them off the free units and freezes them bit for bit
-(:mod:`~avalanche_rnf.keeping`, :mod:`~avalanche_rnf.freezing`). Retraining
-(:mod:`~avalanche_rnf.retraining`), task heads (:mod:`~avalanche_rnf.heads`) and task inference
-(:mod:`~avalanche_rnf.inference`) are parts of their own. All state lives in the plugin, so it
-works inside any strategy next to any other plugin.
+(:mod:`~avalanche_rnf.keeping`). Retraining, task heads and task inference are parts of their own
+(:mod:`~avalanche_rnf.evaluating` holds the evaluation callbacks). All state lives in the plugin,
+so it works inside any strategy next to any other plugin.
 """
 
 from __future__ import annotations
@@ -20,28 +19,26 @@ from torch import Tensor, nn
 from avalanche_rnf import glue
 from avalanche_rnf.choosing import Choice, Chooser, budgets
 from avalanche_rnf.cuts import WeightCuts
+from avalanche_rnf.evaluating import EvaluationCallbacks
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.heads import HeadTransfer
 from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.isolation import unit_sources
-from avalanche_rnf.keeping import accuracy, freeze_units, isolate
+from avalanche_rnf.keeping import freeze_units, isolate
 from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
-from avalanche_rnf.relevance import make_composite, scored_units
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
-from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule
+from avalanche_rnf.selection import RelevanceMass, SelectionRule
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
 DEFAULT_RESERVOIR = 1000
 """Online streams: samples kept of an origin experience when ``Relevance.reference_size`` is None."""
-CALIBRATION_SAMPLES = 512
-"""Training samples used to recompute the BatchNorm statistics of newly frozen, isolated channels."""
 Mode = Literal["class", "domain"]
 
 
-class RNFPlugin(SupervisedPlugin):
+class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
     """Relevance-based Neural Freezing (Ede et al. 2022, arXiv 2205.01929).
 
     Every option has a default; the grouped ones are documented in :mod:`avalanche_rnf.options`.
@@ -197,9 +194,7 @@ class RNFPlugin(SupervisedPlugin):
         self._freeze(model, choice)
         data = self._data_of(strategy)
         if retrained and self.search is not None and self.searches:
-            weights = self.inference.own_weights(model, self.layers)
-            rows = next(iter(self.inference.rows.values()), None)
-            retrained_accuracy = accuracy(model, weights, data.held_out(), glue.call, rows)
+            retrained_accuracy = self.inference.kept_accuracy(model, self.layers, data.held_out(), glue.call)
             self.searches[-1] = replace(self.searches[-1], retrained_accuracy=retrained_accuracy)
         if self.task_inference:
             index = glue.origin(strategy.experience).current_experience
@@ -216,11 +211,8 @@ class RNFPlugin(SupervisedPlugin):
         model, experience = strategy.model, glue.origin(strategy.experience)
         self._scan(model)
         data = self._data_of(strategy)
-        relevance, normalized, seconds = scored_units(
-            model, self.layers, data.batches(self.relevance.reference_size),
-            composite=make_composite(self.relevance.composite, self.relevance.canonizers), forward=glue.forward,
-            start=self.relevance.start, reduction=self.relevance.reduction,
-        )
+        relevance, normalized, seconds = self.relevance.score(
+            model, self.layers, data.batches(self.relevance.reference_size), glue.forward)
         heads = glue.heads(model, glue.task_labels(experience))
         rows = self.inference.class_rows(model, self.layers, experience) if self.task_inference == "class" else {}
         self.inference.rows = rows
@@ -230,13 +222,8 @@ class RNFPlugin(SupervisedPlugin):
         chooser = Chooser(model, self.layers, self.freeze, normalized, heads,
                           budgets(model, self.layers, self.freeze, self.capacity, left, last), rows,
                           self.layers[-1].name if self.task_inference == "domain" else None)
-        # training samples on which newly frozen BatchNorm channels get their statistics (isolation)
-        calibration = list(data.batches(CALIBRATION_SAMPLES)) if any(layer.norm for layer in self.layers) else []
-        if self.search is None:
-            new = chooser.new_units(KeepFree() if last else self.selection)
-        else:
-            new, result = chooser.searched(self.search, data.held_out(), sources, calibration,
-                                           glue.call, keep_all=last)
+        new, calibration, result = chooser.choose(self.selection, self.search, data, sources, glue.call, last)
+        if result is not None:
             self.searches.append(result)
         return Choice(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
@@ -275,30 +262,6 @@ class RNFPlugin(SupervisedPlugin):
             self._data = glue.ExperienceData(dataset, strategy.experience, holdout=holdout, seed=self.seed,
                                              batch_size=self.relevance.batch_size, device=strategy.device)
         return self._data
-
-    # ------------------------------------------------------------------ evaluation
-    def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.inference.recognised = [0, 0]
-        self.inference.stop_eval()
-        # during an experience (periodic evaluation) its task is not learned yet: plain outputs then
-        if self.task_inference and len(self.inference.recognizer) and not self._in_experience:
-            if not self.layers:  # e.g. evaluating right after load_state_dict
-                self._scan(strategy.model)
-            self.inference.start_eval(strategy.model, self.layers)
-
-    def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
-        if self.inference.tap is not None:
-            strategy.mb_output = self.inference.after_forward(
-                strategy.model, strategy.mb_output, strategy.mb_x, strategy.mb_y, strategy.mb_task_id,
-                strategy.experience.current_experience)
-
-    def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
-        if self.inference.tap is None:
-            return
-        self.inference.stop_eval()
-        values = self.inference.recognition_metrics(glue.stream_name(strategy.experience),
-                                                    strategy.experience.current_experience)
-        glue.publish(strategy, self, values, strategy.clock.train_iterations)
 
     # ------------------------------------------------------------------ state
     raw_scores = property(lambda self: self.history.raw_scores)
