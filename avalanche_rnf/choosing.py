@@ -141,7 +141,8 @@ class Chooser:
     ) -> tuple[dict[str, Tensor], list[Batch], SearchResult | None]:
         """The new units (by ``rule``, or by ``search`` on the held-out data), the calibration
         batches of their BatchNorm channels, and the search's result."""
-        calibration = list(data.batches(CALIBRATION_SAMPLES)) if any(layer.norm for layer in self.layers) else []
+        norms = any(norm for layer in self.layers for _, norm in layer.modules)
+        calibration = list(data.batches(CALIBRATION_SAMPLES)) if norms else []
         if search is None:
             return self.new_units(KeepFree() if keep_all else rule), calibration, None
         new, result = self.searched(search, data.held_out(), sources, calibration, call, keep_all=keep_all)

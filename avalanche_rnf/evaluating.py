@@ -25,7 +25,7 @@ class EvaluationCallbacks:
     layers: list[UnitLayer]
     _in_experience: bool
 
-    _scan: Callable[[nn.Module], None]
+    _scan: Callable[[nn.Module, Any, Any], None]
     """Reads the model's unit layers into ``layers`` (the plugin's)."""
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
@@ -34,7 +34,7 @@ class EvaluationCallbacks:
         # during an experience (periodic evaluation) its task is not learned yet: plain outputs then
         if self.task_inference and len(self.inference.recognizer) and not self._in_experience:
             if not self.layers:  # e.g. evaluating right after load_state_dict
-                self._scan(strategy.model)
+                self._scan(strategy.model, strategy.experience, strategy.device)
             self.inference.start_eval(strategy.model, self.layers)
 
     def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:

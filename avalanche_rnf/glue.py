@@ -36,6 +36,16 @@ def heads(model: nn.Module, tasks: Any = None) -> set[str]:
     return found
 
 
+def example(experience: Any, device: Any = "cpu") -> tuple[Tensor, Tensor]:
+    """The experience's first input (eval transforms, global RNG untouched) and its task label, twice
+    (models that squeeze their features lose a batch of one): what RNF traces the model's data flow with."""
+    dataset = experience.dataset
+    dataset = dataset.eval() if hasattr(dataset, "eval") else dataset
+    with torch.random.fork_rng(devices=[]):
+        x, _, t = dataset[0][:3]
+    return torch.stack([torch.as_tensor(x)] * 2).to(device), torch.as_tensor([int(t)] * 2).to(device)
+
+
 def is_online(experience: Any) -> bool:
     """A sub-experience of an online stream (``split_online_stream``)."""
     return isinstance(experience, OnlineCLExperience)

@@ -9,38 +9,33 @@ per-task inference mask of "units still free after task k are switched off when 
 stored in the weights themselves, so evaluation needs no task-dependent masking and Avalanche's
 forward and metrics run unchanged.
 
-Which layer feeds which is read from registration order: a unit layer's *source* is the nearest
-earlier unit layer that is not a task head. ``Conv2d -> Conv2d`` maps channels to channels, and a
+Which layer feeds which is read from the model's data flow (:mod:`~avalanche_rnf.graph`), or,
+before a trace, from registration order: a unit layer's *source* is then the nearest earlier unit
+layer that is not a task head. ``Conv2d -> Conv2d`` maps channels to channels, and a
 ``Linear`` after a flatten reads ``in_features / units`` consecutive features per source unit
 (channel-major, as ``torch.flatten`` lays out ``NCHW``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence, cast
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units, weight_of
-
-
-@dataclass(frozen=True)
-class Source:
-    """The unit layer feeding a layer, and how many input features each of its units provides."""
-
-    layer: str
-    group: int
+from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units, weight_of
 
 
 def unit_sources(model: nn.Module, layers: list[UnitLayer], heads: set[str]) -> dict[str, Source | None]:
-    """Map each unit layer to its :class:`Source` (``None`` for layers that read the model input).
+    """Map each module of the unit layers to its :class:`Source` (``None`` for modules that read
+    the model input, or only their own channels).
 
-    Raises :class:`~avalanche_rnf.layers.UnsupportedModelError` when a layer's input width does
-    not match the layer before it (branches, skips, grouped convolutions): isolation cannot tell
-    which units feed it.
+    Layers read from the data flow (:mod:`~avalanche_rnf.graph`) carry their sources. Otherwise
+    they are read from registration order; then :class:`~avalanche_rnf.layers.UnsupportedModelError`
+    is raised when a layer's input width does not match the layer before it.
     """
+    if layers and all(layer.reads is not None for layer in layers):
+        return {module: source for layer in layers for module, source in layer.reads or ()}
     sources: dict[str, Source | None] = {}
     previous: UnitLayer | None = None
     for layer in layers:
@@ -64,8 +59,8 @@ def _group(name: str, module: nn.Module, src_name: str, src: nn.Module) -> int:
         return n_inputs(module) // units
     raise UnsupportedModelError(
         f"RNF isolation cannot tell which units feed {name!r}: it does not read the {units} units of {src_name!r}, "
-        "the unit layer registered before it. Isolation needs a chain of Linear/Conv2d layers (plus norms, "
-        "activations, pooling, flatten); pass isolate=False for other architectures."
+        "the unit layer registered before it, and the model's data flow was not traced (RNF traces it from each "
+        "experience's first sample once training starts)."
     )
 
 

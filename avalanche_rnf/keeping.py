@@ -26,7 +26,7 @@ def kept(freeze: FreezeState, new: dict[str, Tensor]) -> dict[str, Tensor]:
 def calibrated(model: nn.Module, layers: list[UnitLayer], weights: dict[str, Tensor], new: dict[str, Tensor],
                calibration: list[Batch], call: Call) -> dict[str, Tensor]:
     """BatchNorm statistics of the ``new`` units, measured on ``calibration`` with ``weights`` swapped in."""
-    norms = [(layer.norm, new[layer.name]) for layer in layers if layer.norm is not None]
+    norms = [(norm, new[layer.name]) for layer in layers for _, norm in layer.modules if norm is not None]
     tensors = calibrated_norms(model, weights, norms, calibration, call)
     return {k: v for k, v in tensors.items() if k not in weights}
 
@@ -62,12 +62,13 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
     keep = kept(freeze, new)
     cuts = {}
     for layer in layers:
-        source = sources[layer.name]
-        if source is not None:
-            rows = new[layer.name] if layer.name != whole_rows else torch.ones_like(new[layer.name])
-            cut = sever(model, layer.name, source, rows, keep[source.layer])
-            if cut is not None and cut.any():
-                cuts[f"{layer.name}.weight"] = cut
+        rows = new[layer.name] if layer.name != whole_rows else torch.ones_like(new[layer.name])
+        for module, _ in layer.modules:
+            source = sources.get(module)
+            if source is not None:
+                cut = sever(model, module, source, rows, keep[source.layer])
+                if cut is not None and cut.any():
+                    cuts[f"{module}.weight"] = cut
     with torch.no_grad():
         for name, value in calibrated(model, layers, {}, new, calibration, call).items():
             tensor_by_name(model, name).copy_(value)

@@ -28,17 +28,42 @@ class UnsupportedModelError(ValueError):
 
 
 @dataclass(frozen=True)
+class Source:
+    """The unit layer feeding a module, and how many input features each of its units provides."""
+
+    layer: str
+    group: int
+
+
+@dataclass(frozen=True)
 class UnitLayer:
-    """A Linear/Conv2d module (by name) and the BatchNorm that normalises its channels, if any."""
+    """A Linear/Conv2d module (by name) and the BatchNorm that normalises its channels, if any.
+
+    Read from the model's data flow (:mod:`~avalanche_rnf.graph`), a unit layer is a group of
+    coupled channels: ``coupled`` lists the other modules (with their norms) whose output channels
+    are the same units, e.g. every conv adding into a residual stream, and ``reads`` the
+    :class:`Source` of every module of the group (``None``: reads the model input, or its own
+    channels, as a depthwise conv). Without it (``reads is None``) the layer stands alone and its
+    source is read from registration order.
+    """
 
     name: str
     norm: str | None = None
+    coupled: tuple[tuple[str, str | None], ...] = ()
+    reads: tuple[tuple[str, Source | None], ...] | None = None
+
+    @property
+    def modules(self) -> tuple[tuple[str, str | None], ...]:
+        """``(module, norm)`` of every module whose output channels are this layer's units."""
+        return ((self.name, self.norm), *self.coupled)
 
     def tensor_names(self, model: nn.Module) -> Iterator[str]:
         """Names of the parameters and buffers whose dimension 0 indexes this layer's units."""
-        owners: list[tuple[str, tuple[str, ...]]] = [(self.name, _UNIT_PARAMS)]
-        if self.norm is not None:
-            owners.append((self.norm, _NORM_TENSORS))
+        owners: list[tuple[str, tuple[str, ...]]] = []
+        for unit, norm in self.modules:
+            owners.append((unit, _UNIT_PARAMS))
+            if norm is not None:
+                owners.append((norm, _NORM_TENSORS))
         for owner, attrs in owners:
             module = model.get_submodule(owner)
             for attr in attrs:

@@ -21,6 +21,7 @@ from avalanche_rnf.choosing import Choice, Chooser, budgets
 from avalanche_rnf.cuts import WeightCuts
 from avalanche_rnf.evaluating import EvaluationCallbacks
 from avalanche_rnf.freezing import FreezeState
+from avalanche_rnf.graph import DataFlow
 from avalanche_rnf.heads import HeadTransfer
 from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
@@ -103,6 +104,7 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
+        self.flow = DataFlow(glue.forward)
         self.history = History()
         self.cuts = WeightCuts()
         """Weight entries held at zero for the rest of the experience."""
@@ -141,7 +143,7 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         self._in_experience = True
         self._pending = None
         self.cuts.clear()
-        self._scan(model)
+        self._scan(model, strategy.experience, strategy.device)
         heads = glue.heads(model, glue.task_labels(experience))
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
                                        lambda: unit_sources(model, self.layers, glue.heads(model))))
@@ -248,8 +250,11 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         freeze_units(model, self.layers, self.freeze, choice.new, expected, self._warned)
 
     # ------------------------------------------------------------------ data
-    def _scan(self, model: nn.Module) -> None:
-        self.layers = scan(model, self.strict, self._warned)
+    def _scan(self, model: nn.Module, experience: Any = None, device: Any = "cpu") -> None:
+        """The model's unit layers, grouped by its data flow as traced on ``experience``'s first input."""
+        if experience is not None:
+            self.flow.example = glue.example(experience, device)
+        self.layers = self.flow.layers(model, scan(model, self.strict, self._warned))
 
     def _online(self) -> OnlineData | None:
         return self._data if isinstance(self._data, OnlineData) else None

@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterable, Literal, Sequence, cast
 import torch
 from torch import Tensor, nn
 from zennit.attribution import Gradient
-from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
+from zennit.canonizers import Canonizer
 from zennit.composites import COMPOSITES, SpecialFirstLayerMapComposite
 from zennit.core import Composite
 
+from avalanche_rnf.canonizers import default_canonizers
 from avalanche_rnf.layers import UnitLayer, evaluating
 
 Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -40,7 +41,8 @@ def make_composite(
 ) -> Composite:
     """Return a zennit composite from a registered name (``zennit.composites.COMPOSITES``) or as given.
 
-    Named composites get ``canonizers`` (default: BatchNorm merged into the preceding layer).
+    Named composites get ``canonizers`` (default: BatchNorm merged into the preceding layer, residual
+    sums conserved: :func:`~avalanche_rnf.canonizers.default_canonizers`).
     """
     if isinstance(composite, Composite):
         return composite
@@ -50,7 +52,7 @@ def make_composite(
             "or pass a zennit.core.Composite instance."
         )
     if canonizers is None:
-        canonizers = [SequentialMergeBatchNorm()]
+        canonizers = default_canonizers()
     return COMPOSITES[composite](canonizers=list(canonizers))
 
 
@@ -140,8 +142,9 @@ def unit_relevance(
         return on_forward
 
     try:
-        for layer in layers:
-            handles.append(model.get_submodule(layer.name).register_forward_hook(hook(layer.name)))
+        for layer in layers:  # a group's units: relevance summed over its coupled modules
+            for module, _ in layer.modules:
+                handles.append(model.get_submodule(module).register_forward_hook(hook(layer.name)))
         with evaluating(model), torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
             for x, y, t in batches:
                 bound.task_labels = t

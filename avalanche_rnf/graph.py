@@ -1,0 +1,185 @@
+"""Units read from the model's data flow: coupled channel groups and which group feeds which.
+
+Registration order is not the data flow: residual additions, shortcuts, depthwise convolutions
+and squeeze-and-excitation gates tie the channels of several layers together. RNF traces one
+forward pass with Torch-Pruning's ``DependencyGraph`` (the tracer structured pruning relies on;
+it follows the autograd graph of a real call, so models with task labels and data-dependent
+control flow trace too) and turns its channel groups into :class:`~avalanche_rnf.layers.UnitLayer`
+groups:
+
+- a unit is a channel shared by every Linear/Conv2d (and its BatchNorm) whose outputs are coupled,
+  e.g. the convs adding into one residual stream; it is scored, frozen and isolated as one;
+- each module's :class:`~avalanche_rnf.layers.Source` is the group its input channels come from
+  (``None`` for the model input, and for a depthwise conv, which reads its own units).
+
+:class:`DataFlow` caches the result per model structure, so a plugin may ask every time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units
+
+Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
+UNIT_TYPES = (nn.Linear, nn.Conv2d)
+
+
+def _dependency_graph(model: nn.Module, example: tuple[Tensor, Tensor], forward: Forward) -> Any:
+    import torch_pruning as tp  # imported here: it is only needed once a model is traced
+
+    logging.getLogger("torch_pruning").setLevel(logging.ERROR)
+    try:
+        with evaluating(model), torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=example, forward_fn=lambda m, ex: forward(m, *ex), verbose=False)
+    except Exception as error:  # the tracer's own errors name no module the user knows
+        raise UnsupportedModelError(
+            f"RNF could not trace the data flow of {type(model).__name__} on one input of the experience "
+            f"({type(error).__name__}: {error}). RNF reads which channels feed which from one forward pass; "
+            "make the model callable as model(x) (or model(x, task_labels) for multi-task models) with "
+            "Linear/Conv2d/BatchNorm layers and tensor operations in between."
+        ) from error
+
+
+def _groups(model: nn.Module, graph: Any) -> list[list[tuple[str, str, list[int], list[int]]]]:
+    """Per coupled group: ``(module, "out"|"in", indices, root indices)`` of its Linear/Conv2d/BatchNorm members."""
+    names = {module: name for name, module in model.named_modules()}
+    out = []
+    for group in graph.get_all_groups(root_module_types=UNIT_TYPES):
+        members = []
+        for item in group.items:
+            module = item.dep.target.module
+            if not isinstance(module, (*UNIT_TYPES, nn.BatchNorm1d, nn.BatchNorm2d)):
+                continue
+            kind = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
+            members.append((names[module], kind, [int(i) for i in item.idxs], [int(i) for i in item.root_idxs]))
+        out.append(members)
+    return out
+
+
+def _source(model: nn.Module, name: str, reads: list[tuple[str, list[int], list[int]]]) -> Source | None:
+    """The :class:`Source` of module ``name`` from the groups its input channels belong to."""
+    module = model.get_submodule(name)
+    if not reads:
+        return None
+    layers = {layer for layer, _, _ in reads}
+    if len(layers) > 1:
+        raise UnsupportedModelError(
+            f"RNF cannot isolate {name!r}: its inputs are concatenated from the units of {sorted(layers)}. "
+            "Models that concatenate channels (DenseNet, Inception) are not supported yet."
+        )
+    layer = layers.pop()
+    width = n_inputs(module)
+    unit = torch.full((width,), -1, dtype=torch.long)
+    for _, idxs, roots in reads:
+        unit[torch.as_tensor(idxs, dtype=torch.long)] = torch.as_tensor(roots, dtype=torch.long)
+    units = n_units(model.get_submodule(layer))
+    group = width // units if width % units == 0 else 0
+    if group and torch.equal(unit, torch.arange(units).repeat_interleave(group)):
+        return Source(layer, group)
+    raise UnsupportedModelError(
+        f"RNF cannot isolate {name!r}: its {width} inputs do not read the units of {layer!r} in order "
+        "(each unit's features side by side, as torch.flatten lays out NCHW); RNF cannot tell which units "
+        "feed which of its inputs. Flatten channels first (NCHW) before a Linear layer."
+    )
+
+
+def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tensor, Tensor],
+                  forward: Forward) -> list[UnitLayer]:
+    """``found`` (unit layers in registration order, with their norms) grouped and connected by the
+    data flow of ``forward(model, *example)``. A group is named after its first registered module;
+    modules that did not run (other tasks' heads) read what a sibling head of the same width reads."""
+    norms = {layer.name: layer.norm for layer in found}
+    norm_of = {norm: name for name, norm in norms.items() if norm is not None}  # BatchNorm -> its layer
+    order = {layer.name: i for i, layer in enumerate(found)}
+    groups = _groups(model, _dependency_graph(model, example, forward))
+    owner: dict[str, str] = {}  # module -> name of its group
+    members: dict[str, list[str]] = {}
+    reads: dict[str, list[tuple[str, list[int], list[int]]]] = {}
+    for group in groups:
+        outs = sorted({m for m, kind, _, _ in group if kind == "out" and m in order}, key=order.__getitem__)
+        if not outs:
+            continue
+        name = outs[0]
+        for module, kind, idxs, roots in group:
+            if kind == "out" and module in order:
+                if idxs != roots or n_units(model.get_submodule(module)) != n_units(model.get_submodule(name)):
+                    raise UnsupportedModelError(
+                        f"RNF cannot couple the output channels of {module!r} with those of {name!r} one to one "
+                        "(split or concatenated channels); such models are not supported yet."
+                    )
+                owner[module] = name
+            elif kind == "out" and norm_of.get(module) not in outs:
+                raise UnsupportedModelError(
+                    f"RNF cannot freeze {module!r}: it normalises channels of {name!r} but does not follow a "
+                    "Linear/Conv2d directly. Place each BatchNorm right after the layer it normalises."
+                )
+            elif kind == "in" and module in order and not _reads_itself(model, module, group):
+                reads.setdefault(module, []).append((name, idxs, roots))
+        members[name] = outs
+    layers = []
+    for layer in found:
+        if layer.name in owner and owner[layer.name] != layer.name:
+            continue  # coupled into an earlier group
+        if layer.name not in owner:  # did not run: another task's head
+            sibling = _sibling(model, layer.name, owner, order)
+            reads[layer.name] = reads.get(sibling, [])
+            members[layer.name] = [layer.name]
+        coupled = members[layer.name]
+        layers.append(UnitLayer(
+            layer.name, layer.norm, tuple((m, norms[m]) for m in coupled[1:]),
+            tuple((m, _source(model, m, reads.get(m, []))) for m in coupled)))
+    return layers
+
+
+def _reads_itself(model: nn.Module, module: str, group: Iterable[Any]) -> bool:
+    """A depthwise conv whose output channels are in the same group as its input channels."""
+    conv = model.get_submodule(module)
+    depthwise = isinstance(conv, nn.Conv2d) and conv.groups > 1
+    if depthwise and conv.groups != conv.in_channels:
+        raise UnsupportedModelError(
+            f"RNF cannot isolate the grouped convolution {module!r} (groups={conv.groups}); plain and depthwise "
+            "convolutions are supported."
+        )
+    return depthwise and any(m == module and kind == "out" for m, kind, _, _ in group)
+
+
+def _sibling(model: nn.Module, name: str, owner: dict[str, str], order: dict[str, int]) -> str:
+    parent = name.rsplit(".classifiers.", 1)[0] if ".classifiers." in name else None
+    width = n_inputs(model.get_submodule(name))
+    for other in order:
+        if other in owner and parent is not None and other.startswith(f"{parent}.classifiers.") and \
+                n_inputs(model.get_submodule(other)) == width:
+            return other
+    raise UnsupportedModelError(
+        f"RNF traced one forward pass of the model, and {name!r} did not run in it. RNF can only keep modules "
+        "whose inputs it can trace; modules that run only for some inputs are supported as the task heads of "
+        "Avalanche's MultiHeadClassifier."
+    )
+
+
+class DataFlow:
+    """:func:`traced_layers`, cached per model structure (parameter names and shapes)."""
+
+    def __init__(self, forward: Forward) -> None:
+        self.forward = forward
+        self.example: tuple[Tensor, Tensor] | None = None
+        """Inputs and task labels of the current experience to trace with; ``None``: not traced."""
+        self._key: Any = None
+        self._layers: list[UnitLayer] = []
+
+    def layers(self, model: nn.Module, found: list[UnitLayer]) -> list[UnitLayer]:
+        """``found`` as traced from :attr:`example` (as found, before an example is known)."""
+        if self.example is None:
+            return found
+        key = (tuple((n, tuple(p.shape)) for n, p in model.named_parameters()), tuple(self.example[0].shape),
+               tuple(found))
+        if key != self._key:
+            self._layers = traced_layers(model, found, self.example, self.forward)
+            self._key = key
+        return self._layers

@@ -1,0 +1,106 @@
+"""RNF at its defaults on the models people train: Avalanche's and torchvision's CNNs and ResNets.
+
+Each model trains three tiny experiences in a plain Avalanche ``Naive`` pipeline with
+``RNFPlugin()``. Frozen groups must stay bit-identical under SGD (momentum, weight decay) and
+AdamW, and in task-incremental runs a finished task's outputs must stay ``torch.equal``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import pytest
+import torch
+import torchvision.models as tv
+from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
+from avalanche.models import MTSimpleCNN, MTSlimResNet18, SimpleCNN, SimpleMLP, SlimResNet18, as_multitask
+from avalanche.models.utils import avalanche_forward
+from torch import nn
+
+from avalanche_rnf import RNFPlugin
+from helpers import assert_kept, frozen_snapshot, naive
+
+N_CLASSES, PER_CLASS = 6, 8
+
+
+def _vgg11_bn(n: int) -> nn.Module:
+    model = tv.vgg11_bn(num_classes=n)
+    model.classifier[0] = nn.Linear(512 * 7 * 7, 32)  # the 4096-wide layers, narrowed to keep the test fast
+    model.classifier[3] = nn.Linear(32, 32)
+    model.classifier[6] = nn.Linear(32, n)
+    return model
+
+
+SINGLE_HEAD: dict[str, tuple[Callable[[int], nn.Module], str]] = {
+    "SimpleMLP": (lambda n: SimpleMLP(num_classes=n, input_size=3 * 32 * 32, hidden_size=64), "classifier"),
+    "SimpleCNN": (lambda n: SimpleCNN(num_classes=n), "classifier"),
+    "SlimResNet18": (lambda n: SlimResNet18(n), "linear"),
+    "resnet18": (lambda n: tv.resnet18(num_classes=n), "fc"),
+    "resnet50": (lambda n: tv.resnet50(num_classes=n), "fc"),
+    "vgg11_bn": (_vgg11_bn, "classifier"),
+    "mobilenet_v3_small": (lambda n: tv.mobilenet_v3_small(num_classes=n), "classifier"),
+    "efficientnet_b0": (lambda n: tv.efficientnet_b0(num_classes=n), "classifier"),
+}
+MULTI_HEAD: dict[str, Callable[[], nn.Module]] = {
+    "MTSimpleCNN": lambda: MTSimpleCNN(),
+    "MTSlimResNet18": lambda: MTSlimResNet18(nclasses=2),
+    **{f"as_multitask({name})": (lambda make=make, head=head: as_multitask(make(2), head))
+       for name, (make, head) in SINGLE_HEAD.items()},
+}
+
+
+def _stream(task_labels: bool):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(N_CLASSES * PER_CLASS, 3, 32, 32, generator=g)
+    y = torch.arange(N_CLASSES).repeat_interleave(PER_CLASS)
+    x = x + y.view(-1, 1, 1, 1) * 0.3  # learnable, a little
+    parts = [(x[y // 2 == k], y[y // 2 == k] % 2 if task_labels else y[y // 2 == k]) for k in range(3)]
+    return tensors_benchmark(parts, parts, task_labels=[0, 1, 2] if task_labels else [0, 0, 0])
+
+
+def _optimizer(kind: str, model: nn.Module) -> torch.optim.Optimizer:
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+
+
+def _train(model: nn.Module, optimizer: str, task_labels: bool):
+    """Train three experiences with ``RNFPlugin()``; per experience: the frozen snapshot and task 0's outputs."""
+    torch.manual_seed(0)
+    bench = _stream(task_labels)
+    rnf = RNFPlugin()
+    strategy = naive(model, _optimizer(optimizer, model), [rnf], train_mb_size=8, train_epochs=1)
+    x0, _, t0 = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v)
+                 for v in zip(*(item[:3] for item in bench.train_stream[0].dataset)))
+    snapshots, outputs = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # capacity warnings on tiny layers, Avalanche deprecations
+        for experience in bench.train_stream:
+            strategy.train(experience)
+            snapshots.append(frozen_snapshot(rnf, model))
+            model.eval()
+            with torch.no_grad():
+                outputs.append(avalanche_forward(model, x0, t0))
+    return rnf, snapshots, outputs
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("name", list(MULTI_HEAD))
+def test_task_incremental_keeps_old_tasks_exactly(name, optimizer):
+    model = MULTI_HEAD[name]()
+    rnf, snapshots, outputs = _train(model, optimizer, task_labels=True)
+    assert_kept(snapshots[0], snapshots[-1])
+    assert_kept(snapshots[1], snapshots[-1])
+    assert torch.equal(outputs[0], outputs[-1]), "task 0's outputs changed after later tasks"
+    assert any(fraction < 1 for fraction in rnf.frozen_fractions[0].values())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("name", list(SINGLE_HEAD))
+def test_class_incremental_freezes_groups_exactly(name, optimizer):
+    model = SINGLE_HEAD[name][0](N_CLASSES)
+    rnf, snapshots, _ = _train(model, optimizer, task_labels=False)
+    assert_kept(snapshots[0], snapshots[-1])
+    assert_kept(snapshots[1], snapshots[-1])
+    assert rnf.frozen_fractions[-1]
