@@ -14,12 +14,21 @@ import pytest
 import torch
 import torchvision.models as tv
 from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
-from avalanche.models import MTSimpleCNN, MTSlimResNet18, SimpleCNN, SimpleMLP, SlimResNet18, as_multitask
+from avalanche.models import (
+    IncrementalClassifier,
+    MTSimpleCNN,
+    MTSlimResNet18,
+    SimpleCNN,
+    SimpleMLP,
+    SlimResNet18,
+    as_multitask,
+)
 from avalanche.models.utils import avalanche_forward
+from avalanche.training.determinism.rng_manager import RNGManager
 from torch import nn
 
-from avalanche_rnf import RNFPlugin
-from helpers import assert_kept, frozen_snapshot, naive
+from avalanche_rnf import RNF, RNFPlugin, maybe_load_checkpoint, save_checkpoint
+from helpers import assert_kept, frozen_snapshot, naive, quiet_evaluator
 
 N_CLASSES, PER_CLASS = 6, 8
 
@@ -32,10 +41,17 @@ def _vgg11_bn(n: int) -> nn.Module:
     return model
 
 
+def _slim_incremental(n: int) -> nn.Module:
+    model = SlimResNet18(n)
+    model.linear = IncrementalClassifier(160, initial_out_features=2)  # grows with each experience's classes
+    return model
+
+
 SINGLE_HEAD: dict[str, tuple[Callable[[int], nn.Module], str]] = {
     "SimpleMLP": (lambda n: SimpleMLP(num_classes=n, input_size=3 * 32 * 32, hidden_size=64), "classifier"),
     "SimpleCNN": (lambda n: SimpleCNN(num_classes=n), "classifier"),
     "SlimResNet18": (lambda n: SlimResNet18(n), "linear"),
+    "SlimResNet18+IncrementalClassifier": (_slim_incremental, "linear"),
     "resnet18": (lambda n: tv.resnet18(num_classes=n), "fc"),
     "resnet50": (lambda n: tv.resnet50(num_classes=n), "fc"),
     "vgg11_bn": (_vgg11_bn, "classifier"),
@@ -46,7 +62,7 @@ MULTI_HEAD: dict[str, Callable[[], nn.Module]] = {
     "MTSimpleCNN": lambda: MTSimpleCNN(),
     "MTSlimResNet18": lambda: MTSlimResNet18(nclasses=2),
     **{f"as_multitask({name})": (lambda make=make, head=head: as_multitask(make(2), head))
-       for name, (make, head) in SINGLE_HEAD.items()},
+       for name, (make, head) in SINGLE_HEAD.items() if "Incremental" not in name},
 }
 
 
@@ -65,11 +81,12 @@ def _optimizer(kind: str, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
 
 
-def _train(model: nn.Module, optimizer: str, task_labels: bool):
-    """Train three experiences with ``RNFPlugin()``; per experience: the frozen snapshot and task 0's outputs."""
+def _train(model: nn.Module, optimizer: str, task_labels: bool, **options):
+    """Train three experiences with ``RNFPlugin(**options)``; per experience: the frozen snapshot and
+    the outputs on the first experience's inputs."""
     torch.manual_seed(0)
     bench = _stream(task_labels)
-    rnf = RNFPlugin()
+    rnf = RNFPlugin(**options)
     strategy = naive(model, _optimizer(optimizer, model), [rnf], train_mb_size=8, train_epochs=1)
     x0, _, t0 = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v)
                  for v in zip(*(item[:3] for item in bench.train_stream[0].dataset)))
@@ -104,3 +121,41 @@ def test_class_incremental_freezes_groups_exactly(name, optimizer):
     assert_kept(snapshots[0], snapshots[-1])
     assert_kept(snapshots[1], snapshots[-1])
     assert rnf.frozen_fractions[-1]
+
+
+@pytest.mark.parametrize("name", ["SlimResNet18", "resnet18", "mobilenet_v3_small"])
+def test_class_inference_keeps_the_old_classes_rows_exactly_on_residual_models(name):
+    model = SINGLE_HEAD[name][0](N_CLASSES)
+    rnf, snapshots, outputs = _train(model, "sgd", task_labels=False, task_inference="class")
+    assert_kept(snapshots[0], snapshots[-1])
+    assert torch.equal(outputs[0][:, :2], outputs[-1][:, :2]), "the first task's class rows changed"
+    assert len(rnf.recognizer) == 3
+
+
+def test_checkpoint_resume_on_a_residual_model_matches_uninterrupted_run(tmp_path):
+    bench = _stream(task_labels=True)
+
+    def make() -> RNF:
+        torch.manual_seed(123)
+        model = MTSlimResNet18(nclasses=2)
+        return RNF(model=model, optimizer=_optimizer("sgd", model), train_mb_size=8, evaluator=quiet_evaluator())
+
+    RNGManager.set_random_seeds(0)
+    straight = make()
+    for experience in bench.train_stream:
+        straight.train(experience)
+
+    RNGManager.set_random_seeds(0)
+    interrupted = make()
+    interrupted.train(bench.train_stream[0])
+    save_checkpoint(interrupted, tmp_path / "rnf.ckpt")
+    del interrupted
+    RNGManager.set_random_seeds(999)
+    resumed, start = maybe_load_checkpoint(make(), tmp_path / "rnf.ckpt")
+    assert start == 1
+    for experience in bench.train_stream[start:]:
+        resumed.train(experience)
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.rnf.frozen_fractions == straight.rnf.frozen_fractions

@@ -1,0 +1,147 @@
+"""Units from the model's data flow (coupled channel groups), and LRP through residual sums."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torchvision.models as tv
+from avalanche.models import SlimResNet18
+from avalanche.models.slim_resnet18 import BasicBlock
+from torch import nn
+from zennit.attribution import Gradient
+from zennit.composites import LayerMapComposite
+from zennit.layer import Sum
+from zennit.rules import Epsilon, Norm, Pass
+from zennit.types import Activation, AvgPool, Convolution, Linear
+
+from avalanche_rnf import UnsupportedModelError, find_unit_layers, unit_relevance
+from avalanche_rnf.canonizers import default_canonizers
+from avalanche_rnf.graph import DataFlow, traced_layers
+from avalanche_rnf.isolation import unit_sources
+from avalanche_rnf.layers import Source
+from avalanche_rnf.relevance import make_composite, plain_forward
+
+
+def _traced(model: nn.Module, shape=(3, 32, 32)):
+    x = torch.randn(2, *shape)
+    return traced_layers(model, find_unit_layers(model), (x, torch.zeros(2, dtype=torch.long)), plain_forward)
+
+
+def test_slim_resnet18_units_are_its_13_coupled_channel_groups():
+    model = SlimResNet18(10)
+    layers = _traced(model)
+    assert len(layers) == 13
+    stream = {layer.name: layer for layer in layers}["layer2.0.conv2"]
+    coupled = {module for module, _ in stream.modules}
+    assert coupled == {"layer2.0.conv2", "layer2.0.shortcut.0", "layer2.1.conv2"}
+    assert dict(stream.modules)["layer2.0.shortcut.0"] == "layer2.0.shortcut.1"  # its BatchNorm goes with it
+    sources = unit_sources(model, layers, set())
+    assert sources["layer2.0.shortcut.0"] == Source("conv1", 1)  # the stem and layer1's stream are one group
+    assert sources["layer3.0.conv1"] == Source("layer2.0.conv2", 1)  # reads layer2's stream, not layer2.1.conv1
+    assert sources["linear"] == Source("layer4.0.conv2", 1)
+    assert sources["conv1"] is None
+
+
+def test_a_flattened_map_reads_each_channel_as_a_block_of_features():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    layers = _traced(model, (1, 8, 8))
+    assert unit_sources(model, layers, set())["3"] == Source("0", 36)
+
+
+def test_a_depthwise_conv_joins_the_group_it_reads():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    layers = _traced(model, (3, 8, 8))
+    assert [(layer.name, layer.coupled) for layer in layers] == [("0", (("1", None),)), ("3", ())]
+    sources = unit_sources(model, layers, set())
+    assert sources["1"] is None and sources["3"] == Source("0", 1)
+
+
+class _Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.head(torch.cat([self.a(x), self.b(x)], 1)).mean((2, 3))
+
+
+class _Branch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.rare = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.a(x) if x.shape[0] > 1 else self.rare(x)
+
+
+def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
+    with pytest.raises(UnsupportedModelError, match="'head'.*concatenate"):
+        _traced(_Concat(), (3, 4, 4))
+    with pytest.raises(UnsupportedModelError, match="'rare' did not run"):
+        _traced(_Branch(), (4,))
+    grouped = nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=2))
+    with pytest.raises(UnsupportedModelError, match="grouped convolution '1'"):
+        _traced(grouped, (4, 8, 8))
+
+
+def test_the_trace_is_cached_per_model_structure():
+    model = SlimResNet18(10)
+    flow = DataFlow(plain_forward)
+    found = find_unit_layers(model)
+    assert flow.layers(model, found) is found  # nothing to trace with yet
+    flow.example = (torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
+    first = flow.layers(model, found)
+    assert flow.layers(model, found) is first
+    model.linear = nn.Linear(160, 12)  # grown
+    assert flow.layers(model, find_unit_layers(model)) is not first
+
+
+def _no_bias_residual() -> nn.Module:
+    """Bias-free: BatchNorms with identity statistics and affine parameters merge to a bias of zero."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        BasicBlock(8, 8), BasicBlock(8, 16, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 4, bias=False),
+    )
+    return model.eval()
+
+
+def _epsilon(canonizers) -> LayerMapComposite:
+    """LRP-epsilon (tiny epsilon) everywhere: exactly conservative on bias-free layers, whatever their signs."""
+    rules = [(Activation, Pass()), (Convolution, Epsilon(1e-9)), (Linear, Epsilon(1e-9)), (AvgPool, Norm()),
+             (Sum, Norm())]
+    return LayerMapComposite(rules, canonizers=canonizers)
+
+
+@pytest.mark.parametrize("canonizers, conserved", [(None, True), ([], False)])
+def test_relevance_is_conserved_across_residual_sums(canonizers, conserved):
+    model = _no_bias_residual()
+    x = torch.rand(3, 3, 8, 8)
+    composite = _epsilon(default_canonizers() if canonizers is None else canonizers)
+    with Gradient(model=model, composite=composite) as attributor:
+        _, relevance = attributor(x, torch.eye(4)[[0, 1, 2]])
+    total = relevance.flatten(1).sum(1)
+    if conserved:
+        assert torch.allclose(total, torch.ones(3), atol=1e-4)
+    else:  # the plain sum hands each summand the whole relevance
+        assert (total > 1.05).all()
+
+
+def test_torchvision_resnet_sums_are_canonized_and_the_first_rule_lands_on_the_stem():
+    model = tv.resnet18(num_classes=3).eval()
+    for module in model.modules():  # bias-free: identity BatchNorms
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+    model.fc.bias.data.zero_()
+    x = torch.rand(2, 3, 32, 32)
+    with Gradient(model=model, composite=_epsilon(default_canonizers())) as attr:
+        _, relevance = attr(x, torch.eye(3)[[0, 2]])
+    assert torch.allclose(relevance.flatten(1).sum(1), torch.ones(2), atol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first-layer warning would fail here
+        layers = _traced(model)
+        batches = [(x, torch.tensor([0, 2]), torch.zeros(2, dtype=torch.long))]
+        unit_relevance(model, layers, batches, composite=make_composite())
