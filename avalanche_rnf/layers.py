@@ -4,8 +4,9 @@ A *unit layer* is a Linear or Conv2d module; its units are the output neurons / 
 A BatchNorm that is the very next module (in registration order, as zennit's
 ``SequentialMergeBatchNorm`` sees it, with one channel per unit) belongs to it: the
 BatchNorm's affine parameters and running statistics of a frozen unit's channel are frozen
-together with the unit. Every tensor RNF freezes is indexed by
-unit along dimension 0, so one boolean vector per layer describes all of them.
+together with the unit. Read from the model's data flow (:mod:`~avalanche_rnf.graph`), a unit
+layer is a group of coupled modules whose output channels are the same units. Every tensor RNF
+freezes is indexed by unit along dimension 0, so one boolean vector per layer describes all of them.
 """
 
 from __future__ import annotations
