@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,7 +189,8 @@ class ExplanationDriftPlugin(SupervisedPlugin):
         for measure in MEASURES:
             arrays[f"drift_{measure}"] = self.matrix(measure)
         arrays["seconds"] = np.asarray(self.seconds, dtype=np.float64)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file's mode (umask applies)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, **arrays)

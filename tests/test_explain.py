@@ -226,6 +226,8 @@ def test_state_dict_and_atomic_npz(digits_til, tmp_path):
     path.write_bytes(b"old")
     assert copy.save_npz(path) == path
     assert [p.name for p in path.parent.iterdir()] == ["heatmaps.npz"]  # no temporary file left
+    (tmp_path / "plain").write_bytes(b"")
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode  # the mode of any new file
     arrays = load_npz(path)
     assert arrays["maps_exp000_after002"].dtype == np.float16
     np.testing.assert_array_equal(arrays["maps_exp001_after002"], copy.maps[1][2].numpy())

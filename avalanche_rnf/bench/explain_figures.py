@@ -138,8 +138,9 @@ def unit_relevance(raw_scores: Sequence[Mapping[str, Any]], path: str | Path, *,
 
     :param raw_scores: per experience, the mean relevance per unit of each layer
         (``RNFPlugin.raw_scores``).
-    :param layers: the layers to show; default: every layer scored, except per-task heads
-        (names with ``.classifiers.``).
+    :param layers: the layers to show, top to bottom; default: every layer scored except per-task
+        heads (names with ``.classifiers.``), from the input up (``raw_scores`` lists a layer when
+        relevance first reaches it, from the output down).
 
     Each row is scaled to its largest unit, so rows of different experiences compare by pattern;
     units a layer does not have at an experience (grown later, or not scored) are left blank.
@@ -147,7 +148,7 @@ def unit_relevance(raw_scores: Sequence[Mapping[str, Any]], path: str | Path, *,
     if not raw_scores:
         raise ValueError("unit_relevance needs the scores of at least one experience.")
     if layers is None:
-        layers = list(dict.fromkeys(k for s in raw_scores for k in s if ".classifiers." not in k))
+        layers = list(dict.fromkeys(k for s in raw_scores for k in s if ".classifiers." not in k))[::-1]
     if not layers:
         raise ValueError("No layer to show: pass layers=[...].")
     height = 1.0 + len(layers) * (0.6 + 0.35 * len(raw_scores))
