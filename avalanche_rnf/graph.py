@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units
+from avalanche_rnf.relevance import lean_batch_size
 
 Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 UNIT_TYPES = (nn.Linear, nn.Conv2d)
@@ -183,3 +184,9 @@ class DataFlow:
             self._layers = traced_layers(model, found, self.example, self.forward)
             self._key = key
         return self._layers
+
+    def lean(self, model: nn.Module, layers: list[UnitLayer], limit: int) -> int:
+        """``limit`` samples per batch, or fewer where the model's activations are large
+        (:func:`~avalanche_rnf.relevance.lean_batch_size` on :attr:`example`)."""
+        return limit if self.example is None else min(limit, lean_batch_size(model, layers, self.forward,
+                                                                             *self.example))

@@ -136,10 +136,7 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         model, experience = strategy.model, glue.origin(strategy.experience)
-        if glue.is_online(strategy.experience):  # one pass: every sub-experience trains the whole network
-            self.retraining.stop(self._warned)
-        else:
-            self.retraining.start(getattr(strategy, "train_epochs", None), getattr(strategy, "dataloader", None))
+        self.retraining.begin(strategy, glue.is_online(strategy.experience), self._warned)  # online: one pass
         self._in_experience = True
         self._pending = None
         self.cuts.clear()
@@ -255,6 +252,8 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         if experience is not None:
             self.flow.example = glue.example(experience, device)
         self.layers = self.flow.layers(model, scan(model, self.strict, self._warned))
+        if experience is not None and self._data is not None:  # RNF's passes keep activations small
+            self._data.batch_size = self.flow.lean(model, self.layers, self.relevance.batch_size)
 
     def _online(self) -> OnlineData | None:
         return self._data if isinstance(self._data, OnlineData) else None

@@ -9,6 +9,7 @@ relevance for one sample is that relevance summed over spatial positions.
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -101,6 +102,28 @@ def _start_relevance(targets: Tensor, start: Start) -> Callable[[Tensor], Tensor
     return attr_output
 
 
+ACTIVATION_BUDGET = 8 * 2**20
+"""Bytes of unit-layer outputs per LRP pass: batches of large activations are attributed in chunks,
+as LRP keeps every intermediate tensor (and zennit's modified copies) until the backward pass."""
+
+
+def lean_batch_size(model: nn.Module, layers: Sequence[UnitLayer], forward: Forward, x: Tensor, t: Tensor) -> int:
+    """Samples per pass such that the unit layers' outputs stay within :data:`ACTIVATION_BUDGET`
+    (measured on two samples of ``x``, in eval mode)."""
+    sizes: list[int] = []
+    handles = [model.get_submodule(module).register_forward_hook(
+        lambda _m, _i, out: sizes.append(out.numel() * out.element_size()))
+        for layer in layers for module, _ in layer.modules]
+    try:
+        with torch.no_grad(), evaluating(model):
+            # two samples: models that squeeze their features lose a batch of one
+            forward(model, x[:2], t[:2] if t is not None else t)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(1, ACTIVATION_BUDGET * len(x[:2]) // max(sum(sizes), 1))
+
+
 def unit_relevance(
     model: nn.Module,
     layers: Sequence[UnitLayer],
@@ -122,6 +145,11 @@ def unit_relevance(
     bound = _TaskBound(model, forward)
     handles = []
 
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return scores
+    chunk = lean_batch_size(model, layers, forward, first[0], first[2])
     first_run: list[str] = []  # the unit layer that runs first
 
     def hook(name: str):
@@ -146,10 +174,12 @@ def unit_relevance(
             for module, _ in layer.modules:
                 handles.append(model.get_submodule(module).register_forward_hook(hook(layer.name)))
         with evaluating(model), torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
-            for x, y, t in batches:
-                bound.task_labels = t
-                attributor(x.detach().requires_grad_(True), _start_relevance(y, start))
-                scores.n_samples += len(y)
+            for x, y, t in itertools.chain([first], batches):
+                labels = t.split(chunk) if t is not None else [None] * len(x)
+                for xs, ys, ts in zip(x.split(chunk), y.split(chunk), labels):
+                    bound.task_labels = ts
+                    attributor(xs.detach().requires_grad_(True), _start_relevance(ys, start))
+                    scores.n_samples += len(ys)
     finally:
         for h in handles:
             h.remove()

@@ -25,6 +25,13 @@ class RetrainingSchedule:
         self._unscaled: list[float] | None = None
         self._off = False
 
+    def begin(self, strategy: Any, online: bool, warned: set[str]) -> None:
+        """An experience of ``strategy`` begins: retraining as scheduled, or off in an online stream."""
+        if online:
+            self.stop(warned)
+        else:
+            self.start(getattr(strategy, "train_epochs", None), getattr(strategy, "dataloader", None))
+
     def start(self, train_epochs: int | None, loader: Any) -> None:
         """A new experience of ``train_epochs`` epochs over ``loader`` begins."""
         if self.epochs and train_epochs is not None and self.epochs >= train_epochs:
@@ -51,7 +58,7 @@ class RetrainingSchedule:
         if self.epochs and "online retraining" not in warned:
             warned.add("online retraining")
             warnings.warn("RNF: retraining needs a second pass over an experience; it is off in online streams.",
-                          stacklevel=4)
+                          stacklevel=5)
 
     def iteration_done(self) -> bool:
         """Count a training iteration; ``True`` when the units are to be chosen now."""

@@ -174,3 +174,26 @@ def test_warns_when_first_registered_layer_does_not_run_first():
             [(torch.rand(2, 4), torch.tensor([0, 1]), None)],
             composite=make_composite("epsilon_plus_flat"),
         )
+
+
+def test_large_activations_are_attributed_in_chunks_with_the_same_scores(monkeypatch):
+    import avalanche_rnf.relevance as relevance
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    layers = find_unit_layers(model)
+    batches = [(torch.randn(32, 3, 16, 16), torch.randint(0, 4, (32,)), None)]
+    per_sample = 2 * 8 * 16 * 16 * 4 + 4 * 4  # bytes of the unit layers' outputs
+    assert relevance.lean_batch_size(model, layers, relevance.plain_forward, batches[0][0], None) == (
+        relevance.ACTIVATION_BUDGET // per_sample)
+    whole = unit_relevance(model, layers, batches, composite=make_composite())
+    monkeypatch.setattr(relevance, "ACTIVATION_BUDGET", 5 * per_sample)  # chunks of 5 samples
+    calls = []
+    real = relevance._start_relevance
+    monkeypatch.setattr(relevance, "_start_relevance", lambda y, start: calls.append(len(y)) or real(y, start))
+    chunked = unit_relevance(model, layers, batches, composite=make_composite())
+    assert calls == [5, 5, 5, 5, 5, 5, 2]
+    assert chunked.n_samples == whole.n_samples == 32
+    for name in whole.relevance:
+        assert torch.allclose(chunked.relevance[name], whole.relevance[name], rtol=1e-4, atol=1e-6)

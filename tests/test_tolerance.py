@@ -59,7 +59,7 @@ def test_sources_follow_the_chain_and_skip_heads():
 
 def test_unreadable_chain_is_rejected():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2))
-    with pytest.raises(UnsupportedModelError, match="isolate=False"):
+    with pytest.raises(UnsupportedModelError, match="data flow was not traced"):
         unit_sources(model, find_unit_layers(model), set())
 
 
