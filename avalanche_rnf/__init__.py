@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "RNF": "strategy",
     "RNFPlugin": "plugin",
+    "ExplanationDriftPlugin": "drift",
+    "heatmaps": "explain",
     "Capacity": "options",
     "Relevance": "options",
     "Retraining": "options",
@@ -45,6 +47,7 @@ __all__ = [
     "RNF",
     "Capacity",
     "ClassReservoir",
+    "ExplanationDriftPlugin",
     "FreezeState",
     "KeepFree",
     "RNFPlugin",
@@ -62,6 +65,7 @@ __all__ = [
     "UnitScores",
     "UnsupportedModelError",
     "fair_share",
+    "heatmaps",
     "find_unit_layers",
     "make_composite",
     "maybe_load_checkpoint",
@@ -85,6 +89,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from avalanche_rnf.checkpoint import maybe_load_checkpoint, save_checkpoint
+    from avalanche_rnf.drift import ExplanationDriftPlugin
+    from avalanche_rnf.explain import heatmaps
     from avalanche_rnf.freezing import FreezeState
     from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
     from avalanche_rnf.options import Capacity, Relevance, Retraining, TaskInference, Tolerance
