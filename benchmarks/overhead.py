@@ -1,0 +1,91 @@
+"""RNF's cost next to Naive's on CIFAR-shaped inputs: training time, peak memory, and RNF's phases.
+
+Memory and time depend on shapes, not on pixel values, so the inputs are random tensors of
+CIFAR-10's shape (no dataset needed). Both strategies train the same model on the same stream in
+one process, one after the other; run it on a quiet machine and compare the ratios.
+
+    python benchmarks/overhead.py --model slim_resnet18 --samples 2000 --experiences 2 --epochs 1
+
+Prints one line per strategy: training seconds, peak RSS above entry (MiB) and, for RNF, the
+seconds and peak RSS of its phases (LRP relevance, data-flow tracing, the tolerance search,
+learning a task's recognition statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from typing import Any, Callable
+
+import torch
+from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
+from avalanche.models import SlimResNet18
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+
+import avalanche_rnf.choosing as choosing
+import avalanche_rnf.graph as graph
+import avalanche_rnf.inference as inference
+import avalanche_rnf.options as options
+from avalanche_rnf import RNF, Retraining, Tolerance
+from avalanche_rnf.bench.measure import PeakMemory
+from avalanche_rnf.bench.models import SmallCNN
+
+PHASES = {"relevance": (options.Relevance, "score"), "tracing": (graph, "traced_layers"),
+          "search": (choosing.Chooser, "searched"), "recognition": (inference.TaskInferrer, "learn_task")}
+
+
+def _measured(function: Callable[..., Any], label: str, out: dict[str, list[float]]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        with PeakMemory(0.005) as memory:
+            result = function(*args, **kwargs)
+        seconds, peak = out.setdefault(label, [0.0, 0.0])
+        out[label] = [seconds + time.perf_counter() - start, max(peak, memory.delta_mb)]
+        return result
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=["small_cnn", "slim_resnet18"], default="slim_resnet18")
+    parser.add_argument("--samples", type=int, default=2000, help="training samples per experience")
+    parser.add_argument("--experiences", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--class-incremental", action="store_true",
+                        help="RNF with task_inference='class', max_drop 0.002 and one retraining epoch")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    phases: dict[str, list[float]] = {}
+    for label, (owner, name) in PHASES.items():
+        setattr(owner, name, _measured(getattr(owner, name), label, phases))
+    generator = torch.Generator().manual_seed(0)
+    n = args.samples * args.experiences
+    x = torch.randn(n, 3, 32, 32, generator=generator)
+    y = torch.arange(2 * args.experiences).repeat_interleave(args.samples // 2)
+    parts = [(x[y // 2 == k], y[y // 2 == k]) for k in range(args.experiences)]
+    bench = tensors_benchmark(parts, [(p[0][:200], p[1][:200]) for p in parts], task_labels=[0] * args.experiences)
+    for strategy_name in ("naive", "rnf"):
+        torch.manual_seed(0)
+        model = SlimResNet18(2 * args.experiences) if args.model == "slim_resnet18" else SmallCNN(2 * args.experiences)
+        common: dict[str, Any] = dict(model=model, train_mb_size=64, train_epochs=args.epochs,
+                                      optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                                      evaluator=EvaluationPlugin())
+        extra: dict[str, Any] = dict(tolerance=Tolerance(0.002), retraining=Retraining(1), task_inference="class") \
+            if args.class_incremental else {}
+        strategy = Naive(**common) if strategy_name == "naive" else RNF(**common, **extra)
+        phases.clear()
+        start = time.perf_counter()
+        with PeakMemory() as memory:
+            for experience in bench.train_stream:
+                strategy.train(experience)
+        seconds = time.perf_counter() - start
+        shown = ", ".join(f"{k} {s:.1f} s / {m:.0f} MiB" for k, (s, m) in phases.items())
+        print(f"{strategy_name}: train {seconds:.1f} s, peak RSS delta {memory.delta_mb:.0f} MiB"
+              + (f"; {shown}" if shown else ""))
+
+
+if __name__ == "__main__":
+    main()
