@@ -43,7 +43,8 @@ class Relevance:
     :param reduction: ``"abs"`` or ``"positive"`` relevance counts towards a unit's score.
     :param reference_size: number of training samples (class-balanced) of the experience to run
         LRP on; ``None`` for all of them.
-    :param batch_size: batch size of the relevance pass.
+    :param batch_size: at most this many samples per batch in RNF's passes over an experience; fewer where
+        the unit layers' outputs of a batch would exceed 8 MiB (:func:`~avalanche_rnf.relevance.lean_batch_size`).
     """
 
     composite: str | Composite = "epsilon_plus_flat"
