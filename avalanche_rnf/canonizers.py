@@ -5,7 +5,7 @@ relevance to both summands (it is a gradient there), doubling it. Canonizers rou
 zennit's :class:`~zennit.layer.Sum`, whose rule splits the relevance in proportion to each
 summand's contribution. zennit ships canonizers for torchvision's ResNets; Avalanche's
 ``SlimResNet18`` blocks get :class:`SlimResNetBlockCanonizer` (recognised by class, so this module
-does not import Avalanche).
+does not import Avalanche), torchvision's inverted-residual blocks :class:`InvertedResidualCanonizer`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,42 @@ class SlimResNetBlockCanonizer(AttributeCanonizer):
         return relu(out)
 
 
+def _inverted_residuals() -> dict[type, str]:
+    """torchvision's inverted-residual blocks and the attribute holding each one's branch."""
+    from torchvision.models import efficientnet, mobilenetv2, mobilenetv3
+
+    return {mobilenetv2.InvertedResidual: "conv", mobilenetv3.InvertedResidual: "block",
+            efficientnet.MBConv: "block", efficientnet.FusedMBConv: "block"}
+
+
+class InvertedResidualCanonizer(AttributeCanonizer):
+    """Routes the residual sum of torchvision's MobileNetV2/V3 and EfficientNet blocks through a
+    :class:`~zennit.layer.Sum` (blocks without a residual connection are left alone)."""
+
+    def __init__(self) -> None:
+        self.branches = _inverted_residuals()
+        super().__init__(self._attribute_map)
+
+    def _attribute_map(self, name: str, module: nn.Module) -> dict[str, Any] | None:
+        branch = self.branches.get(type(module))
+        if branch is None or not getattr(module, "use_res_connect", False):
+            return None
+        return {"forward": self._forward(module, branch), "canonizer_sum": Sum()}
+
+    @staticmethod
+    def _forward(module: Any, branch: str) -> Any:
+        def forward(x: Tensor) -> Tensor:
+            out = getattr(module, branch)(x)
+            depth = getattr(module, "stochastic_depth", None)
+            out = depth(out) if depth is not None else out
+            return module.canonizer_sum(torch.stack([x, out], dim=-1))
+
+        return forward
+
+
 def default_canonizers() -> list[Canonizer]:
-    """BatchNorm merged into the layer before it, and residual sums of torchvision's and
-    Avalanche's ResNets routed through a :class:`~zennit.layer.Sum`."""
+    """BatchNorm merged into the layer before it, and the residual sums of torchvision's ResNets,
+    MobileNets and EfficientNets and of Avalanche's SlimResNet18 routed through a
+    :class:`~zennit.layer.Sum`."""
     return [SequentialMergeBatchNorm(), ResNetBasicBlockCanonizer(), ResNetBottleneckCanonizer(),
-            SlimResNetBlockCanonizer()]
+            SlimResNetBlockCanonizer(), InvertedResidualCanonizer()]

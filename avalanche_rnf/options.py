@@ -37,7 +37,7 @@ class Relevance:
 
     :param composite: zennit composite, by registered name or as an instance.
     :param canonizers: zennit canonizers for a named composite (default: merge BatchNorm layers and route
-        ResNet sums through a conserving rule, :func:`~avalanche_rnf.canonizers.default_canonizers`).
+        residual sums through a conserving rule, :func:`~avalanche_rnf.canonizers.default_canonizers`).
     :param start: starting relevance at the true-label logit: ``"onehot"`` (1 per sample) or
         ``"logit"`` (the logit's value).
     :param reduction: ``"abs"`` or ``"positive"`` relevance counts towards a unit's score.
