@@ -9,6 +9,7 @@ value says it all, the plugin also takes that value alone (``tolerance=0.01``,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Sequence, Union
 
@@ -16,10 +17,11 @@ from torch import Tensor, nn
 from zennit.canonizers import Canonizer
 from zennit.core import Composite
 
+from avalanche_rnf.ablation import METHODS, Method, alternative_scores
 from avalanche_rnf.layers import UnitLayer
 from avalanche_rnf.recognition import POWER, SHRINKAGE, View, resolve_views
 from avalanche_rnf.reference import check_reference_size
-from avalanche_rnf.relevance import Forward, Reduction, Start, make_composite, scored_units
+from avalanche_rnf.relevance import Forward, Reduction, Start, make_composite, summarized, unit_relevance
 from avalanche_rnf.tolerance import ToleranceSearch
 
 Share = Union[Literal["fair", "unlimited"], float]
@@ -43,6 +45,8 @@ class Relevance:
     :param reduction: ``"abs"`` or ``"positive"`` relevance counts towards a unit's score.
     :param reference_size: number of training samples (class-balanced) of the experience to run
         LRP on; ``None`` for all of them.
+    :param method: ``"lrp"``, or another unit score for ablations (:mod:`~avalanche_rnf.ablation`):
+        ``"random"``, ``"activation"``, ``"weight"`` or ``"taylor"``.
     :param batch_size: at most this many samples per batch in RNF's passes over an experience; fewer where
         the unit layers' outputs of a batch would exceed 8 MiB (:func:`~avalanche_rnf.relevance.lean_batch_size`).
     """
@@ -53,8 +57,11 @@ class Relevance:
     reduction: Reduction = "abs"
     reference_size: int | None = 1000
     batch_size: int = 256
+    method: Method = "lrp"
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}.")
         if self.start not in ("onehot", "logit"):
             raise ValueError(f"start must be 'onehot' or 'logit', got {self.start!r}.")
         if self.reduction not in ("abs", "positive"):
@@ -64,12 +71,18 @@ class Relevance:
         check_reference_size(self.reference_size)
         make_composite(self.composite, self.canonizers)  # fail early on an unknown name
 
-    def score(self, model: nn.Module, layers: Sequence[UnitLayer], batches: Iterable[Batch],
-              forward: Forward) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
-        """Each unit's mean relevance, its normalized score and the pass's seconds
-        (:func:`~avalanche_rnf.relevance.scored_units` with these options)."""
-        return scored_units(model, layers, batches, composite=make_composite(self.composite, self.canonizers),
-                            forward=forward, start=self.start, reduction=self.reduction)
+    def score(self, model: nn.Module, layers: Sequence[UnitLayer], batches: Iterable[Batch], forward: Forward,
+              seed: int = 0) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
+        """Each unit's mean relevance (or ``method``'s score), its normalized score and the pass's
+        seconds (:func:`~avalanche_rnf.relevance.summarized`); ``seed`` seeds ``"random"``."""
+        start = time.perf_counter()
+        options: dict[str, Any] = dict(forward=forward, start=self.start, reduction=self.reduction)
+        if self.method == "lrp":
+            scores = unit_relevance(model, layers, batches, composite=make_composite(self.composite, self.canonizers),
+                                    **options)
+        else:
+            scores = alternative_scores(self.method, model, layers, batches, seed=seed, **options)
+        return summarized(scores, time.perf_counter() - start)
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,8 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         self._scan(model)
         data = self._data_of(strategy)
         relevance, normalized, seconds = self.relevance.score(
-            model, self.layers, data.batches(self.relevance.reference_size), glue.forward)
+            model, self.layers, data.batches(self.relevance.reference_size), glue.forward,
+            glue.sample_seed(self.seed, experience))
         heads = glue.heads(model, glue.task_labels(experience))
         rows = self.inference.class_rows(model, self.layers, experience) if self.task_inference == "class" else {}
         self.inference.rows = rows

@@ -129,17 +129,19 @@ def unit_relevance(
     layers: Sequence[UnitLayer],
     batches: Iterable[tuple[Tensor, Tensor, Tensor]],
     *,
-    composite: Composite,
+    composite: Composite | None,
     forward: Forward = plain_forward,
     start: Start = "onehot",
     reduction: Reduction = "abs",
+    times_output: bool = False,
 ) -> UnitScores:
     """Score every unit of ``layers`` by LRP over ``batches`` of ``(x, y, task_labels)``.
 
     ``reduction`` turns a sample's signed unit relevance into a non-negative score: ``"abs"``
     (default: a unit that argues strongly against the wrong classes matters as much as one that
-    argues for the right one) or ``"positive"``. The model's train/eval flags and parameters are
-    left as they were.
+    argues for the right one) or ``"positive"``. With ``composite=None`` and ``times_output`` the
+    score is gradient times activation (a first-order Taylor score) instead. The model's
+    train/eval flags and parameters are left as they were.
     """
     scores = UnitScores()
     bound = _TaskBound(model, forward)
@@ -160,7 +162,7 @@ def unit_relevance(
             scores.activation[name] = scores.activation.get(name, 0) + act
 
             def on_relevance(rel: Tensor) -> None:
-                unit = _per_unit(rel.detach(), module)
+                unit = _per_unit(rel.detach() * out.detach() if times_output else rel.detach(), module)
                 unit = unit.abs() if reduction == "abs" else unit.clamp(min=0)
                 scores.relevance[name] = scores.relevance.get(name, 0) + unit.sum(0)
 
@@ -232,18 +234,21 @@ def scored_units(
     batches: Iterable[tuple[Tensor, Tensor, Tensor]],
     **options: Any,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
-    """:func:`unit_relevance` (``options`` are its keywords) as the mean relevance per unit and
-    sample, the normalized scores a selection rule sees, and the seconds the pass took; warns
-    about each layer whose scores fell back to activation magnitude."""
+    """:func:`unit_relevance` (``options`` are its keywords), :func:`summarized`."""
     start = time.perf_counter()
     scores = unit_relevance(model, layers, batches, **options)
-    seconds = time.perf_counter() - start
+    return summarized(scores, time.perf_counter() - start)
+
+
+def summarized(scores: UnitScores, seconds: float) -> tuple[dict[str, Tensor], dict[str, Tensor], float]:
+    """The mean relevance per unit and sample, the normalized scores a selection rule sees, and the
+    seconds the pass took; warns about each layer whose scores fell back to activation magnitude."""
     normalized, fallbacks = normalized_scores(scores)
     for name, reason in fallbacks.items():
         warnings.warn(
             f"RNF: relevance of layer {name!r} is {reason}; scoring its units by activation magnitude "
             "instead. Check the model for NaNs or dead layers, or try another composite.",
-            stacklevel=3,
+            stacklevel=4,
         )
     relevance = {k: v / max(scores.n_samples, 1) for k, v in scores.relevance.items()}
     return relevance, normalized, seconds

@@ -197,7 +197,7 @@ def test_rnf_options_maps_every_group():
         "retrain_epochs": 0.9, "retrain_lr_scale": 5, "task_inference": "domain", "recognition_layers": "input",
         "recognition_samples": None, "recognition_shrinkage": 1.0, "recognition_power": 0.5,
         "composite": "epsilon_plus", "start": "logit", "reduction": "positive", "relevance_batch_size": 64,
-        "isolate": True, "head_transfer": False,
+        "unit_scores": "taylor", "isolate": True, "head_transfer": False,
     })
     assert options == {
         "selection": None,
@@ -205,7 +205,7 @@ def test_rnf_options_maps_every_group():
         "capacity": Capacity(0.09, n_experiences=10, keep_last=True),
         "retraining": Retraining(0.9, lr_scale=5),
         "task_inference": TaskInference("domain", layers="input", samples=None, shrinkage=1.0, power=0.5),
-        "relevance": Relevance("epsilon_plus", start="logit", reduction="positive", batch_size=64),
+        "relevance": Relevance("epsilon_plus", start="logit", reduction="positive", batch_size=64, method="taylor"),
         "isolate": True,
         "head_transfer": False,
     }

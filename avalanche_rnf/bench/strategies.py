@@ -98,7 +98,8 @@ _RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
         "recognition_shrinkage": "shrinkage", "recognition_power": "power", "task_posterior": "posterior",
         "recognition_views": "views"}),
     "relevance": (Relevance, "", {"composite": "composite", "start": "start", "reduction": "reduction",
-                                  "reference_size": "reference_size", "relevance_batch_size": "batch_size"}),
+                                  "reference_size": "reference_size", "relevance_batch_size": "batch_size",
+                                  "unit_scores": "method"}),
 }
 
 
