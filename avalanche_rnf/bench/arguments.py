@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "<out>/logs/<run>/")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-plots", action="store_true", help="do not write plots")
+    p.add_argument("--explain", action="store_true",
+                   help="explanation drift: LRP heatmaps of a seeded probe set of every experience after each "
+                        "later one, for every strategy (extra backward passes, timed apart from training); "
+                        "heatmaps in <out>/explanations/, a drift table in summary.md, figures in plots/")
     return p
 
 

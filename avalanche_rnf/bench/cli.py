@@ -64,6 +64,10 @@ def _main(args: argparse.Namespace, argv: list[str], log: WarningLog) -> int:
         raise UsageError(str(error)) from None
     distributed = bool(args.ray or args.sweep)
     out = Path(args.out or Path("runs") / plan["name"])
+    if args.explain:
+        from avalanche_rnf.bench.explaining import with_explanations
+
+        plan["specs"], plan["describe"]["explain"] = with_explanations(plan["specs"], out), True
     device = resources.device if distributed else default_device(args.device)
     command, command_dir = portable_command(argv, out)
     meta = {"command": command, "command_dir": command_dir, "machine": machine_facts(device),
@@ -128,7 +132,7 @@ def _main(args: argparse.Namespace, argv: list[str], log: WarningLog) -> int:
     table, plots = write_summary(out, store.meta, records, search=search, plots=not args.no_plots,
                                  order=[s.strategy for s in plan["specs"]])
     if args.wandb and plots:
-        _wandb_summary(args, out, plan, plots, table)
+        _wandb_summary(args, out, plan, plots, table, records)
     print("\n" + table)
     if args.sweep:
         _report_best(args, plan, records)
@@ -181,12 +185,17 @@ def _report_best(args: argparse.Namespace, plan: Plan, records: list[RunRecord])
               f"(then: python -m avalanche_rnf.bench.report to refresh the README tables)")
 
 
-def _wandb_summary(args: argparse.Namespace, out: Path, plan: Plan, plots: list[Path], table: str) -> None:
+def _wandb_summary(args: argparse.Namespace, out: Path, plan: Plan, plots: list[Path], table: str,
+                   records: list[RunRecord]) -> None:
+    from avalanche_rnf.bench.explaining import COLUMNS, drift_rows
     from avalanche_rnf.bench.wandb_logger import WandBLogger
 
     logger = WandBLogger(args.wandb, name="summary", group=out.name, config=plan["describe"], dir=out / "wandb")
     logger.log_images(plots)
     logger.run.log({"summary": logger.wandb.Html(f"<pre>{table}</pre>")})
+    drift = drift_rows(records, [s.strategy for s in plan["specs"]])
+    if drift:  # runs with --explain
+        logger.log_table("explanation_drift", COLUMNS, drift)
     logger.close()
 
 

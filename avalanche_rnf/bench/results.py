@@ -75,6 +75,11 @@ class RunRecord:
     # the share of each experience's test samples whose task was recognised (None: its task not learned yet)
     recognition_bytes: list[int] = field(default_factory=list)  # RNF task_inference: the recognizer's statistics
     device: str = "cpu"
+    # --explain (OPTIONAL): drift per measure, [after step][experience] (None: not an old experience yet);
+    # heatmap seconds per step (not in train_seconds); the heatmap file, relative to the run directory
+    drift: dict[str, list[list[float | None]]] = field(default_factory=dict)
+    explain_seconds: list[float] = field(default_factory=list)
+    heatmaps: str = ""
 
     @property
     def key(self) -> str:
@@ -93,7 +98,7 @@ class RunRecord:
         return backward_transfer(self.matrix) if self.matrix else None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {k: v for k, v in asdict(self).items() if v or k not in OPTIONAL}
         data.update(key=self.key, average_accuracy=self.average_accuracy, forgetting=self.forgetting,
                     backward_transfer=self.backward_transfer, total_train_seconds=sum(self.train_seconds))
         return data
@@ -102,6 +107,10 @@ class RunRecord:
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+OPTIONAL = ("drift", "explain_seconds", "heatmaps")
+"""Fields results.json has only where they were measured (files written before them load unchanged)."""
 
 
 def run_key(strategy: str, seed: int, config: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_rnf.bench.evaluation import own_head_accuracy_metrics
+from avalanche_rnf.bench.explaining import Explanations
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.measure import PeakMemory, strategy_state_nbytes
 from avalanche_rnf.bench.models import model_for
@@ -32,11 +33,13 @@ class RunSpec:
     training: Training
     seed: int
     validation: float = 0.0  # > 0: hold out this fraction of the training data and score on it (searches)
+    explain: str | None = None  # --explain: the run directory its heatmaps go to (None: no explanations)
 
     def config(self, stream: Stream) -> dict[str, Any]:
         return {"benchmark": stream.info.name, "scenario": stream.scenario, "n_experiences": stream.n_experiences,
                 "input_shape": list(stream.input_shape), "n_outputs": stream.n_outputs,
-                "training": self.training.as_dict(), "params": self.params, "validation": self.validation}
+                "training": self.training.as_dict(), "params": self.params, "validation": self.validation,
+                **({"explain": True} if self.explain else {})}
 
 
 Progress = Callable[[int, int], None]
@@ -82,8 +85,9 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
         accuracy_metrics(epoch=True, experience=True, stream=True), *own_head_accuracy_metrics(),
         loss_metrics(epoch=True, experience=True), loggers=loggers,
     )
+    explanations = Explanations(spec, record)
     strategy = build_strategy(spec.strategy, model, t, spec.params, evaluator=evaluator, device=device,
-                              seed=spec.seed)
+                              seed=spec.seed, plugins=explanations.plugins)
     steps = [bench.train_stream] if spec.strategy == "joint" else list(bench.train_stream)
     n = len(eval_stream)
     if progress:
@@ -93,7 +97,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
             start = time.perf_counter()
             for part in sub_experiences(step, t.online, spec.seed) if t.online else [step]:
                 strategy.train(part)
-            record.train_seconds.append(time.perf_counter() - start)
+            record.train_seconds.append(time.perf_counter() - start - explanations.step())  # heatmaps apart
             start = time.perf_counter()
             metrics = strategy.eval(eval_stream)
             record.eval_seconds += time.perf_counter() - start
@@ -113,6 +117,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
                 progress(done, len(steps))
     record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
         memory.peak_mb, memory.delta_mb, memory.cuda_mb)
+    explanations.finish(strategy)
 
 
 def _frozen_fractions(plugin, model) -> dict[str, float]:

@@ -14,11 +14,16 @@ from avalanche_rnf.bench.results import RunRecord, atomic_write, best_points, su
 def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, search: bool = False,
                   plots: bool = True, order: Iterable[str] = STRATEGIES) -> tuple[str, list[Path]]:
     """Write ``summary.md`` (and, unless a search, the plots) of a run directory; return the table and plot paths."""
+    from avalanche_rnf.bench import explaining
     from avalanche_rnf.bench.plots import plot_all
 
+    order = list(order)
     plan = meta.get("plan", {})
     title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
     table = search_table(records) if search else summary_table(records, order=order)
+    drift = None if search else explaining.drift_table(records, order)
+    if drift:  # runs with --explain
+        table += f"\n\n## Explanation drift\n\n{explaining.CAPTION}\n\n{drift}"
     resumed = [r["command"] for r in meta.get("resumed", [])]
     commands = "\n".join(f"`{c}`  " for c in [meta.get("command", ""), *resumed])
     where = meta.get("command_dir")
@@ -27,6 +32,8 @@ def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, 
                      f"\n(run from `{where}`, relative to this directory)")
     atomic_write(out / "summary.md", f"# {title}\n\n{commands}\n\n{table}\n")
     paths = plot_all(records, out / "plots", title) if plots and not search else []
+    if paths and drift:
+        paths += explaining.figures(records, out, out / "plots", title)
     return table, paths
 
 

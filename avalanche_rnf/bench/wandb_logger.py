@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Sequence, cast
 
 import numpy as np
 import torch
@@ -70,10 +70,14 @@ class WandBLogger(BaseLogger):
         except Exception:
             return None
 
-    def log_matrix(self, name: str, matrix: list[list[float]]) -> None:
-        """An accuracy matrix as a table (row: after training step, column: experience)."""
+    def log_matrix(self, name: str, matrix: Sequence[Sequence[float | None]]) -> None:
+        """An accuracy (or drift) matrix as a table (row: after training step, column: experience; None: empty)."""
         columns: list[str | int] = ["after step", *(f"exp {j}" for j in range(len(matrix[0])))]
         self.run.log({name: self.wandb.Table(columns=columns, data=[[i, *row] for i, row in enumerate(matrix)])})
+
+    def log_table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A table of ``rows`` under ``columns`` (the explanation drift per strategy, for instance)."""
+        self.run.log({name: self.wandb.Table(columns=list(columns), data=[list(row) for row in rows])})
 
     def log_summary(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
