@@ -161,8 +161,10 @@ def unit_relevance(
             act = _per_unit(out.detach().abs(), module).sum(0)
             scores.activation[name] = scores.activation.get(name, 0) + act
 
+            output = out.detach() if times_output else None  # not ``out``: a hook holding it is a cycle
+
             def on_relevance(rel: Tensor) -> None:
-                unit = _per_unit(rel.detach() * out.detach() if times_output else rel.detach(), module)
+                unit = _per_unit(rel.detach() * output if output is not None else rel.detach(), module)
                 unit = unit.abs() if reduction == "abs" else unit.clamp(min=0)
                 scores.relevance[name] = scores.relevance.get(name, 0) + unit.sum(0)
 
