@@ -101,6 +101,7 @@ def test_explain_writes_heatmaps_drift_figures_summary_and_wandb_and_without_it_
     # without --explain: the same training, and none of the above
     _, plain = load_records(without)
     assert [r.matrix for r in plain] == [r.matrix for r in records]
+    assert [r.state_bytes for r in plain] == [r.state_bytes for r in records]  # the heatmaps are not counted
     assert {r.key for r in plain}.isdisjoint(r.key for r in records)
     stored = json.loads((without / "results.json").read_text())
     assert not any(k in run for run in stored["runs"] for k in ("drift", "explain_seconds", "heatmaps", "explain"))

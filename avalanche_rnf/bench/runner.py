@@ -104,7 +104,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
             record.matrix.append(experience_accuracies(metrics, "Top1_OwnHeadAcc_Exp", n))
             record.matrix_avalanche.append(experience_accuracies(metrics, "Top1_Acc_Exp", n))
             record.stream_accuracy_avalanche = _stream_accuracy(metrics)
-            record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy))
+            with explanations.hidden(strategy):  # the heatmaps are not the strategy's state
+                record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy))
             if spec.strategy == "rnf":
                 record.relevance_seconds.append(strategy.rnf.relevance_seconds[-1])
                 record.frozen_fractions.append(_frozen_fractions(strategy.rnf, strategy.model))
