@@ -120,7 +120,8 @@ def drift_curves(cosine: Mapping[str, Any], path: str | Path, *, rank: Mapping[s
             ok = ~np.isnan(curves).all(0)
             steps, kept = np.arange(1, curves.shape[1] + 1)[ok], curves[:, ok]
             mean, std = np.nanmean(kept, 0), np.nanstd(kept, 0)
-            style: dict[str, Any] = dict(linewidth=2.5, color="black") if name == "rnf" else {}
+            # RNF thick and underneath: a strategy on the same values (1.0 with isolation) stays visible
+            style: dict[str, Any] = dict(linewidth=4, markersize=9, color="black", zorder=1.9) if name == "rnf" else {}
             ax.plot(steps, mean, marker="o", label=name, **style)
             ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
         ax.set(xlabel="experiences trained", ylabel=f"{label} (old experiences)", ylim=(-0.05, 1.05), title=label)
