@@ -256,5 +256,10 @@ python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 --val
 python -m avalanche_rnf.bench.scaling --out "$R/ray-scaling-split_digits"
 python -m avalanche_rnf.bench.scaling --grid "--benchmark split_mnist --scenario task" --out "$R/ray-scaling-split_mnist"
 
+# Explanation drift (--explain): LRP heatmaps of every experience's probe images after each later experience,
+# every strategy, 3 seeds; heatmaps in explanations/, drift table and figures in summary.md and plots/.
+rnf-bench --benchmark split_mnist --scenario task --seeds 0 1 2 --explain --loggers text \
+  --out "$R/explain-split_mnist-task" "${extra[@]}"
+
 # Summaries, plots and README tables from the result files.
 python -m avalanche_rnf.bench.report --run-dirs
