@@ -14,7 +14,14 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from avalanche_rnf.bench.result_tables import RESULTS, ROOT, comparison_table, targets_table, task_agnostic_table
+from avalanche_rnf.bench.result_tables import (
+    RESULTS,
+    ROOT,
+    comparison_table,
+    explanation_table,
+    targets_table,
+    task_agnostic_table,
+)
 from avalanche_rnf.bench.results import load_records
 from avalanche_rnf.bench.setup_tables import hparams_table, presets_table, scaling_table
 
@@ -33,7 +40,8 @@ BLOCKS: dict[Path, Blocks] = {
     ROOT / "docs" / "results.md": {"comparison": lambda: comparison_table(link=DOCS_LINK),
                                    "targets": lambda: targets_table(link=DOCS_LINK),
                                    "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK),
-                                   "online": lambda: comparison_table(link=DOCS_LINK, order=ONLINE_ORDER)},
+                                   "online": lambda: comparison_table(link=DOCS_LINK, order=ONLINE_ORDER),
+                                   "explanation-drift": lambda: explanation_table(link=DOCS_LINK)},
     ROOT / "docs" / "protocol.md": {"hparams": hparams_table, "presets": presets_table},
     ROOT / "docs" / "benchmarks.md": {"scaling": scaling_table},
 }

@@ -1,6 +1,6 @@
 """The results tables of the README and the documentation, from the committed result files
-(``benchmarks/results/*/results.json``): strategies x benchmarks, RNF's targets met or missed, and
-class-incremental RNF with task inference."""
+(``benchmarks/results/*/results.json``): strategies x benchmarks, RNF's targets met or missed,
+class-incremental RNF with task inference, and explanation drift (``rnf-bench --explain``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, prese
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
+EXPLAIN_ORDER = ("explain-split_mnist-task",)
+"""The result directories of ``rnf-bench --explain`` runs."""
 ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class", "permuted_mnist-domain",
          "split_cifar10-task", "split_cifar10-class")
 
@@ -161,3 +163,19 @@ def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results
             f"{_mean(r.state_bytes[-1] for r in replay) / 1024:.0f} KiB" if replay else "–",
             f"[{name}]({link}{name}/summary.md) |"]))
     return "\n".join(lines)
+
+
+def explanation_table(results: Path = RESULTS, link: str = "benchmarks/results/",
+                      order: tuple[str, ...] = EXPLAIN_ORDER) -> str:
+    """The explanation drift table (:func:`~avalanche_rnf.bench.explaining.drift_table`) of each result
+    directory in ``order``, under a link to its summary."""
+    from avalanche_rnf.bench.explaining import drift_table
+
+    parts = []
+    for name in order:
+        if (results / name / "results.json").is_file():
+            records = load_records(results / name)[1]
+            table = drift_table(records, STRATEGIES)
+            if table:
+                parts.append(f"[{name}]({link}{name}/summary.md), seeds: {_seed_counts(records)}\n\n{table}")
+    return "\n\n".join(parts) or "No result directory with explanations."
