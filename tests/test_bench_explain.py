@@ -24,13 +24,7 @@ FAST = ["--epochs", "2", "--loggers", "text"]
 FIGURES = ("explanation_heatmaps", "explanation_drift", "rnf_unit_relevance")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FakeWandB(WandBLogger):

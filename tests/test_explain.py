@@ -28,14 +28,7 @@ from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.relevance import make_composite, unit_relevance
 from helpers import ClassMLP, MultiHeadMLP, naive, quiet_evaluator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bias_free(sizes=(12, 16, 8, 5)) -> nn.Sequential:
