@@ -12,7 +12,7 @@ pass does, so :func:`~avalanche_rnf.relevance.normalized_scores` treats every me
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence, get_args
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,7 @@ from avalanche_rnf.layers import UnitLayer, evaluating, weight_of
 from avalanche_rnf.relevance import UnitScores, _per_unit, plain_forward, unit_relevance
 
 Method = Literal["lrp", "random", "activation", "weight", "taylor"]
-METHODS = ("lrp", "random", "activation", "weight", "taylor")
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @torch.no_grad()
