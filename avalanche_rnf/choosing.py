@@ -60,7 +60,7 @@ def budgets(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, capa
         size = n_units(model.get_submodule(layer.name))
         free = int((~freeze.frozen_units(layer.name, size)).sum())
         if last or isinstance(capacity.share, str):
-            out[layer.name] = fair_share(free, left)
+            out[layer.name] = fair_share(free, left, capacity.flex)
         else:
             out[layer.name] = min(free, math.ceil(capacity.share * size))
     return out

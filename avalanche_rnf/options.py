@@ -119,6 +119,10 @@ class Capacity:
         ``(0, 1]``: at most that fraction of each layer's units (rounded up), whatever the stream's
         length, so a stream of known length can leave its last experience (``keep_last``) more than
         an equal share.
+    :param flex: with ``"fair"``, an experience may freeze up to ``flex`` equal shares of a layer's
+        free units (``1``: its equal share). Where a tolerance search needs fewer units, it takes
+        fewer, and the rest stays free for the experiences after it; a larger ``flex`` lets the
+        search, not the share, decide how many units an early experience keeps.
     :param n_experiences: stream length for the fair share and ``keep_last``; ``None``: read from
         the experience's origin stream (no cap if unknown).
     :param keep_last: on the last experience of the stream (its length known), keep every free
@@ -130,12 +134,17 @@ class Capacity:
     share: Share = "fair"
     n_experiences: int | None = None
     keep_last: bool = False
+    flex: float = 1.0
 
     def __post_init__(self) -> None:
         if self.share not in ("fair", "unlimited") and not (is_number(self.share) and 0 < float(self.share) <= 1):
             raise ValueError(f"capacity must be 'fair', 'unlimited' or a fraction in (0, 1], got {self.share!r}.")
         if not isinstance(self.keep_last, bool):
             raise ValueError(f"keep_last must be True or False, got {self.keep_last!r}.")
+        if not (is_number(self.flex) and self.flex >= 1):
+            raise ValueError(f"capacity flex must be a number of equal shares, at least 1, got {self.flex!r}.")
+        if self.flex != 1 and self.share != "fair":
+            raise ValueError(f"capacity flex stretches the fair share: it needs share 'fair', got {self.share!r}.")
         if self.n_experiences is not None and self.n_experiences < 1:
             raise ValueError(f"n_experiences must be positive, got {self.n_experiences!r}.")
 

@@ -8,7 +8,9 @@ with a validation pass each; accuracy grows with ``q``, so bisection needs ``ste
 for a resolution of ``2 ** -steps``.
 
 :func:`fair_share` is the capacity budget: an experience may take at most an equal share of a
-layer's still-free units among the experiences still to come, so a long stream never runs out.
+layer's still-free units among the experiences still to come, so a long stream never runs out, or
+up to ``flex`` such shares where the tolerance search needs them. What an experience does not take
+stays free and raises the shares of the experiences after it.
 """
 
 from __future__ import annotations
@@ -77,12 +79,13 @@ class ToleranceSearch:
         return SearchResult(high, seen[high], full_accuracy, len(seen))
 
 
-def fair_share(free: int, experiences_left: int | None) -> int:
-    """Units one experience may newly freeze: ``free / experiences_left``, rounded up.
+def fair_share(free: int, experiences_left: int | None, flex: float = 1.0) -> int:
+    """Units one experience may newly freeze: ``flex`` equal shares of the ``free`` units among the
+    experiences left, ``ceil(flex * free / experiences_left)``, at most ``free``.
 
     ``experiences_left`` counts the current experience; ``None`` (stream length unknown) or ``1``
     allows all free units.
     """
     if experiences_left is None or experiences_left <= 1:
         return free
-    return math.ceil(free / experiences_left)
+    return min(free, math.ceil(round(flex * free / experiences_left, 9)))

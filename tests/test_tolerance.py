@@ -43,6 +43,14 @@ def test_fair_share():
     assert fair_share(10, 4) == 3 and fair_share(0, 4) == 0
 
 
+@pytest.mark.parametrize("free,left", [(256, 20), (100, 3), (7, 7), (13, 2), (0, 5)])
+def test_flex_stretches_the_equal_share(free, left):
+    assert fair_share(free, left, 1.0) == fair_share(free, left)
+    assert fair_share(free, left) <= fair_share(free, left, 2.0) <= min(free, 2 * fair_share(free, left))
+    assert fair_share(free, left, 1000.0) == free
+    assert fair_share(256, 20, 2.0) == 26 and fair_share(10, 4, 2.0) == 5
+
+
 # ---------------------------------------------------------------- isolation
 def test_sources_follow_the_chain_and_skip_heads():
     model = MultiHeadConvBN()
@@ -134,6 +142,21 @@ def test_without_a_tolerance_nothing_is_held_out(digits_til):
     assert strategy.rnf.searches == [] and strategy.rnf.frozen_fractions
 
 
+def test_flex_lets_the_search_keep_more_than_the_equal_share(digits_til):
+    kept, searches = {}, {}
+    for flex in (1.0, 3.0):
+        torch.manual_seed(0)
+        strategy = tolerant_rnf(MultiHeadMLP(hidden=16), tolerance=Tolerance(0.0),
+                                capacity=Capacity(n_experiences=10, flex=flex))
+        strategy.train(digits_til.train_stream[0])
+        kept[flex] = strategy.rnf.frozen_fractions[-1]["features.1"]
+        searches[flex] = strategy.rnf.searches[-1]
+    assert kept[1.0] == 2 / 16  # ceil(16 / 10): the equal share binds, the kept units miss the tolerance
+    assert searches[1.0].accuracy < searches[1.0].full_accuracy
+    assert 2 / 16 < kept[3.0] <= 5 / 16  # up to three shares: the search keeps what the tolerance needs
+    assert searches[3.0].accuracy == searches[3.0].full_accuracy and searches[3.0].mass < 1
+
+
 def test_budget_from_n_experiences(digits_til):
     torch.manual_seed(0)
     strategy = tolerant_rnf(MultiHeadMLP(hidden=10), tolerance=Tolerance(0.0), capacity=Capacity(n_experiences=2),
@@ -169,6 +192,10 @@ def test_bad_options_are_rejected():
         tolerant_rnf(model, tolerance=Tolerance(0.02, holdout=1.5))
     with pytest.raises(ValueError, match="capacity must be 'fair', 'unlimited' or a fraction"):
         tolerant_rnf(model, capacity=Capacity("some"))
+    with pytest.raises(ValueError, match="flex must be a number of equal shares"):
+        tolerant_rnf(model, capacity=Capacity(flex=0.5))
+    with pytest.raises(ValueError, match="needs share 'fair'"):
+        tolerant_rnf(model, capacity=Capacity("unlimited", flex=2))
     with pytest.raises(ValueError, match="keep_last must be True or False"):
         tolerant_rnf(model, capacity=Capacity(keep_last="yes"))
     with pytest.raises(ValueError, match="max_drop must be an accuracy fraction"):

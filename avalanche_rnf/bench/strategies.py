@@ -91,7 +91,8 @@ _RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
     # option: (its class, the flat name that turns it on ("": always made, None: made when any of
     # its names is given), flat name -> field)
     "tolerance": (Tolerance, "max_drop", {"max_drop": "max_drop", "holdout": "holdout", "search_steps": "steps"}),
-    "capacity": (Capacity, None, {"capacity": "share", "n_experiences": "n_experiences", "keep_last": "keep_last"}),
+    "capacity": (Capacity, None, {"capacity": "share", "n_experiences": "n_experiences", "keep_last": "keep_last",
+                                  "capacity_flex": "flex"}),
     "retraining": (Retraining, "retrain_epochs", {"retrain_epochs": "epochs", "retrain_lr_scale": "lr_scale"}),
     "task_inference": (TaskInference, "task_inference", {
         "task_inference": "mode", "recognition_layers": "layers", "recognition_samples": "samples",
