@@ -44,6 +44,9 @@ class ExplanationDriftPlugin(SupervisedPlugin):
     :param composite: zennit composite or its name; ``None``: :func:`~avalanche_rnf.explain.default_composite`.
     :param seed: seed of the probe sets (the global random state is not touched).
     :param batch_size: samples per LRP pass.
+    :param probe_stream: where the probe sets come from: ``None``, each training experience's own
+        data (eval transforms); or a stream indexed like the training stream, e.g. the benchmark's
+        ``test_stream``: experience ``t``'s probes are then drawn from ``probe_stream[t]``.
 
     The heatmaps are computed once every plugin has finished the experience (in the next
     ``before_train_dataset_adaptation`` or in ``after_training``, whichever comes first), so they
@@ -57,14 +60,14 @@ class ExplanationDriftPlugin(SupervisedPlugin):
     """
 
     def __init__(self, *, probe_per_class: int = 4, top_k: int = 64, composite: CompositeSpec = None, seed: int = 0,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, probe_stream: Any = None) -> None:
         super().__init__()
         if isinstance(probe_per_class, bool) or not isinstance(probe_per_class, int) or probe_per_class <= 0:
             raise ValueError(f"probe_per_class must be a positive number of samples, got {probe_per_class!r}.")
         if top_k < 2:
             raise ValueError(f"top_k must be at least 2, got {top_k}.")
         self.probe_per_class, self.top_k, self.composite = probe_per_class, top_k, composite
-        self.seed, self.batch_size = seed, batch_size
+        self.seed, self.batch_size, self.probe_stream = seed, batch_size, probe_stream
         self.probes: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         self.maps: dict[int, dict[int, Tensor]] = {}
         self.learned: dict[int, int] = {}
@@ -99,8 +102,14 @@ class ExplanationDriftPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ work
     def pick_probes(self, experience: Any) -> tuple[Tensor, Tensor, Tensor]:
-        """``(x, y, task_labels)`` of a seeded class-balanced sample of the experience's training data,
-        with eval transforms, on the CPU."""
+        """``(x, y, task_labels)`` of a seeded class-balanced sample of the experience's data (or of
+        ``probe_stream``'s experience of the same index), with eval transforms, on the CPU."""
+        if self.probe_stream is not None:
+            index = int(experience.current_experience)
+            if index >= len(self.probe_stream):
+                raise ValueError(f"probe_stream has {len(self.probe_stream)} experiences, so it has no probes for "
+                                 f"experience {index}: pass a stream indexed like the training stream.")
+            experience = self.probe_stream[index]
         dataset = experience.dataset
         dataset = dataset.eval() if hasattr(dataset, "eval") else dataset
         generator = torch.Generator().manual_seed(glue.sample_seed(self.seed, experience))

@@ -11,6 +11,7 @@ picks a seeded, class-balanced probe set. This module imports torch and zennit o
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence, Union
 
 import torch
@@ -118,7 +119,8 @@ def cosine_similarities(reference: Tensor, current: Tensor) -> Tensor:
     """Cosine similarity per sample of two sets of heatmaps of the same inputs, in float64.
 
     Identical maps give exactly 1.0; two all-zero maps count as identical (1.0), an all-zero map
-    against a non-zero one as unrelated (0.0).
+    against a non-zero one as unrelated (0.0). A map with a non-finite value (a model that
+    diverged) gives NaN: it is no explanation, so it is not counted as drift either.
     """
     if reference.shape != current.shape:
         raise ValueError(f"Heatmaps to compare must have the same shape, got {tuple(reference.shape)} "
@@ -129,7 +131,13 @@ def cosine_similarities(reference: Tensor, current: Tensor) -> Tensor:
     both_zero = (aa == 0) & (bb == 0)
     cos = torch.where(norm > 0, dot / norm.clamp(min=torch.finfo(torch.float64).tiny), torch.zeros_like(dot))
     cos = torch.where(both_zero, torch.ones_like(cos), cos).clamp(-1.0, 1.0)
-    return torch.where(torch.eq(a, b).all(1), torch.ones_like(cos), cos)
+    cos = torch.where(torch.eq(a, b).all(1), torch.ones_like(cos), cos)
+    return torch.where(_finite(a) & _finite(b), cos, torch.full_like(cos, math.nan))
+
+
+def _finite(maps: Tensor) -> Tensor:
+    """Per sample: whether every value of its map is finite."""
+    return torch.isfinite(maps).all(1)
 
 
 def cosine_similarity(reference: Tensor, current: Tensor) -> float:
@@ -161,7 +169,8 @@ def rank_correlations(reference: Tensor, current: Tensor, top_k: int) -> Tensor:
     the reference map (highest relevance first; all features if there are fewer).
 
     It asks whether the features that mattered most still matter in the same order. Identical
-    maps give exactly 1.0; if either side is constant over those features, 0.0 (unless identical).
+    maps give exactly 1.0; if either side is constant over those features, 0.0 (unless identical);
+    a map with a non-finite value gives NaN.
     """
     if reference.shape != current.shape:
         raise ValueError(f"Heatmaps to compare must have the same shape, got {tuple(reference.shape)} "
@@ -169,10 +178,12 @@ def rank_correlations(reference: Tensor, current: Tensor, top_k: int) -> Tensor:
     if top_k < 2:
         raise ValueError(f"top_k must be at least 2 (a rank correlation of fewer values is undefined), got {top_k}.")
     a, b = _flat(reference), _flat(current)
+    finite = _finite(a) & _finite(b)
     k = min(top_k, a.shape[1])
-    top = torch.topk(a, k, dim=1).indices
+    top = torch.topk(a.nan_to_num(), k, dim=1).indices
     a, b = a.gather(1, top), b.gather(1, top)
-    return torch.tensor([_spearman(a[i], b[i]) for i in range(len(a))], dtype=torch.float64)
+    return torch.tensor([_spearman(a[i], b[i]) if finite[i] else math.nan for i in range(len(a))],
+                        dtype=torch.float64)
 
 
 def rank_correlation(reference: Tensor, current: Tensor, top_k: int) -> float:

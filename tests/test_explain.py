@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -114,6 +116,17 @@ def test_drift_measures():
         cosine_similarity(a, a[:, :, :4])
 
 
+def test_a_non_finite_heatmap_is_no_explanation_not_drift():
+    a = torch.rand(3, 10)
+    broken = a.clone()
+    broken[1, 4] = float("nan")
+    broken[2, 0] = float("inf")
+    for measure in (cosine_similarities(a, broken), rank_correlations(a, broken, 5),
+                    cosine_similarities(broken, a), rank_correlations(broken, a, 5)):
+        assert measure[0].item() == 1.0 and measure[1:].isnan().all()
+    assert math.isnan(cosine_similarity(a, broken))
+
+
 def test_probe_indices_are_seeded_and_class_balanced():
     targets = torch.tensor([0] * 10 + [1] * 2 + [2] * 7)
     picked = probe_indices(targets, 3, seed=5)
@@ -187,6 +200,15 @@ def test_the_plugin_does_not_change_what_the_strategy_learns(digits_til):
     (a, ra, ta), (b, rb, tb) = states
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(ra, rb) and ta == tb
+
+
+def test_probes_drawn_from_another_stream(digits_til):
+    drift, _ = _run(_naive, digits_til, n=2, epochs=1, probe_stream=digits_til.test_stream)
+    test_x = {tuple(x.tolist()) for x, *_ in digits_til.test_stream[1].dataset.eval()}
+    assert all(tuple(x.tolist()) in test_x for x in drift.probes[1][0])
+    assert set(drift.values[1]) == {"XAI/Drift/cosine/Task000", "XAI/Drift/rank/Task000"}
+    with pytest.raises(ValueError, match="no probes for experience 1"):
+        _run(_naive, digits_til, n=2, epochs=1, probe_stream=digits_til.test_stream[:1])
 
 
 def test_plugin_next_to_ewc_and_replay(digits_til, digits_cil):
