@@ -94,7 +94,8 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
                   forward: Forward) -> list[UnitLayer]:
     """``found`` (unit layers in registration order, with their norms) grouped and connected by the
     data flow of ``forward(model, *example)``. A group is named after its first registered module;
-    modules that did not run (other tasks' heads) read what a sibling head of the same width reads."""
+    modules that did not run (other tasks' heads) read what a sibling head of the same width reads.
+    A BatchNorm that belongs to no unit layer (left trainable with ``strict=False``) is passed over."""
     norms = {layer.name: layer.norm for layer in found}
     norm_of = {norm: name for name, norm in norms.items() if norm is not None}  # BatchNorm -> its layer
     order = {layer.name: i for i, layer in enumerate(found)}
@@ -115,7 +116,7 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
                         "(split or concatenated channels); such models are not supported yet."
                     )
                 owner[module] = name
-            elif kind == "out" and norm_of.get(module) not in outs:
+            elif kind == "out" and module in norm_of and norm_of[module] not in outs:
                 raise UnsupportedModelError(
                     f"RNF cannot freeze {module!r}: it normalises channels of {name!r} but does not follow a "
                     "Linear/Conv2d directly. Place each BatchNorm right after the layer it normalises."

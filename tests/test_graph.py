@@ -87,6 +87,28 @@ def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
         _traced(grouped, (4, 8, 8))
 
 
+def test_a_batchnorm_left_trainable_is_passed_over_and_a_misplaced_one_named():
+    stray = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = find_unit_layers(stray, strict=False)
+    x = (torch.randn(2, 3, 8, 8), torch.zeros(2, dtype=torch.long))
+    layers = traced_layers(stray, found, x, plain_forward)
+    assert [(layer.name, layer.norm) for layer in layers] == [("0", None), ("3", None)]
+    assert dict(layers[1].reads)["3"] == Source("0", 1)
+
+    class Misplaced(nn.Module):  # registered after conv a, but normalises conv b's channels
+        def __init__(self):
+            super().__init__()
+            self.a, self.norm, self.b = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3)
+
+        def forward(self, x):
+            return self.norm(self.b(self.a(x)))
+
+    with pytest.raises(UnsupportedModelError, match="cannot freeze 'norm'"):
+        _traced(Misplaced(), (3, 8, 8))
+
+
 def test_the_trace_is_cached_per_model_structure():
     model = SlimResNet18(10)
     flow = DataFlow(plain_forward)
