@@ -17,7 +17,7 @@ from typing import Any, Iterable, Literal, Sequence, get_args
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import UnitLayer, evaluating, weight_of
+from avalanche_rnf.layers import UnitLayer, evaluating, unit_hooks, weight_of
 from avalanche_rnf.relevance import UnitScores, _per_unit, plain_forward, unit_relevance
 
 Method = Literal["lrp", "random", "activation", "weight", "taylor"]
@@ -36,16 +36,10 @@ def activations(model: nn.Module, layers: Sequence[UnitLayer], batches: Iterable
 
         return on_forward
 
-    handles = [model.get_submodule(module).register_forward_hook(hook(layer.name))
-               for layer in layers for module, _ in layer.modules]
-    try:
-        with evaluating(model):
-            for x, y, t in batches:
-                forward(model, x, t)
-                scores.n_samples += len(y)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with unit_hooks(model, layers, hook), evaluating(model):
+        for x, y, t in batches:
+            forward(model, x, t)
+            scores.n_samples += len(y)
     return scores
 
 

@@ -12,9 +12,9 @@ freezes is indexed by unit along dimension 0, so one boolean vector per layer de
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, cast
+from typing import Any, Callable, Iterator, Sequence, cast
 
 from torch import Tensor, nn
 
@@ -161,3 +161,14 @@ def evaluating(model: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes.items():
             m.training = mode
+
+
+@contextmanager
+def unit_hooks(model: nn.Module, layers: Sequence[UnitLayer], hook: Callable[[str], Any]) -> Iterator[None]:
+    """``hook(layer.name)`` as a forward hook on each module of every unit layer (a coupled group's
+    modules share their layer's name) for the ``with`` block, removed however it ends."""
+    with ExitStack() as stack:
+        for layer in layers:
+            for module, _ in layer.modules:
+                stack.enter_context(model.get_submodule(module).register_forward_hook(hook(layer.name)))
+        yield

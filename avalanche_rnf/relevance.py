@@ -23,7 +23,7 @@ from zennit.composites import COMPOSITES, SpecialFirstLayerMapComposite
 from zennit.core import Composite
 
 from avalanche_rnf.canonizers import default_canonizers
-from avalanche_rnf.layers import UnitLayer, evaluating
+from avalanche_rnf.layers import UnitLayer, evaluating, unit_hooks
 
 Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 """``forward(model, x, task_labels) -> logits``; how a (possibly multi-task) model is called."""
@@ -111,16 +111,10 @@ def lean_batch_size(model: nn.Module, layers: Sequence[UnitLayer], forward: Forw
     """Samples per pass such that the unit layers' outputs stay within :data:`ACTIVATION_BUDGET`
     (measured on two samples of ``x``, in eval mode)."""
     sizes: list[int] = []
-    handles = [model.get_submodule(module).register_forward_hook(
-        lambda _m, _i, out: sizes.append(out.numel() * out.element_size()))
-        for layer in layers for module, _ in layer.modules]
-    try:
-        with torch.no_grad(), evaluating(model):
-            # two samples: models that squeeze their features lose a batch of one
-            forward(model, x[:2], t[:2] if t is not None else t)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with unit_hooks(model, layers, lambda _name: lambda _m, _i, out: sizes.append(out.numel() * out.element_size())), \
+            torch.no_grad(), evaluating(model):
+        # two samples: models that squeeze their features lose a batch of one
+        forward(model, x[:2], t[:2] if t is not None else t)
     return max(1, ACTIVATION_BUDGET * len(x[:2]) // max(sum(sizes), 1))
 
 
@@ -145,8 +139,6 @@ def unit_relevance(
     """
     scores = UnitScores()
     bound = _TaskBound(model, forward)
-    handles = []
-
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
@@ -173,20 +165,15 @@ def unit_relevance(
 
         return on_forward
 
-    try:
-        for layer in layers:  # a group's units: relevance summed over its coupled modules
-            for module, _ in layer.modules:
-                handles.append(model.get_submodule(module).register_forward_hook(hook(layer.name)))
-        with evaluating(model), torch.enable_grad(), Gradient(model=bound, composite=composite) as attributor:
-            for x, y, t in itertools.chain([first], batches):
-                labels = t.split(chunk) if t is not None else [None] * len(x)
-                for xs, ys, ts in zip(x.split(chunk), y.split(chunk), labels):
-                    bound.task_labels = ts
-                    attributor(xs.detach().requires_grad_(True), _start_relevance(ys, start))
-                    scores.n_samples += len(ys)
-    finally:
-        for h in handles:
-            h.remove()
+    # a group's units: relevance summed over its coupled modules
+    with unit_hooks(model, layers, hook), evaluating(model), torch.enable_grad(), \
+            Gradient(model=bound, composite=composite) as attributor:
+        for x, y, t in itertools.chain([first], batches):
+            labels = t.split(chunk) if t is not None else [None] * len(x)
+            for xs, ys, ts in zip(x.split(chunk), y.split(chunk), labels):
+                bound.task_labels = ts
+                attributor(xs.detach().requires_grad_(True), _start_relevance(ys, start))
+                scores.n_samples += len(ys)
     if isinstance(composite, SpecialFirstLayerMapComposite) and first_run and first_run[0] != layers[0].name:
         warnings.warn(
             f"zennit applies its first-layer rule to {layers[0].name!r}, the first unit layer registered in the "
