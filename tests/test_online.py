@@ -168,3 +168,36 @@ def test_reservoir_keeps_a_bounded_class_balanced_sample():
     assert 0.2 < late < 0.8  # a uniform sample of each class's items, not the first or the last ones
     with pytest.raises(ValueError, match="positive number of samples"):
         ClassReservoir(0)
+
+
+def _ewc_penalties(benchmark, ewc) -> list[float]:
+    """The penalty EWC adds at each step of an online stream of one mini-batch per sub-experience."""
+    torch.manual_seed(0)
+    model = ClassMLP(hidden=16)
+    penalties: list[float] = []
+
+    class Spy(SupervisedPlugin):  # runs after EWC's before_backward
+        def before_backward(self, strategy, **kwargs):
+            with torch.no_grad():
+                penalties.append(float(strategy.loss - strategy._criterion(strategy.mb_output, strategy.mb_y)))
+
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), [ewc, Spy()],
+                     train_mb_size=SUB, train_epochs=1)
+    for sub in _online(benchmark.train_stream[:2]):
+        strategy.train(sub)
+    return penalties
+
+
+def test_boundary_ewc_consolidates_when_a_task_ends(digits_cil):
+    from avalanche.training.plugins import EWCPlugin
+
+    from avalanche_rnf.bench.online import BoundaryEWCPlugin
+
+    upstream = _ewc_penalties(digits_cil, EWCPlugin(100.0, mode="online", decay_factor=1.0))
+    assert all(p == 0.0 for p in upstream)  # its anchor is reset after every one-batch sub-experience
+    boundary = BoundaryEWCPlugin(100.0)
+    penalties = _ewc_penalties(digits_cil, boundary)
+    first_task = -(-len(digits_cil.train_stream[0].dataset) // SUB)
+    assert all(p == 0.0 for p in penalties[:first_task])  # nothing consolidated during the first task
+    assert all(p > 0 for p in penalties[first_task + 1:])  # the first task's anchor holds through the second
+    assert boundary.tasks == 2 and sorted(boundary.saved_params) == [1] and sorted(boundary.importances) == [1]

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import torch
+from avalanche.training.plugins import EWCPlugin
+from avalanche.training.utils import ParamData, copy_params_dict
+
 ONLINE_STRATEGIES = ("naive", "ewc", "lwf", "er_ace", "replay", "rnf")
 """The strategies an online comparison runs by default."""
 ONLINE_PARAMS: dict[str, dict[str, Any]] = {"ewc": {"mode": "online", "decay_factor": 1.0}}
 """Parameters a strategy needs online: EWC keeps one running importance (its ``"separate"`` mode would
-keep one per sub-experience). Replay's buffer is class-balanced online (see the strategies module)."""
+keep one per sub-experience) and consolidates when a task ends (:class:`BoundaryEWCPlugin`). Replay's
+buffer is class-balanced online (see the strategies module)."""
 
 
 def sub_experiences(experience: Any, size: int, seed: int) -> Iterable[Any]:
@@ -34,3 +39,51 @@ def not_applicable_online(strategy: str) -> str | None:
     if strategy == "packnet":
         return "PackNet prunes and fine-tunes each experience in a second pass, not online"
     return None
+
+
+class BoundaryEWCPlugin(EWCPlugin):
+    """EWC (online mode) that consolidates when a task ends, not after every sub-experience.
+
+    Avalanche's ``EWCPlugin`` saves its anchor weights after every experience it trains. Fed a
+    stream of sub-experiences it moves the anchor to the current weights after each one: with one
+    mini-batch per sub-experience (64 samples, batches of 128) the penalty's anchor equals the
+    weights at every step, the penalty and its gradient are exactly zero and EWC trains exactly
+    like Naive; with a few steps per sub-experience, the importances of many tiny sub-experiences
+    add up until the penalty diverges. This plugin computes the importances of each sub-experience
+    after training on it, as Avalanche's does, averages them over the task and sets the anchor and
+    the importances only when the task's last sub-experience ends; until then the penalty keeps
+    the anchor of the tasks before.
+    """
+
+    def __init__(self, ewc_lambda: float, decay_factor: float = 1.0) -> None:
+        super().__init__(ewc_lambda, mode="online", decay_factor=decay_factor)
+        self.tasks = 0
+        """Tasks consolidated so far."""
+        self._sum: dict[str, torch.Tensor] = {}
+        self._parts = 0
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        if self.tasks == 0:
+            return
+        saved, importances = self.saved_params[self.tasks - 1], self.importances[self.tasks - 1]
+        penalty = torch.zeros((), device=strategy.device)
+        for name, param in strategy.model.named_parameters():
+            if name in saved:  # parameters added since (new heads) are not penalised
+                anchor, importance = saved[name].expand(param.shape), importances[name].expand(param.shape)
+                penalty = penalty + (importance * (param - anchor).pow(2)).sum()
+        strategy.loss += self.ewc_lambda * penalty
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        importances = self.compute_importances(strategy.model, strategy._criterion, strategy.optimizer,
+                                               strategy.experience.dataset, strategy.device, strategy.train_mb_size)
+        for name, value in importances.items():
+            self._sum[name] = self._sum.get(name, 0) + value.data
+        self._parts += 1
+        if getattr(strategy.experience, "is_last_subexp", True):
+            average = {name: ParamData(f"imp_{name}", total.shape, init_tensor=total / self._parts,
+                                       device=total.device) for name, total in self._sum.items()}
+            self.update_importances(average, self.tasks)
+            self.saved_params[self.tasks] = copy_params_dict(strategy.model)
+            self.saved_params.pop(self.tasks - 1, None)
+            self.tasks += 1
+            self._sum, self._parts = {}, 0

@@ -35,7 +35,7 @@ from torch import nn
 from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, TaskInference, Tolerance
 from avalanche_rnf.bench.fixes import CopyingSIPlugin
 from avalanche_rnf.bench.hparams import Training
-from avalanche_rnf.bench.online import not_applicable_online
+from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
 
 _CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS, "er_ace": ER_ACE,
             "replay": Replay, "joint": JointTraining}
@@ -147,6 +147,10 @@ def build_strategy(
     elif name == "replay" and training.online:  # one buffer share per class, not per sub-experience
         mem_size = params.pop("mem_size")
         plugins = [*(plugins or []), ReplayPlugin(mem_size, storage_policy=ClassBalancedBuffer(mem_size, True))]
+        cls = Naive
+    elif name == "ewc" and training.online:  # consolidate when a task ends, not after each sub-experience
+        params.pop("mode", None)
+        plugins = [*(plugins or []), BoundaryEWCPlugin(params.pop("ewc_lambda"), params.pop("decay_factor", 1.0))]
         cls = Naive
     elif name == "lwf" and params.pop("shrink_ce", False):
         plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
