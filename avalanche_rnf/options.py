@@ -120,9 +120,10 @@ class Capacity:
         length, so a stream of known length can leave its last experience (``keep_last``) more than
         an equal share.
     :param flex: with ``"fair"``, an experience may freeze up to ``flex`` equal shares of a layer's
-        free units (``1``: its equal share). Where a tolerance search needs fewer units, it takes
-        fewer, and the rest stays free for the experiences after it; a larger ``flex`` lets the
-        search, not the share, decide how many units an early experience keeps.
+        free units, counting one share for each later experience (``1``: its equal share). Where a
+        tolerance search needs fewer units, it takes fewer, and the rest stays free for the
+        experiences after it; a larger ``flex`` lets the search, not the share, decide how many
+        units an early experience keeps.
     :param n_experiences: stream length for the fair share and ``keep_last``; ``None``: read from
         the experience's origin stream (no cap if unknown).
     :param keep_last: on the last experience of the stream (its length known), keep every free

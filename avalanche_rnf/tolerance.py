@@ -80,12 +80,13 @@ class ToleranceSearch:
 
 
 def fair_share(free: int, experiences_left: int | None, flex: float = 1.0) -> int:
-    """Units one experience may newly freeze: ``flex`` equal shares of the ``free`` units among the
-    experiences left, ``ceil(flex * free / experiences_left)``, at most ``free``.
+    """Units one experience may newly freeze: an equal share of the ``free`` units among the
+    experiences left, ``ceil(free / experiences_left)``, or with ``flex`` up to ``flex`` shares
+    where each later experience still counts one, ``ceil(flex * free / (experiences_left - 1 + flex))``.
 
     ``experiences_left`` counts the current experience; ``None`` (stream length unknown) or ``1``
     allows all free units.
     """
     if experiences_left is None or experiences_left <= 1:
         return free
-    return min(free, math.ceil(round(flex * free / experiences_left, 9)))
+    return min(free, math.ceil(round(flex * free / (experiences_left - 1 + flex), 9)))
