@@ -109,6 +109,41 @@ def test_imagefolder_benchmark_runs_class_incremental(tmp_path):
     assert len(record.matrix) == 2 and record.frozen_fractions
 
 
+@pytest.mark.parametrize("scenario", ["task", "class"])
+def test_slim_resnet18_runs_in_the_harness(tmp_path, scenario):
+    from dataclasses import replace
+
+    from avalanche.models.slim_resnet18 import ResNet
+
+    _image_tree(tmp_path, per_class=2)
+    stream = build_stream("imagefolder", scenario, root=tmp_path, n_experiences=2, image_size=32)
+    training = replace(TRAINING["imagefolder"], model="slim_resnet18", epochs=1)
+    assert training.as_dict()["model"] == "slim_resnet18" and "model" not in TRAINING["imagefolder"].as_dict()
+    model = make_model("image", stream.input_shape, stream.n_outputs, scenario == "task", name=training.model)
+    assert any(isinstance(m, ResNet) for m in model.modules())
+    record = run(RunSpec("rnf", strategy_params("rnf", "imagefolder", scenario), training, seed=0), stream,
+                 raise_errors=True)
+    assert len(record.matrix) == 2 and record.config["training"]["model"] == "slim_resnet18"
+    assert 0 < record.frozen_fractions[-1]["all"] <= 1
+    with pytest.raises(ValueError, match="slim_resnet18 needs 3x32x32 RGB images"):
+        make_model("mnist", (1, 28, 28), 10, False, name="slim_resnet18")
+    with pytest.raises(ValueError, match="unknown model 'resnet1'"):
+        make_model("image", (3, 8, 8), 10, False, name="resnet1")
+
+
+def test_model_option_names_the_run_and_needs_rgb_images():
+    from avalanche_rnf.bench.arguments import build_parser
+    from avalanche_rnf.bench.planning import make_plan
+
+    args = build_parser().parse_args(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--strategies",
+                                      "naive"])
+    made = make_plan(args)
+    assert made["name"] == "split_cifar10-task-slim_resnet18"
+    assert all(spec.training.model == "slim_resnet18" for spec in made["specs"])
+    with pytest.raises(ValueError, match="--model slim_resnet18 trains on RGB images"):
+        make_plan(build_parser().parse_args(["--benchmark", "split_mnist", "--model", "slim_resnet18"]))
+
+
 def test_imagefolder_classes_that_do_not_divide_evenly(tmp_path):
     _image_tree(tmp_path, classes=("a", "b", "c", "d", "e"), per_class=2)
     stream = build_stream("imagefolder", "task", root=tmp_path, n_experiences=2, image_size=8)

@@ -154,7 +154,7 @@ def test_flex_lets_the_search_keep_more_than_the_equal_share(digits_til):
         searches[flex] = strategy.rnf.searches[-1]
     assert kept[1.0] == 2 / 16  # ceil(16 / 10): the equal share binds, the kept units miss the tolerance
     assert searches[1.0].accuracy < searches[1.0].full_accuracy
-    assert 2 / 16 < kept[3.0] <= 4 / 16  # up to three shares, ceil(3 * 16 / 12): the search keeps what the tolerance needs
+    assert 2 / 16 < kept[3.0] <= 4 / 16  # up to ceil(3 * 16 / 12): the search keeps what the tolerance needs
     assert searches[3.0].accuracy == searches[3.0].full_accuracy and searches[3.0].mass < 1
 
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from avalanche_rnf.bench.data import ENV_VAR
-from avalanche_rnf.bench.hparams import PRESETS, STRATEGIES, TUNED_FILE
+from avalanche_rnf.bench.hparams import MODELS, PRESETS, STRATEGIES, TUNED_FILE
 
 DESCRIPTION = "``rnf-bench``: RNF against Avalanche's baselines on continual-learning streams."
 LOGGERS = ("interactive", "text", "csv", "tensorboard")
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", type=int, metavar="SIZE",
                    help="online: each experience is seen once, in sub-experiences of SIZE samples, one pass each "
                         "(Avalanche's split_online_stream; evaluation when an experience ends); sets --epochs 1")
+    p.add_argument("--model", choices=MODELS, help="train this model instead of the benchmark's own (RGB image "
+                   "benchmarks: slim_resnet18, Avalanche's SlimResNet18), for every strategy")
     p.add_argument("--image-size", type=int, default=32, help="imagefolder: images are resized to this square size")
     p.add_argument("--param", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
                    help="override a strategy parameter, e.g. ewc.ewc_lambda=10 (repeatable)")

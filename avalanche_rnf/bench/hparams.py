@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 STRATEGIES = ("naive", "ewc", "si", "lwf", "mas", "packnet", "replay", "joint", "rnf")
+MODELS = ("slim_resnet18",)
+"""Models ``rnf-bench --model`` offers instead of a benchmark's own (RGB image benchmarks)."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,14 @@ class Training:
     reset_optimizer: bool = False
     #: Online: each experience is seen once, in sub-experiences of this many samples (0: whole).
     online: int = 0
+    #: The model: "" for the benchmark's own (an MLP or :class:`SmallCNN`), or one of ``MODELS``.
+    model: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         fields = asdict(self)
-        if not self.online:  # offline runs keep the configuration (and run keys) they had before
-            del fields["online"]
+        for name in ("online", "model"):  # runs without them keep the configuration (and run keys) they had
+            if not fields[name]:
+                del fields[name]
         return fields
 
 

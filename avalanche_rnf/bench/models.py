@@ -2,7 +2,8 @@
 
 - MNIST family and split digits: Avalanche's ``SimpleMLP`` (no dropout), hidden width and depth
   from the hyperparameter table; its ReLUs swapped for tanh where a preset asks for it.
-- CIFAR-10 and ImageFolder data: :class:`SmallCNN`, four 3x3 conv layers with BatchNorm.
+- CIFAR-10 and ImageFolder data: :class:`SmallCNN`, four 3x3 conv layers with BatchNorm, or with
+  ``rnf-bench --model slim_resnet18`` Avalanche's ``SlimResNet18`` (its standard CIFAR model).
 - Task-incremental: the same backbone, its ``classifier`` turned into a ``MultiHeadClassifier``
   by Avalanche's ``as_multitask``.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from avalanche.models import MultiHeadClassifier, MultiTaskModule, SimpleMLP, as_multitask
+from avalanche.models import MultiHeadClassifier, MultiTaskModule, SimpleMLP, SlimResNet18, as_multitask
 from torch import nn
+
+from avalanche_rnf.bench.hparams import MODELS
 
 if TYPE_CHECKING:
     from avalanche_rnf.bench.hparams import Training
@@ -64,13 +67,21 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_head: bool,
                hidden_size: int = 256, hidden_layers: int = 2, width: int = 32,
-               activation: str = "relu") -> nn.Module:
-    """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images.
+               activation: str = "relu", name: str = "") -> nn.Module:
+    """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images,
+    or the model ``name`` (one of :data:`MODELS`; ``""``: the benchmark's own).
 
     ``activation`` is the MLP's hidden nonlinearity (``"relu"`` or ``"tanh"``).
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(_ACTIVATIONS)}")
+    if name and name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
+    if name == "slim_resnet18":
+        if tuple(input_shape) != (3, 32, 32):  # it reshapes its input to that
+            raise ValueError(f"slim_resnet18 needs 3x32x32 RGB images (split_cifar10, imagefolder with --image-size "
+                             f"32), got inputs {tuple(input_shape)}")
+        return as_multitask(SlimResNet18(n_outputs), "linear") if multi_head else SlimResNet18(n_outputs)
     if family == "image":
         model: nn.Module = SmallCNN(n_outputs, in_channels=input_shape[0], width=width, hidden=hidden_size)
     else:
@@ -93,4 +104,4 @@ def model_for(stream: Stream, training: Training, multi_head: bool | None = None
     return make_model(stream.info.family, stream.input_shape, stream.n_outputs,
                       stream.multi_head if multi_head is None else multi_head,
                       hidden_size=training.hidden_size, hidden_layers=training.hidden_layers,
-                      width=training.width, activation=training.activation)
+                      width=training.width, activation=training.activation, name=training.model)

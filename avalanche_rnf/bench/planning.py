@@ -54,6 +54,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
                                   lr=args.lr, reset_optimizer=args.reset_optimizer)
+        if getattr(args, "model", None):
+            if BENCHMARKS[benchmark].family != "image":
+                raise ValueError(f"--model {args.model} trains on RGB images (split_cifar10, imagefolder), not on "
+                                 f"{benchmark}")
+            training = with_overrides(training, model=args.model)
         if args.online is not None:
             if not args.online > 0:
                 raise ValueError(f"--online needs a positive sub-experience size, got {args.online}")
@@ -62,7 +67,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         params = {s: {**strategy_params(s, benchmark, scenario), **(ONLINE_PARAMS.get(s, {}) if args.online else {})}
                   for s in strategies}
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
-        name = f"{prefix}{benchmark}-{scenario}" + (f"-online{args.online}" if args.online else "")
+        name = (f"{prefix}{benchmark}-{scenario}" + (f"-{training.model}" if training.model else "")
+                + (f"-online{args.online}" if args.online else ""))
     for strategy, values in overrides.items():
         if strategy not in params:
             raise ValueError(f"--param for {strategy!r}, which is not among the strategies run")
