@@ -261,5 +261,19 @@ python -m avalanche_rnf.bench.scaling --grid "--benchmark split_mnist --scenario
 rnf-bench --benchmark split_mnist --scenario task --seeds 0 1 2 --explain --loggers text \
   --out "$R/explain-split_mnist-task" "${extra[@]}"
 
+# Online streams: every experience seen once in sub-experiences of 64 samples, offline parameters.
+for scenario in task class; do
+  rnf-bench --benchmark split_mnist --scenario "$scenario" --online 64 --seeds 0 1 2 \
+    --out "$R/online-split_mnist-$scenario" "${extra[@]}"
+done
+
+# Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
+# at the same tolerance and the fair share, 2 seeds.
+for scores in lrp random weight activation taylor; do
+  rnf-bench --benchmark permuted_mnist --scenario task --experiences 20 --strategies rnf --seeds 0 1 \
+    --param rnf.max_drop=0.01 --param rnf.unit_scores=$scores --loggers text \
+    --out "$R/ablation-permuted_mnist20-task-$scores" "${extra[@]}"
+done
+
 # Summaries, plots and README tables from the result files.
 python -m avalanche_rnf.bench.report --run-dirs
