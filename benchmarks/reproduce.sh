@@ -268,9 +268,10 @@ for scenario in task class; do
 done
 
 # Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
-# at the same tolerance and the fair share, 2 seeds.
-for scores in lrp random weight activation taylor; do
-  rnf-bench --benchmark permuted_mnist --scenario task --experiences 20 --strategies rnf --seeds 0 1 \
+# at the same tolerance and the fair share: LRP and random on 2 seeds, weight magnitude on 1.
+for job in "lrp 0 1" "random 0 1" "weight 0"; do
+  set -- $job; scores=$1; shift
+  rnf-bench --benchmark permuted_mnist --scenario task --experiences 20 --strategies rnf --seeds "$@" \
     --param rnf.max_drop=0.01 --param rnf.unit_scores=$scores --loggers text \
     --out "$R/ablation-permuted_mnist20-task-$scores" "${extra[@]}"
 done

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from avalanche_rnf import RNF, Relevance, find_unit_layers
 from avalanche_rnf.ablation import alternative_scores
+from avalanche_rnf.bench.ablation_table import ablation_table, kept_per_task, verdict
+from avalanche_rnf.bench.results import RunRecord
 from helpers import MultiHeadMLP, quiet_evaluator
 
 
@@ -56,3 +61,37 @@ def test_rnf_trains_with_any_scoring_method(digits_til, method):
         strategy.train(experience)
     fractions = strategy.rnf.frozen_fractions[-1]
     assert 0 < fractions["features.1"] < 1
+
+
+# ---------------------------------------------------------------- the ablation table
+def _record(method: str, seed: int, accuracy: float) -> RunRecord:
+    fractions = [{"h": 0.2, "classifier.0": 1.0, "all": 0.3}, {"h": 0.3, "classifier.0": 1.0, "all": 0.4}]
+    search = [{"mass": 1.0, "accuracy": 0.5, "full_accuracy": 0.9},
+              {"mass": 0.5, "accuracy": 0.8, "full_accuracy": 0.9}]
+    return RunRecord("permuted_mnist", "task", "rnf", seed, {"params": {"unit_scores": method, "capacity_flex": 2}},
+                     matrix=[[accuracy, 0.1], [accuracy, accuracy]], frozen_fractions=fractions, rnf_search=search)
+
+
+def _write(folder: Path, records: list[RunRecord]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"meta": {}, "runs": [r.to_json() for r in records]}))
+
+
+def test_ablation_table_reads_units_kept_and_the_verdict(tmp_path):
+    order = ("a-lrp", "a-random")
+    _write(tmp_path / "a-lrp", [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
+    _write(tmp_path / "a-random", [_record("random", 0, 0.70), _record("random", 1, 0.71)])
+    table = ablation_table(tmp_path, order=order)
+    lrp_row = next(line for line in table.splitlines() if line.startswith("| lrp"))
+    cells = [c.strip() for c in lrp_row.split("|")[1:-1]]
+    assert cells[:3] == ["lrp", "2", "0.810 ± 0.014"]
+    assert cells[4:8] == ["20.0 ± 0.0", "10.0 ± 0.0", "0.250 ± 0.000", "1.0 of 2"]
+    assert "LRP +0.105 against random" in table and "**met**" in table
+    assert kept_per_task(_record("lrp", 0, 0.8)) == pytest.approx([0.2, 0.1])
+
+
+def test_ablation_verdict_is_tied_within_the_spread():
+    assert verdict([0.80, 0.84], [0.79, 0.80]).endswith("tied")
+    assert verdict([0.70, 0.71], [0.80, 0.81]).endswith("missed")
+    assert verdict([0.9], [0.8]) == "not enough seeds (2 needed)"
+    assert ablation_table(Path("/nonexistent")) == "No ablation result directory."
