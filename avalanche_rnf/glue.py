@@ -75,18 +75,41 @@ def call(model: nn.Module, tensors: dict[str, Tensor], batch: tuple[Tensor, ...]
     return torch.func.functional_call(model, tensors, (x, t) if isinstance(model, MultiTaskModule) else (x,))
 
 
-def stream_length(experience: Any) -> int | None:
-    """Length of the benchmark stream the experience comes from (not of a slice of it), if known."""
+def full_stream(experience: Any) -> Any:
+    """The benchmark stream the experience comes from (not a slice of it); ``None`` where unknown
+    or lazy (without a length)."""
     try:
-        stream = experience.origin_stream
+        stream = origin(experience).origin_stream
     except Exception:  # hand-made experiences have no origin stream
         return None
     benchmark = getattr(stream, "benchmark", None)
     full = getattr(benchmark, f"{getattr(stream, 'name', '')}_stream", None) if benchmark is not None else None
+    stream = full if full is not None else stream
     try:
-        return len(full if full is not None else stream)
+        len(stream)
     except TypeError:  # lazy streams have no length
         return None
+    return stream
+
+
+def stream_length(experience: Any) -> int | None:
+    """Length of the benchmark stream the experience comes from (not of a slice of it), if known."""
+    stream = full_stream(experience)
+    return None if stream is None else len(stream)
+
+
+def stream_classes(experience: Any) -> list[set[int]] | None:
+    """The classes of each experience of the stream ``experience`` comes from, if known."""
+    stream = full_stream(experience)
+    if stream is None:
+        return None
+    return [set(map(int, getattr(e, "classes_in_this_experience", None) or e.dataset.targets.uniques))
+            for e in stream]
+
+
+def multi_head(model: nn.Module) -> bool:
+    """The model picks a head by task label (it has a ``MultiHeadClassifier``)."""
+    return any(isinstance(module, MultiHeadClassifier) for module in model.modules())
 
 
 def experiences_left(experience: Any, n_experiences: int | None) -> int | None:

@@ -58,6 +58,13 @@ class TaskInferrer:
         self.recognised = [0, 0]
         self._masking: Any = None
 
+    def resolve(self, mode: Any) -> None:
+        """``"auto"`` mode: the mode the stream calls for (:mod:`~avalanche_rnf.scenario`), once."""
+        if mode == "domain" and (self.posterior is not None or self.views):
+            raise ValueError("a task posterior and recognition views need class inference, but this stream "
+                             "calls for task_inference='domain'; pass task_inference='class' to force it.")
+        self.mode = mode
+
     # ------------------------------------------------------------------ the output layer
     def check_output_layer(self, model: nn.Module, layers: list[UnitLayer], multi_head: bool) -> nn.Linear:
         """Task inference needs a single head: the last unit layer registered, a Linear over all classes."""
@@ -283,6 +290,7 @@ class TaskInferrer:
             "task_experiences": list(self.task_experiences),
             "entries": self.entries.state_dict(),
             "task_inputs": [t.clone() for t in self.task_inputs],
+            "task_inference": self.mode,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -290,6 +298,8 @@ class TaskInferrer:
         self.task_experiences = list(state.get("task_experiences", []))
         self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))
         self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
+        if self.mode == "auto" and "task_inference" in state:
+            self.mode = state["task_inference"]
 
     def nbytes(self) -> int:
         inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)

@@ -186,7 +186,10 @@ class TaskInference:
     feature statistics. Task-recognition accuracy per evaluated experience is published as
     ``RNF/TaskRecognition/eval_phase/<stream>_stream/Exp<k>``.
 
-    :param mode: ``"class"``, class-incremental: each experience brings its own classes; their
+    :param mode: ``"auto"`` (the default): chosen from the model and the stream when training starts
+        (:mod:`~avalanche_rnf.scenario`): none for a multi-head model, ``"class"`` where each
+        experience brings classes of its own, ``"domain"`` where all hold the same classes.
+        ``"class"``, class-incremental: each experience brings its own classes; their
         output rows are frozen whole and isolated, and in evaluation only the recognised task's
         classes can win. ``"domain"``, domain-incremental (e.g. PermutedMNIST): every experience
         shares the output layer's classes; each task owns the units it keeps in the layer feeding
@@ -214,7 +217,7 @@ class TaskInference:
         ``["hflip"]``, or callables on a batch). Each view costs one more forward pass.
     """
 
-    mode: Literal["class", "domain"] = "class"
+    mode: Literal["auto", "class", "domain"] = "auto"
     layers: Literal["all", "last", "input"] = "all"
     samples: int | None = 3000
     shrinkage: float = SHRINKAGE
@@ -223,8 +226,8 @@ class TaskInference:
     views: Sequence[str | View] = ()
 
     def __post_init__(self) -> None:
-        if self.mode not in ("class", "domain"):
-            raise ValueError(f"task_inference must be 'class' or 'domain', got {self.mode!r}.")
+        if self.mode not in ("auto", "class", "domain"):
+            raise ValueError(f"task_inference must be 'auto', 'class' or 'domain', got {self.mode!r}.")
         if self.layers not in ("all", "last", "input"):
             raise ValueError(f"recognition layers must be 'all', 'last' or 'input', got {self.layers!r}.")
         check_reference_size(self.samples, "recognition samples")
@@ -234,9 +237,9 @@ class TaskInference:
             raise ValueError(f"recognition power must be in (0, 1], got {self.power!r}.")
         if self.posterior is not None and not (isinstance(self.posterior, (int, float)) and self.posterior > 0):
             raise ValueError(f"task posterior must be None or a positive scale, got {self.posterior!r}.")
-        if self.posterior is not None and self.mode != "class":
+        if self.posterior is not None and self.mode == "domain":
             raise ValueError("a task posterior weighs the classes of recognised tasks: it needs mode 'class'.")
-        if resolve_views(self.views) and self.mode != "class":
+        if resolve_views(self.views) and self.mode == "domain":
             raise ValueError("recognition views average features for class inference: they need mode 'class'.")
 
 

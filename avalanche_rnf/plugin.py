@@ -10,6 +10,8 @@ so it works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -31,15 +33,18 @@ from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
+from avalanche_rnf.scenario import Scenario, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
+from avalanche_rnf.state import KeptState
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
 DEFAULT_RESERVOIR = 1000
 """Online streams: samples kept of an origin experience when ``Relevance.reference_size`` is None."""
 Mode = Literal["class", "domain"]
+log = logging.getLogger(__name__)
 
 
-class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
+class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
     """Relevance-based Neural Freezing (Ede et al. 2022, arXiv 2205.01929).
 
     Every option has a default; the grouped ones are documented in :mod:`avalanche_rnf.options`.
@@ -61,8 +66,11 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
     :param head_transfer: ``False``: a task's head does not read the units frozen before its task
         first came (:class:`~avalanche_rnf.heads.HeadTransfer`).
     :param task_inference: recognise each input's task in evaluation, for streams without task
-        labels (:class:`~avalanche_rnf.options.TaskInference` or its mode, ``"class"`` or
-        ``"domain"``); turns isolation on.
+        labels (:class:`~avalanche_rnf.options.TaskInference` or its mode); turns isolation on.
+        ``"auto"`` (default): chosen when training starts from the model and the stream
+        (:mod:`~avalanche_rnf.scenario`): none for multi-head models, ``"class"`` where each
+        experience brings classes of its own, ``"domain"`` where all hold the same classes.
+        ``None``: off.
     :param seed: seed of the reference-set and held-out sampling.
     :param strict: raise on trainable parameters RNF cannot freeze (``False``: warn, leave them).
     """
@@ -77,7 +85,7 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         retraining: Retraining | float | None = None,
         isolate: bool | None = None,
         head_transfer: bool = True,
-        task_inference: TaskInference | Mode | None = None,
+        task_inference: TaskInference | Mode | Literal["auto"] | bool | None = "auto",
         seed: int = 0,
         strict: bool = True,
     ):
@@ -86,7 +94,7 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         if not isinstance(relevance, Relevance):
             raise ValueError(f"relevance must be a Relevance, got {relevance!r}.")
         inference: TaskInference | None = as_option(task_inference, TaskInference, "task_inference")
-        if inference is not None and isolate is False:
+        if inference is not None and inference.mode != "auto" and isolate is False:
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         self.selection = selection if selection is not None else DEFAULT_SELECTION
         self.relevance = relevance
@@ -94,13 +102,15 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         self.search = self.tolerance.search() if self.tolerance is not None else None
         self.capacity: Capacity = as_option(capacity, Capacity, "capacity")
         self.retraining = RetrainingSchedule(as_option(retraining, Retraining, "retraining"))
-        self.isolate = True if inference is not None else isolate
+        self.isolate = True if inference is not None and inference.mode != "auto" else isolate
         self.seed = seed
         self.strict = strict
         self._warned: set[str] = set()
         self.heads = HeadTransfer(head_transfer, self._warned)
         self.inference = TaskInferrer(inference, glue.forward)
-        self.task_inference: Mode | None = self.inference.mode
+        self.task_inference: Mode | None = self.inference.mode if self.inference.mode != "auto" else None
+        self.scenario: Scenario | None = None
+        """What ``task_inference="auto"`` found the stream to be (``None``: not asked, or not yet)."""
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
@@ -123,6 +133,29 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         glue.check_not_empty(strategy.experience)
         glue.origin(strategy.experience)  # an online stream must show its task boundaries
+        if self.inference.mode == "auto":
+            self._resolve_scenario(strategy.model, glue.origin(strategy.experience))
+
+    def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:
+        """``task_inference="auto"``: the task inference the model and the stream call for, chosen once."""
+        self._scan(model)
+        last = model.get_submodule(self.layers[-1].name) if self.layers else None
+        self.scenario = scenario_of(glue.multi_head(model), glue.stream_classes(experience),
+                                    set(map(int, getattr(experience, "classes_in_this_experience", []))),
+                                    last.out_features if isinstance(last, nn.Linear) else None)
+        mode = self.scenario.mode if self.isolate is not False else None
+        if mode is not None:
+            try:
+                self.inference.check_output_layer(model, self.layers, False)
+                self.inference.output_source(model, self.layers)
+            except ValueError as error:
+                warnings.warn(f"RNF: task_inference='auto' found a {self.scenario.name}-incremental stream "
+                              f"({self.scenario.reason}) but infers no task: {error}", stacklevel=2)
+                mode = None
+        self.inference.resolve(mode)
+        self.task_inference = mode
+        self.isolate = True if mode is not None else self.isolate
+        log.info("RNF: %s-incremental stream (%s): task_inference=%r", self.scenario.name, self.scenario.reason, mode)
 
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
@@ -256,9 +289,6 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
         if experience is not None and self._data is not None:  # RNF's passes keep activations small
             self._data.batch_size = self.flow.lean(model, self.layers, self.relevance.batch_size)
 
-    def _online(self) -> OnlineData | None:
-        return self._data if isinstance(self._data, OnlineData) else None
-
     def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> Any:
         """The experience's data as adapted for training (made anew from ``adapted``; from its raw
         dataset where no adaptation ran; in an online stream, the reservoirs)."""
@@ -267,42 +297,3 @@ class RNFPlugin(EvaluationCallbacks, SupervisedPlugin):
             self._data = glue.ExperienceData(dataset, strategy.experience, holdout=holdout, seed=self.seed,
                                              batch_size=self.relevance.batch_size, device=strategy.device)
         return self._data
-
-    # ------------------------------------------------------------------ state
-    raw_scores = property(lambda self: self.history.raw_scores)
-    scores = property(lambda self: self.history.scores)
-    frozen_fractions = property(lambda self: self.history.frozen_fractions)
-    relevance_seconds = property(lambda self: self.history.relevance_seconds)
-    searches = property(lambda self: self.history.searches)
-    recognizer = property(lambda self: self.inference.recognizer)
-    task_inputs = property(lambda self: self.inference.task_inputs)
-    unread = property(lambda self: self.heads.unread)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything RNF keeps between experiences, as CPU tensors and plain Python values."""
-        return {
-            "freeze": self.freeze.state_dict(),
-            **self.history.state_dict(),
-            **self.inference.state_dict(),
-            **self.heads.state_dict(),
-            "warned": sorted(self._warned),
-            **({"online": online.state_dict()} if (online := self._online()) is not None else {}),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.freeze.load_state_dict(state["freeze"])
-        self.history.load_state_dict(state)
-        self.inference.load_state_dict(state)
-        self._data = OnlineData.from_state(state["online"], self.relevance.batch_size) if "online" in state else None
-        self.heads.load_state_dict(state)
-        self._warned.clear()
-        self._warned.update(state["warned"])
-
-    def overall_frozen_fraction(self, model: Any) -> float:
-        """Frozen fraction over all units of the layers scored after the last experience."""
-        return self.freeze.overall_fraction(model, self.frozen_fractions[-1] if self.frozen_fractions else {})
-
-    def state_nbytes(self) -> int:
-        """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        online = self._data.nbytes() if isinstance(self._data, OnlineData) else 0
-        return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -38,7 +38,7 @@ class RNF(SupervisedTemplate):
         retraining: Retraining | float | None = None,
         isolate: bool | None = None,
         head_transfer: bool = True,
-        task_inference: TaskInference | Mode | None = None,
+        task_inference: TaskInference | Mode | Literal["auto"] | bool | None = "auto",
         seed: int = 0,
         strict: bool = True,
         train_mb_size: int = 1,

@@ -156,13 +156,13 @@ def test_domain_retraining_trains_the_kept_sub_network_as_the_task_computes_it(d
 
 
 def test_class_inference_on_shared_classes_points_to_domain(digits_dil):
-    strategy = _strategy(_mlp(), task_inference=TaskInference())
+    strategy = _strategy(_mlp(), task_inference=TaskInference("class"))
     strategy.train(digits_dil.train_stream[0])
     with pytest.raises(ValueError, match="task_inference='domain'"):
         strategy.train(digits_dil.train_stream[1])
-    with pytest.raises(ValueError, match="task_inference must be 'class' or 'domain'"):
+    with pytest.raises(ValueError, match="task_inference must be 'auto', 'class' or 'domain'"):
         _strategy(_mlp(), task_inference="task")
-    with pytest.raises(ValueError, match="task_inference must be 'class' or 'domain'"):
+    with pytest.raises(ValueError, match="task_inference must be 'auto', 'class' or 'domain'"):
         _strategy(_mlp(), task_inference=TaskInference(mode="task"))
 
 

@@ -52,7 +52,7 @@ from helpers import MultiHeadMLP
         (lambda: Retraining("1"), "retraining epochs must be a positive number of epochs, got '1'"),
         (lambda: Retraining(1, lr_scale=0), "retraining lr_scale must be a positive factor, got 0"),
         (lambda: Retraining(1, lr_scale=True), "retraining lr_scale must be a positive factor, got True"),
-        (lambda: TaskInference("task"), "task_inference must be 'class' or 'domain', got 'task'"),
+        (lambda: TaskInference("task"), "task_inference must be 'auto', 'class' or 'domain', got 'task'"),
         (lambda: TaskInference(layers="first"), "recognition layers must be 'all', 'last' or 'input', got 'first'"),
         (lambda: TaskInference(samples=0), "recognition samples must be a positive number of samples"),
         (lambda: TaskInference(shrinkage=0), r"recognition shrinkage must be in \(0, 1\], got 0"),
@@ -86,8 +86,8 @@ def test_the_defaults_are_valid_and_the_options_cannot_be_changed_once_made():
         ({"capacity": Tolerance(0.01)}, "capacity must be a Capacity"),
         ({"retraining": 0}, "retraining epochs must be a positive number"),
         ({"retraining": True}, "retraining must be a Retraining, got True"),
-        ({"task_inference": "task"}, "task_inference must be 'class' or 'domain'"),
-        ({"task_inference": 1}, "task_inference must be 'class' or 'domain', got 1"),
+        ({"task_inference": "task"}, "task_inference must be 'auto', 'class' or 'domain'"),
+        ({"task_inference": 1}, "task_inference must be 'auto', 'class' or 'domain', got 1"),
         ({"task_inference": "domain", "isolate": False}, "task_inference needs isolation"),
     ],
 )
@@ -126,10 +126,10 @@ def _settings(plugin: RNFPlugin) -> dict:
         ({"retraining": 0.5}, {"retraining": Retraining(0.5, lr_scale=1.0)}),
         ({"task_inference": "domain"}, {"task_inference": TaskInference(mode="domain")}),
         ({"task_inference": "class"}, {"task_inference": TaskInference(mode="class")}),
-        ({"task_inference": True}, {"task_inference": TaskInference()}),
+        ({"task_inference": None}, {"task_inference": False}),
     ],
     ids=["tolerance", "tolerance-zero", "capacity-unlimited", "capacity-fraction", "retraining",
-         "retraining-fraction", "domain", "class", "true"],
+         "retraining-fraction", "domain", "class", "off"],
 )
 def test_a_shorthand_gives_the_same_settings_as_the_full_option(short, full):
     made = _settings(RNFPlugin(**short))
@@ -143,16 +143,18 @@ def test_the_shorthand_settings_are_those_of_the_option():
     assert plugin.capacity == Capacity("unlimited", n_experiences=None, keep_last=False)
     assert (plugin.retraining.epochs, plugin.retraining.lr_scale) == (1, 1.0)
     assert plugin.task_inference == "domain" and plugin.isolate is True  # task inference turns isolation on
-    assert RNFPlugin(task_inference=True).task_inference == "class"
+    assert _settings(RNFPlugin(task_inference=True)) == _settings(RNFPlugin(task_inference="auto"))
 
 
 def test_off_and_defaults():
     plugin = RNFPlugin()
     assert plugin.tolerance is None and plugin.search is None
     assert plugin.capacity == Capacity("fair") and plugin.relevance == Relevance()
-    assert plugin.retraining.epochs == 0 and plugin.task_inference is None and plugin.isolate is None
-    for off in (False, None):
-        assert _settings(RNFPlugin(task_inference=off)) == _settings(plugin)
+    assert plugin.retraining.epochs == 0 and plugin.isolate is None
+    # task inference is chosen when training starts (tests/test_scenario.py); until then none
+    assert plugin.inference.mode == "auto" and plugin.task_inference is None and plugin.scenario is None
+    assert _settings(RNFPlugin(task_inference=TaskInference())) == _settings(plugin)
+    assert _settings(RNFPlugin(task_inference=False)) == _settings(RNFPlugin(task_inference=None))
     assert _settings(RNFPlugin(tolerance=None, retraining=None, relevance=None)) == _settings(plugin)
 
 
@@ -168,7 +170,7 @@ def test_the_strategy_passes_every_option_to_its_plugin():
     shorthand = RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), tolerance=0.02,
                     capacity="unlimited", retraining=1, task_inference="class")
     assert _settings(shorthand.rnf) == _settings(RNFPlugin(tolerance=Tolerance(0.02), capacity=Capacity("unlimited"),
-                                                           retraining=Retraining(1), task_inference=TaskInference()))
+                                                           retraining=Retraining(1), task_inference="class"))
     assert RNF(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                task_inference=TaskInference(views=["hflip"])).rnf.inference.views == [horizontal_flip]
 
@@ -186,6 +188,7 @@ def test_rnf_options_maps_flat_names_to_the_options():
         "capacity": Capacity(keep_last=True),
         "retraining": Retraining(1, lr_scale=4),
         "relevance": Relevance(reference_size=300),
+        "task_inference": None,
     }
 
 
@@ -218,8 +221,8 @@ def test_rnf_options_leaves_out_what_is_switched_off():
 
     off = rnf_options({"max_drop": None, "retrain_epochs": 0, "retrain_lr_scale": 2, "task_inference": False,
                        "recognition_layers": "last"})
-    assert off == {"selection": None, "relevance": Relevance()}
-    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin())
+    assert off == {"selection": None, "relevance": Relevance(), "task_inference": None}
+    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin(task_inference=None))
 
 
 def test_every_rnf_parameter_set_of_the_harness_maps_onto_the_strategy_s_keywords():

@@ -366,7 +366,7 @@ def test_recognition_options_are_checked():
 
 def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_cil):
     model = ClassMLP()
-    strategy = _strategy(model)
+    strategy = _strategy(model, task_inference=None)
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     metrics = strategy.eval(digits_cil.test_stream)
@@ -376,8 +376,8 @@ def test_without_task_inference_class_incremental_rnf_forgets_like_naive(digits_
 
 def test_task_inference_needs_isolation_and_a_single_head(digits_til):
     with pytest.raises(ValueError, match="isolation"):
-        _strategy(ClassMLP(), task_inference=TaskInference(), isolate=False)
-    strategy = _strategy(MultiHeadMLP(), task_inference=TaskInference())
+        _strategy(ClassMLP(), task_inference=TaskInference("class"), isolate=False)
+    strategy = _strategy(MultiHeadMLP(), task_inference=TaskInference("class"))
     with pytest.raises(ValueError, match="single-head"):
         strategy.train(digits_til.train_stream[0])
     assert strategy.clock.train_exp_iterations == 0  # refused before training, not after an experience

@@ -212,10 +212,10 @@ def test_search_survives_a_checkpoint(digits_til):
     assert clone.searches == strategy.rnf.searches
 
 
-def test_isolation_is_off_for_single_head_models(digits_cil):
+def test_isolation_is_off_for_single_head_models_without_task_inference(digits_cil):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    strategy = tolerant_rnf(model, train_epochs=1)
+    strategy = tolerant_rnf(model, train_epochs=1, task_inference=None)
     strategy.train(digits_cil.train_stream[0])
     layer = UnitLayer("2")
     frozen = strategy.rnf.freeze.frozen_units(layer.name, 10)

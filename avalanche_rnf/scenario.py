@@ -1,0 +1,57 @@
+"""Which scenario a stream is, as far as RNF's evaluation needs to know: what ``task_inference="auto"``
+decides from the model and the classes of the stream's experiences.
+
+- A multi-head model reads the task label of every input: task-incremental, nothing to infer.
+- A single head whose experiences bring classes of their own: class-incremental, the task (and so
+  its classes) is recognised from the input (``"class"``).
+- A single head whose experiences all hold the same classes: domain-incremental, each task keeps
+  its own units in front of the shared output layer and the recognised task's units are read
+  (``"domain"``).
+- Anything else (one experience; experiences sharing some classes but not all) infers nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+Mode = Literal["class", "domain"]
+Name = Literal["task", "class", "domain", "other"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A stream's scenario, the task inference it calls for, and why (one line for users)."""
+
+    name: Name
+    mode: Mode | None
+    reason: str
+
+
+def scenario_of(
+    multi_head: bool, classes: Sequence[set[int]] | None, current: set[int], n_outputs: int | None = None
+) -> Scenario:
+    """The scenario of a stream whose experiences hold ``classes`` (``None``: not known, e.g. a lazy
+    stream), seen while training on an experience with ``current`` classes, for a model with task
+    heads (``multi_head``) or a single head of ``n_outputs`` outputs.
+
+    Without the stream's classes, an experience covering every output of the head counts as
+    domain-incremental and one covering part of them as class-incremental.
+    """
+    if multi_head:
+        return Scenario("task", None, "the model has task heads: task labels pick the head")
+    if classes is None:
+        if n_outputs is None or not current:
+            return Scenario("other", None, "neither the stream's classes nor the head's size are known")
+        if current >= set(range(n_outputs)):
+            return Scenario("domain", "domain", f"the experience holds every class of the {n_outputs}-output head")
+        return Scenario("class", "class", f"the experience holds {len(current)} of the head's {n_outputs} classes")
+    sets = [set(c) for c in classes]
+    if len(sets) < 2:
+        return Scenario("other", None, "the stream has one experience")
+    if all(s == sets[0] for s in sets):
+        return Scenario("domain", "domain", f"all {len(sets)} experiences hold the same {len(sets[0])} classes")
+    if sum(len(s) for s in sets) == len(set().union(*sets)):
+        return Scenario("class", "class", f"each of the {len(sets)} experiences brings classes of its own")
+    return Scenario("other", None, "the experiences share some classes but not all: neither class nor domain "
+                    "inference fits; pass task_inference='class' or 'domain' to choose one")

@@ -1,0 +1,109 @@
+"""``task_inference="auto"``: RNF at its defaults finds the scenario from the model and the stream."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from avalanche.benchmarks.scenarios.online import split_online_stream
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+
+from avalanche_rnf import RNFPlugin
+from avalanche_rnf.bench.models import MultiHeadMLP
+from avalanche_rnf.bench.split_digits import SplitDigits
+from avalanche_rnf.scenario import scenario_of
+from helpers import ClassMLP
+
+
+# ---------------------------------------------------------------- the decision
+@pytest.mark.parametrize(
+    "multi_head, classes, current, n_outputs, name, mode",
+    [
+        (True, [{0, 1}, {2, 3}], {0, 1}, None, "task", None),
+        (True, [{0, 1}, {0, 1}], {0, 1}, None, "task", None),
+        (False, [{0, 1}, {2, 3}, {4, 5}], {0, 1}, 10, "class", "class"),
+        (False, [{0, 1}, {0, 1}, {0, 1}], {0, 1}, 2, "domain", "domain"),
+        (False, [{0, 1}, {1, 2}], {0, 1}, 3, "other", None),  # shared in part
+        (False, [{0, 1}], {0, 1}, 2, "other", None),  # one experience
+        (False, None, {0, 1}, 10, "class", "class"),  # lazy stream: the head's size decides
+        (False, None, set(range(10)), 10, "domain", "domain"),
+        (False, None, {0, 1}, None, "other", None),
+    ],
+)
+def test_the_scenario_follows_the_heads_and_the_classes(multi_head, classes, current, n_outputs, name, mode):
+    scenario = scenario_of(multi_head, classes, current, n_outputs)
+    assert (scenario.name, scenario.mode) == (name, mode)
+    assert scenario.reason
+
+
+# ---------------------------------------------------------------- in a plain Avalanche pipeline
+def _train(model: nn.Module, stream, plugin: RNFPlugin, epochs: int = 2):
+    torch.manual_seed(0)
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                     criterion=nn.CrossEntropyLoss(), plugins=[plugin], train_mb_size=32, train_epochs=epochs,
+                     eval_mb_size=256, evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]))
+    for experience in stream:
+        strategy.train(experience)
+    return strategy
+
+
+def _stream_accuracy(strategy, stream) -> float:
+    return strategy.eval(stream)["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
+
+
+def test_defaults_infer_classes_on_a_class_incremental_stream_and_beat_no_inference():
+    bm = SplitDigits(5, return_task_id=False, seed=0)
+    auto = RNFPlugin()
+    strategy = _train(ClassMLP(), bm.train_stream, auto)
+    assert auto.scenario is not None and auto.scenario.name == "class"
+    assert auto.task_inference == "class" and len(auto.recognizer) == 5
+    off = _train(ClassMLP(), bm.train_stream, RNFPlugin(task_inference=None))
+    assert off.plugins[0].task_inference is None
+    assert _stream_accuracy(strategy, bm.test_stream) > _stream_accuracy(off, bm.test_stream) + 0.2
+
+
+def test_defaults_infer_domains_where_every_experience_holds_the_same_classes():
+    bm = SplitDigits(5, return_task_id=False, class_ids_from_zero_in_each_exp=True, seed=0)
+    torch.manual_seed(0)
+    plugin = RNFPlugin()
+    _train(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2)),
+           bm.train_stream, plugin, epochs=1)
+    assert plugin.scenario is not None and plugin.scenario.name == "domain"
+    assert plugin.task_inference == "domain" and len(plugin.task_inputs) == 5
+
+
+def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
+    bm = SplitDigits(5, return_task_id=True, seed=0)
+    heads = RNFPlugin()
+    _train(MultiHeadMLP(hidden=32), bm.train_stream[:2], heads, epochs=1)
+    assert heads.scenario is not None and heads.scenario.name == "task" and heads.task_inference is None
+    assert heads.isolate is None and heads.freeze.values  # isolation follows the heads, as before
+
+    cil = SplitDigits(5, return_task_id=False, seed=0)
+    plain = RNFPlugin(isolate=False)  # inference needs isolation: auto leaves it off
+    _train(ClassMLP(), cil.train_stream[:2], plain, epochs=1)
+    assert plain.scenario is not None and plain.scenario.name == "class"
+    assert plain.task_inference is None and len(plain.recognizer) == 0
+
+
+def test_the_chosen_mode_survives_a_checkpoint_and_online_streams_see_their_origin():
+    bm = SplitDigits(5, return_task_id=False, seed=0)
+    online = split_online_stream(bm.train_stream, experience_size=64, access_task_boundaries=True, seed=0)
+    plugin = RNFPlugin()
+    _train(ClassMLP(), online, plugin, epochs=1)
+    assert plugin.task_inference == "class" and len(plugin.recognizer) == 5  # from the origin stream's classes
+
+    restored = RNFPlugin()
+    restored.load_state_dict(plugin.state_dict())
+    assert restored.task_inference == "class" and restored.inference.mode == "class"
+    assert restored.isolate in (None, True)
+
+
+def test_auto_warns_and_infers_nothing_where_the_output_layer_cannot_be_read():
+    bm = SplitDigits(5, return_task_id=False, seed=0)
+    plugin = RNFPlugin()
+    with pytest.warns(UserWarning, match="infers no task"):
+        _train(nn.Sequential(nn.Linear(64, 10)), bm.train_stream[:1], plugin, epochs=1)  # no hidden layer
+    assert plugin.scenario is not None and plugin.scenario.name == "class" and plugin.task_inference is None
