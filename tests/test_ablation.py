@@ -1,4 +1,4 @@
-"""Unit scores other than LRP (ablations): random, activation and weight magnitude, Taylor."""
+"""Ablations: unit scores other than LRP (random, activation and weight magnitude, Taylor); mechanisms one by one."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_rnf import RNF, Relevance, find_unit_layers
+from avalanche_rnf import RNF, Capacity, Relevance, Retraining, Tolerance, find_unit_layers
 from avalanche_rnf.ablation import alternative_scores
 from avalanche_rnf.bench.ablation_table import ablation_table, kept_per_task, verdict
+from avalanche_rnf.bench.mechanism_table import STEPS, mechanism_table, step_params
 from avalanche_rnf.bench.results import RunRecord
 from helpers import MultiHeadMLP, quiet_evaluator
 
@@ -95,3 +96,42 @@ def test_ablation_verdict_is_tied_within_the_spread():
     assert verdict([0.70, 0.71], [0.80, 0.81]).endswith("missed")
     assert verdict([0.9], [0.8]) == "not enough seeds (2 needed)"
     assert ablation_table(Path("/nonexistent")) == "No ablation result directory."
+
+
+# ---------------------------------------------------------------- the mechanism ablation
+def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
+    from avalanche_rnf.bench.arguments import parse_params
+    from avalanche_rnf.bench.hparams import strategy_params
+    from avalanche_rnf.bench.strategies import rnf_options
+
+    tuned = strategy_params("rnf", "split_mnist", "task")
+    made = {}
+    for step, _, _ in STEPS:
+        made[step] = rnf_options({**tuned, **parse_params(step_params(step)[1::2]).get("rnf", {})})
+    plain = made["plain"]
+    assert plain["isolate"] is False and plain["capacity"] == Capacity("unlimited")
+    assert "tolerance" not in plain and "retraining" not in plain and plain["task_inference"] is None
+    assert "isolate" not in made["isolation"] and made["isolation"]["capacity"] == Capacity("unlimited")
+    assert made["capacity"]["capacity"] == Capacity("fair", keep_last=True) and "tolerance" not in made["capacity"]
+    assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and "retraining" not in made["tolerance"]
+    assert made["retraining"] == rnf_options(tuned) and made["retraining"]["retraining"] == Retraining(1, lr_scale=4)
+
+
+def test_mechanism_table_compares_each_step_with_the_one_before(tmp_path):
+    accuracies = {"plain": (0.50, 0.52), "isolation": (0.80, 0.81), "capacity": (0.80, 0.82)}
+    for step, (a, b) in accuracies.items():
+        _write(tmp_path / f"mechanisms-s-{step}", [_record("lrp", 0, a), _record("lrp", 1, b)])
+    _write(tmp_path / "s", [_record("lrp", 0, 0.70), _record("lrp", 1, 0.72),
+                            RunRecord("permuted_mnist", "task", "naive", 0, {"params": {}}, matrix=[[0.1]])])
+    rows = [line for line in mechanism_table(tmp_path, streams=("s",)).splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].split(":")[0].split("(")[0].strip() for row in rows] == [
+        "rnf-plain", "+ isolation", "+ fair capacity", "+ retraining the kept units"]  # no tolerance runs
+    changes = [row.split("|")[6].strip() for row in rows]
+    assert changes[0] == "–" and changes[1].startswith("+0.295 (helps")
+    assert changes[2].startswith("+0.005 (tied") and changes[3].startswith("-0.100 (hurts")
+    assert "[s](benchmarks/results/s/summary.md)" in rows[3]  # the tuned RNF: the headline runs, RNF's only
+    assert rows[3].split("|")[2].strip() == "2"
+    _write(tmp_path / "mechanisms-s-defaults", [_record("lrp", 0, 0.60), _record("lrp", 1, 0.62)])
+    last = mechanism_table(tmp_path, streams=("s",)).splitlines()[-1]
+    assert last.startswith("| RNF at the library's defaults") and "-0.100 (hurts" in last and "tuned RNF" in last
+    assert mechanism_table(Path("/nonexistent")) == "No mechanism ablation result directory."

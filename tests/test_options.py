@@ -240,3 +240,25 @@ def test_every_rnf_parameter_set_of_the_harness_maps_onto_the_strategy_s_keyword
         RNFPlugin(**options)  # every option is valid
         checked += 1
     assert checked >= 2
+
+
+def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults():
+    from avalanche_rnf.bench.defaults_diff import non_defaults
+    from avalanche_rnf.bench.hparams import strategy_params
+
+    assert non_defaults({}, "task") == [] and non_defaults({"task_inference": True}, "class") == []
+    assert non_defaults({"task_inference": "domain"}, "domain") == []
+    assert non_defaults({"task_inference": None}, "class") == ["task_inference=None"]
+    assert non_defaults({"task_inference": "domain"}, "task") == ["task_inference=domain"]
+    # fields of an option count only where it is on; values equal to the defaults never count
+    assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
+                         "capacity": "fair", "keep_last": False, "reference_size": 1000, "mass": 0.95,
+                         "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "task") == []
+    assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random"}, "task") == [
+        "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
+    assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
+        "max_drop=0.001", "reference_size=300", "holdout=0.05", "keep_last=True", "retrain_epochs=1",
+        "retrain_lr_scale=4"]
+    assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5},
+                        "class") == ["recognition_power=0.5"]
+    assert non_defaults({"task_inference": None, "recognition_power": 0.5}, "class") == ["task_inference=None"]

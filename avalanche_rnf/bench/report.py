@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from avalanche_rnf.bench.ablation_table import ablation_table
+from avalanche_rnf.bench.mechanism_table import mechanism_table
 from avalanche_rnf.bench.result_tables import (
     RESULTS,
     ROOT,
@@ -43,7 +44,8 @@ BLOCKS: dict[Path, Blocks] = {
                                    "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK),
                                    "online": lambda: comparison_table(link=DOCS_LINK, order=ONLINE_ORDER),
                                    "explanation-drift": lambda: explanation_table(link=DOCS_LINK),
-                                   "unit-scores": lambda: ablation_table(RESULTS, link=DOCS_LINK)},
+                                   "unit-scores": lambda: ablation_table(RESULTS, link=DOCS_LINK),
+                                   "mechanisms": lambda: mechanism_table(RESULTS, link=DOCS_LINK)},
     ROOT / "docs" / "protocol.md": {"hparams": hparams_table, "presets": presets_table},
     ROOT / "docs" / "benchmarks.md": {"scaling": scaling_table},
 }

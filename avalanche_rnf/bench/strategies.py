@@ -87,7 +87,7 @@ class ShrinkingCrossEntropyPlugin(SupervisedPlugin):
         strategy.loss = strategy.loss / (strategy.clock.train_exp_counter + 1)
 
 
-_RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
+RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
     # option: (its class, the flat name that turns it on ("": always made, None: made when any of
     # its names is given), flat name -> field)
     "tolerance": (Tolerance, "max_drop", {"max_drop": "max_drop", "holdout": "holdout", "search_steps": "steps"}),
@@ -112,7 +112,7 @@ def rnf_options(params: dict[str, Any]) -> dict[str, Any]:
     params = dict(params)
     mass = params.pop("mass", None)
     out: dict[str, Any] = {"selection": RelevanceMass(mass) if mass is not None else None}
-    for option, (cls, switch, fields) in _RNF_GROUPS.items():
+    for option, (cls, switch, fields) in RNF_GROUPS.items():
         values = {field: params.pop(flat) for flat, field in fields.items() if flat in params}
         if (switch is None and not values) or (switch and not values.get(fields[switch])):
             if option == "task_inference":
