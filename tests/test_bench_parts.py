@@ -312,3 +312,20 @@ def test_lwf_shrink_ce_divides_the_cross_entropy_by_the_experience_count(digits_
     for exp, ratio in spy.ratios:
         assert ratio == pytest.approx(exp + 1, rel=1e-5)
     assert {exp for exp, _ in spy.ratios} == {0, 1, 2}
+
+
+def test_streaming_lda_on_raw_inputs_runs_class_incremental_and_not_with_task_heads():
+    from avalanche_rnf.bench.hparams import TRAINING, strategy_params
+    from avalanche_rnf.bench.runner import RunSpec, run
+    from avalanche_rnf.bench.streams import build_stream
+
+    stream = build_stream("split_digits", "class", seed=0)
+    record = run(RunSpec("slda", strategy_params("slda", "split_digits", "class"), TRAINING["split_digits"], 0),
+                 stream, raise_errors=True)
+    assert record.status == "ok" and len(record.matrix) == 5
+    assert record.average_accuracy > 0.8  # class means and a shared covariance of 8x8 digits, no task labels
+    # its state: class means, counts, the covariance and its inverse over the 64 pixels, as float32
+    assert record.state_bytes[-1] == 4 * (10 * 64 + 10 + 2 * 64 * 64)
+    skipped = run(RunSpec("slda", strategy_params("slda", "split_digits", "task"), TRAINING["split_digits"], 0),
+                  build_stream("split_digits", "task", seed=0))
+    assert skipped.status == "skipped" and "task heads" in skipped.reason

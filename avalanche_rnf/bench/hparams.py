@@ -72,6 +72,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "packnet": {"prune_proportion": 0.7, "post_prune_epochs": 1},
     "replay": {"mem_size": 500},
     "er_ace": {"mem_size": 500, "batch_size_mem": 10},
+    "slda": {"shrinkage": 1e-4},
     "joint": {},
     "rnf": {"max_drop": 0.005, "reference_size": 300},
 }

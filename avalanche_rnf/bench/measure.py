@@ -73,6 +73,8 @@ def strategy_state_nbytes(name: str, strategy) -> int:
     """
     if name == "rnf":
         return strategy.rnf.state_nbytes()
+    if name == "slda":
+        return sum(t.nbytes for t in (strategy.muK, strategy.cK, strategy.Sigma, strategy.Lambda))
     if name == "packnet":
         return sum(b.nbytes for b in strategy.model.buffers())
     if name in ("replay", "er_ace"):

@@ -12,6 +12,7 @@ Avalanche's plugin, as the strategy class itself does:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from avalanche.training import (
     LwF,
     Naive,
     Replay,
+    StreamingLDA,
     SynapticIntelligence,
 )
 from avalanche.training.plugins import ReplayPlugin
@@ -47,6 +49,8 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
         reason = not_applicable_online(strategy)
         if reason:
             return reason
+    if strategy == "slda" and scenario == "task":
+        return "Streaming LDA keeps one classifier over all classes: no task heads to pick by task label"
     if strategy == "packnet":
         if scenario != "task":
             return "PackNet selects a sub-network by task label: task-incremental only"
@@ -55,6 +59,18 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
         if training.epochs < 2:
             return "PackNet needs at least 2 epochs (train, prune, fine-tune)"
     return None
+
+
+def streaming_lda(model: nn.Module, training: Training, params: dict[str, Any], input_shape: tuple[int, ...], *,
+                  evaluator, plugins: list | None, device: str | torch.device) -> StreamingLDA:
+    """Avalanche's ``StreamingLDA`` on the raw inputs (flattened): per-class means and one shared,
+    shrunk covariance, fitted one sample at a time in a single pass; no network is trained (the
+    harness's ``model`` only gives the number of classes, its last Linear's outputs)."""
+    n_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+    return StreamingLDA(slda_model=nn.Flatten(), criterion=nn.CrossEntropyLoss(), input_size=math.prod(input_shape),
+                        num_classes=n_classes, shrinkage_param=params["shrinkage"], train_epochs=1,
+                        train_mb_size=training.batch_size, eval_mb_size=training.eval_batch_size, device=device,
+                        plugins=plugins, evaluator=evaluator)
 
 
 def make_optimizer(training: Training, model: nn.Module) -> torch.optim.Optimizer:
@@ -134,9 +150,15 @@ def build_strategy(
     plugins: list | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    input_shape: tuple[int, ...] | None = None,
 ):
-    """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params``."""
+    """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params`` (``input_shape``:
+    of one input, for strategies that read the inputs themselves)."""
     params = dict(params)
+    if name == "slda":
+        if input_shape is None:
+            raise ValueError("slda reads the raw inputs: pass input_shape")
+        return streaming_lda(model, training, params, input_shape, evaluator=evaluator, plugins=plugins, device=device)
     if training.reset_optimizer:
         plugins = [*(plugins or []), ResetOptimizerPlugin()]
     if name == "packnet":
