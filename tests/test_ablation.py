@@ -135,3 +135,19 @@ def test_mechanism_table_compares_each_step_with_the_one_before(tmp_path):
     last = mechanism_table(tmp_path, streams=("s",)).splitlines()[-1]
     assert last.startswith("| RNF at the library's defaults") and "-0.100 (hurts" in last and "tuned RNF" in last
     assert mechanism_table(Path("/nonexistent")) == "No mechanism ablation result directory."
+
+
+def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_from_the_defaults(tmp_path):
+    from avalanche_rnf.bench.result_tables import comparison_table
+
+    def run(strategy: str, scenario: str, params: dict) -> RunRecord:
+        return RunRecord("split_mnist", scenario, strategy, 0, {"scenario": scenario, "params": params},
+                         matrix=[[0.9, 0.1], [0.8, 0.9]])
+
+    _write(tmp_path / "c-class", [run("rnf", "class", {"task_inference": True, "max_drop": 0.002}),
+                                  run("naive", "class", {})])
+    _write(tmp_path / "c-task", [run("rnf", "task", {}), run("naive", "task", {})])
+    table = comparison_table(tmp_path, order=("c-class", "c-task"))
+    rnf = next(line for line in table.splitlines() if line.startswith("| rnf |"))
+    assert rnf.split("|")[2].strip() == "0.850 (task inferred)" and rnf.split("|")[3].strip() == "0.850"
+    assert "| c-class | `max_drop=0.002` |" in table and "| c-task | none |" in table

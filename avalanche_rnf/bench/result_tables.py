@@ -35,7 +35,9 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
         for c in columns:
             ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
             other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
-            cells.append(mean_std(present(r.average_accuracy for r in ok)) if ok else ("n/a" if other else "–"))
+            cell = mean_std(present(r.average_accuracy for r in ok)) if ok else ("n/a" if other else "–")
+            inferred = ok and ok[0].config.get("params", {}).get("task_inference")
+            cells.append(f"{cell} (task inferred)" if inferred else cell)
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)
