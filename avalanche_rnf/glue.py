@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import torch
 from avalanche.benchmarks.scenarios.online import OnlineCLExperience
 from avalanche.evaluation.metric_results import MetricValue
-from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
 from avalanche.models.utils import avalanche_forward
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -108,8 +108,13 @@ def stream_classes(experience: Any) -> list[set[int]] | None:
 
 
 def multi_head(model: nn.Module) -> bool:
-    """The model picks a head by task label (it has a ``MultiHeadClassifier``)."""
-    return any(isinstance(module, MultiHeadClassifier) for module in model.modules())
+    """The model reads task labels (a ``MultiTaskModule``, e.g. with ``MultiHeadClassifier`` heads)."""
+    return any(isinstance(module, (MultiHeadClassifier, MultiTaskModule)) for module in model.modules())
+
+
+def incremental_head(model: nn.Module) -> bool:
+    """The model's head grows with new classes (an ``IncrementalClassifier``)."""
+    return any(isinstance(module, IncrementalClassifier) for module in model.modules())
 
 
 def experiences_left(experience: Any, n_experiences: int | None) -> int | None:

@@ -248,7 +248,7 @@ def as_option(value: Any, kind: type, name: str) -> Any:
     if value is None or isinstance(value, kind):
         return value
     if kind is TaskInference and value is True:
-        return TaskInference()
+        return TaskInference("class")
     if kind is TaskInference and value is False:
         return None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):

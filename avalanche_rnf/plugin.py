@@ -11,7 +11,6 @@ so it works inside any strategy next to any other plugin.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -33,14 +32,13 @@ from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
-from avalanche_rnf.scenario import Scenario, scenario_of
+from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
 DEFAULT_RESERVOIR = 1000
 """Online streams: samples kept of an origin experience when ``Relevance.reference_size`` is None."""
-Mode = Literal["class", "domain"]
 log = logging.getLogger(__name__)
 
 
@@ -109,6 +107,7 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         self.heads = HeadTransfer(head_transfer, self._warned)
         self.inference = TaskInferrer(inference, glue.forward)
         self.task_inference: Mode | None = self.inference.mode if self.inference.mode != "auto" else None
+        self._explicit_inference = isinstance(task_inference, TaskInference)
         self.scenario: Scenario | None = None
         """What ``task_inference="auto"`` found the stream to be (``None``: not asked, or not yet)."""
 
@@ -142,16 +141,14 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         last = model.get_submodule(self.layers[-1].name) if self.layers else None
         self.scenario = scenario_of(glue.multi_head(model), glue.stream_classes(experience),
                                     set(map(int, getattr(experience, "classes_in_this_experience", []))),
-                                    last.out_features if isinstance(last, nn.Linear) else None)
-        mode = self.scenario.mode if self.isolate is not False else None
-        if mode is not None:
-            try:
-                self.inference.check_output_layer(model, self.layers, False)
-                self.inference.output_source(model, self.layers)
-            except ValueError as error:
-                warnings.warn(f"RNF: task_inference='auto' found a {self.scenario.name}-incremental stream "
-                              f"({self.scenario.reason}) but infers no task: {error}", stacklevel=2)
-                mode = None
+                                    last.out_features if isinstance(last, nn.Linear) else None,
+                                    glue.incremental_head(model))
+
+        def check() -> None:
+            self.inference.check_output_layer(model, self.layers, False)
+            self.inference.output_source(model, self.layers)
+
+        mode = chosen_mode(self.scenario, isolate=self.isolate, explicit=self._explicit_inference, check=check)
         self.inference.resolve(mode)
         self.task_inference = mode
         self.isolate = True if mode is not None else self.isolate

@@ -12,8 +12,9 @@ decides from the model and the classes of the stream's experiences.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 Mode = Literal["class", "domain"]
 Name = Literal["task", "class", "domain", "other"]
@@ -29,17 +30,21 @@ class Scenario:
 
 
 def scenario_of(
-    multi_head: bool, classes: Sequence[set[int]] | None, current: set[int], n_outputs: int | None = None
+    multi_head: bool, classes: Sequence[set[int]] | None, current: set[int], n_outputs: int | None = None,
+    grows: bool = False,
 ) -> Scenario:
     """The scenario of a stream whose experiences hold ``classes`` (``None``: not known, e.g. a lazy
-    stream), seen while training on an experience with ``current`` classes, for a model with task
-    heads (``multi_head``) or a single head of ``n_outputs`` outputs.
+    stream), seen while training on an experience with ``current`` classes, for a model that reads
+    task labels (``multi_head``) or a single head of ``n_outputs`` outputs (``grows``: one that
+    grows with new classes, as Avalanche's ``IncrementalClassifier``).
 
-    Without the stream's classes, an experience covering every output of the head counts as
-    domain-incremental and one covering part of them as class-incremental.
+    Without the stream's classes, a growing head, or an experience covering part of the head's
+    outputs, counts as class-incremental, and one covering every output as domain-incremental.
     """
     if multi_head:
-        return Scenario("task", None, "the model has task heads: task labels pick the head")
+        return Scenario("task", None, "the model reads task labels (task heads)")
+    if classes is None and grows:
+        return Scenario("class", "class", "the head grows with new classes")
     if classes is None:
         if n_outputs is None or not current:
             return Scenario("other", None, "neither the stream's classes nor the head's size are known")
@@ -55,3 +60,24 @@ def scenario_of(
         return Scenario("class", "class", f"each of the {len(sets)} experiences brings classes of its own")
     return Scenario("other", None, "the experiences share some classes but not all: neither class nor domain "
                     "inference fits; pass task_inference='class' or 'domain' to choose one")
+
+
+def chosen_mode(scenario: Scenario, *, isolate: bool | None, explicit: bool, check: Callable[[], None]) -> Mode | None:
+    """The task inference to use in ``scenario``: its mode, unless isolation is off or the model
+    cannot take it (``check`` raises ``ValueError``); each of those, and ``explicit`` settings
+    that end up unused, warn."""
+    mode, why = scenario.mode, ""
+    if mode is not None and isolate is False:
+        mode, why = None, "isolate=False (task inference needs isolation)"
+    if mode is not None:
+        try:
+            check()
+        except ValueError as error:
+            mode, why = None, str(error)
+    if why:
+        warnings.warn(f"RNF: task_inference='auto' found a {scenario.name}-incremental stream ({scenario.reason}) "
+                      f"but infers no task: {why}", stacklevel=3)
+    elif mode is None and explicit:
+        warnings.warn(f"RNF: TaskInference settings given, but task_inference='auto' infers no task on this stream "
+                      f"({scenario.reason}); pass the mode to force it.", stacklevel=3)
+    return mode

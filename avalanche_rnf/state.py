@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from avalanche_rnf.freezing import FreezeState
@@ -10,6 +11,7 @@ from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.options import Relevance
 from avalanche_rnf.reservoir import OnlineData
+from avalanche_rnf.scenario import Scenario
 
 
 class KeptState:
@@ -21,6 +23,8 @@ class KeptState:
     heads: HeadTransfer
     relevance: Relevance
     task_inference: Literal["class", "domain"] | None
+    isolate: bool | None
+    scenario: Scenario | None
     _warned: set[str]
     _data: Any
 
@@ -44,6 +48,7 @@ class KeptState:
             **self.inference.state_dict(),
             **self.heads.state_dict(),
             "warned": sorted(self._warned),
+            **({"scenario": dataclasses.asdict(self.scenario)} if self.scenario is not None else {}),
             **({"online": online.state_dict()} if (online := self._online()) is not None else {}),
         }
 
@@ -52,6 +57,9 @@ class KeptState:
         self.history.load_state_dict(state)
         self.inference.load_state_dict(state)
         self.task_inference = self.inference.mode if self.inference.mode != "auto" else None
+        if self.task_inference is not None:  # chosen by "auto" before the checkpoint: isolation came with it
+            self.isolate = True
+        self.scenario = Scenario(**state["scenario"]) if "scenario" in state else self.scenario
         self._data = OnlineData.from_state(state["online"], self.relevance.batch_size) if "online" in state else None
         self.heads.load_state_dict(state)
         self._warned.clear()

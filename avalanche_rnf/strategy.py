@@ -13,7 +13,8 @@ from torch.optim import Optimizer
 
 from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance
-from avalanche_rnf.plugin import Mode, RNFPlugin
+from avalanche_rnf.plugin import RNFPlugin
+from avalanche_rnf.scenario import Mode
 from avalanche_rnf.selection import SelectionRule
 
 

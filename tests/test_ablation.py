@@ -12,7 +12,7 @@ from torch import nn
 from avalanche_rnf import RNF, Capacity, Relevance, Retraining, Tolerance, find_unit_layers
 from avalanche_rnf.ablation import alternative_scores
 from avalanche_rnf.bench.ablation_table import ablation_table, kept_per_task, verdict
-from avalanche_rnf.bench.mechanism_table import STEPS, mechanism_table, step_params
+from avalanche_rnf.bench.mechanism_table import STEPS, STREAMS, mechanism_table, step_params
 from avalanche_rnf.bench.results import RunRecord
 from helpers import MultiHeadMLP, quiet_evaluator
 
@@ -128,12 +128,25 @@ def test_mechanism_table_compares_each_step_with_the_one_before(tmp_path):
         "rnf-plain", "+ isolation", "+ fair capacity", "+ retraining the kept units"]  # no tolerance runs
     changes = [row.split("|")[6].strip() for row in rows]
     assert changes[0] == "–" and changes[1].startswith("+0.295 (helps")
-    assert changes[2].startswith("+0.005 (tied") and changes[3].startswith("-0.100 (hurts")
+    assert changes[2].startswith("+0.005 (tied") and changes[3] == "–"  # the step before (tolerance) has no runs
     assert "[s](benchmarks/results/s/summary.md)" in rows[3]  # the tuned RNF: the headline runs, RNF's only
     assert rows[3].split("|")[2].strip() == "2"
     _write(tmp_path / "mechanisms-s-defaults", [_record("lrp", 0, 0.60), _record("lrp", 1, 0.62)])
     last = mechanism_table(tmp_path, streams=("s",)).splitlines()[-1]
     assert last.startswith("| RNF at the library's defaults") and "-0.100 (hurts" in last and "tuned RNF" in last
+    _write(tmp_path / "mechanisms-s-tolerance", [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
+    retraining = next(line for line in mechanism_table(tmp_path, streams=("s",)).splitlines() if "+ retraining" in line)
+    assert "-0.100 (hurts" in retraining
+
+
+def test_the_defaults_step_is_the_library_s_defaults():
+    from avalanche_rnf.bench.defaults_diff import non_defaults
+    from avalanche_rnf.bench.hparams import strategy_params
+    from avalanche_rnf.bench.mechanism_table import DEFAULTS
+
+    for stream in STREAMS:
+        benchmark, scenario = stream.rsplit("-", 1)
+        assert non_defaults({**strategy_params("rnf", benchmark, scenario), **DEFAULTS[2]}, scenario) == []
     assert mechanism_table(Path("/nonexistent")) == "No mechanism ablation result directory."
 
 

@@ -143,7 +143,7 @@ def test_the_shorthand_settings_are_those_of_the_option():
     assert plugin.capacity == Capacity("unlimited", n_experiences=None, keep_last=False)
     assert (plugin.retraining.epochs, plugin.retraining.lr_scale) == (1, 1.0)
     assert plugin.task_inference == "domain" and plugin.isolate is True  # task inference turns isolation on
-    assert _settings(RNFPlugin(task_inference=True)) == _settings(RNFPlugin(task_inference="auto"))
+    assert _settings(RNFPlugin(task_inference=True)) == _settings(RNFPlugin(task_inference="class"))
 
 
 def test_off_and_defaults():
@@ -249,6 +249,8 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({}, "task") == [] and non_defaults({"task_inference": True}, "class") == []
     assert non_defaults({"task_inference": "domain"}, "domain") == []
     assert non_defaults({"task_inference": None}, "class") == ["task_inference=None"]
+    assert non_defaults({}, "class") == ["task_inference=None"]  # the harness infers only when asked
+    assert non_defaults({"task_inference": "auto"}, "class") == non_defaults({"task_inference": "auto"}, "task") == []
     assert non_defaults({"task_inference": "domain"}, "task") == ["task_inference=domain"]
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,

@@ -10,7 +10,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNFPlugin
+from avalanche_rnf import RNFPlugin, TaskInference
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
 from avalanche_rnf.scenario import scenario_of
@@ -30,10 +30,12 @@ from helpers import ClassMLP
         (False, None, {0, 1}, 10, "class", "class"),  # lazy stream: the head's size decides
         (False, None, set(range(10)), 10, "domain", "domain"),
         (False, None, {0, 1}, None, "other", None),
+        (False, None, {0, 1}, 2, "class", "class"),  # a growing head (IncrementalClassifier) before it grows
     ],
 )
 def test_the_scenario_follows_the_heads_and_the_classes(multi_head, classes, current, n_outputs, name, mode):
-    scenario = scenario_of(multi_head, classes, current, n_outputs)
+    grows = classes is None and n_outputs == 2
+    scenario = scenario_of(multi_head, classes, current, n_outputs, grows)
     assert (scenario.name, scenario.mode) == (name, mode)
     assert scenario.reason
 
@@ -82,23 +84,51 @@ def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
     assert heads.isolate is None and heads.freeze.values  # isolation follows the heads, as before
 
     cil = SplitDigits(5, return_task_id=False, seed=0)
-    plain = RNFPlugin(isolate=False)  # inference needs isolation: auto leaves it off
-    _train(ClassMLP(), cil.train_stream[:2], plain, epochs=1)
+    plain = RNFPlugin(isolate=False)  # inference needs isolation: auto leaves it off, and says so
+    with pytest.warns(UserWarning, match="infers no task: isolate=False"):
+        _train(ClassMLP(), cil.train_stream[:2], plain, epochs=1)
     assert plain.scenario is not None and plain.scenario.name == "class"
     assert plain.task_inference is None and len(plain.recognizer) == 0
 
 
-def test_the_chosen_mode_survives_a_checkpoint_and_online_streams_see_their_origin():
+def test_online_streams_see_their_origin_stream():
     bm = SplitDigits(5, return_task_id=False, seed=0)
     online = split_online_stream(bm.train_stream, experience_size=64, access_task_boundaries=True, seed=0)
     plugin = RNFPlugin()
     _train(ClassMLP(), online, plugin, epochs=1)
     assert plugin.task_inference == "class" and len(plugin.recognizer) == 5  # from the origin stream's classes
 
+
+@torch.no_grad()
+def _class_logits(model: nn.Module, experience, classes) -> torch.Tensor:
+    x = torch.stack([item[0] for item in experience.dataset])
+    return model.eval()(x)[:, sorted(classes)]
+
+
+def test_the_chosen_mode_and_isolation_survive_a_checkpoint():
+    bm = SplitDigits(5, return_task_id=False, seed=0)
+    model, plugin = ClassMLP(), RNFPlugin()
+    _train(model, bm.train_stream[:2], plugin, epochs=1)
+    first = set(bm.train_stream[0].classes_in_this_experience)
+    before = _class_logits(model, bm.test_stream[0], first)
+
+    fresh = ClassMLP()
+    fresh.load_state_dict(model.state_dict())
     restored = RNFPlugin()
     restored.load_state_dict(plugin.state_dict())
-    assert restored.task_inference == "class" and restored.inference.mode == "class"
-    assert restored.isolate in (None, True)
+    assert restored.task_inference == "class" and restored.inference.mode == "class" and restored.isolate is True
+    assert restored.scenario == plugin.scenario and restored.scenario is not None
+    _train(fresh, bm.train_stream[2:3], restored, epochs=1)  # trained on after the restore
+    assert torch.equal(_class_logits(fresh, bm.test_stream[0], first), before)
+    assert len(restored.recognizer) == 3
+
+
+def test_explicit_settings_that_auto_leaves_unused_warn():
+    bm = SplitDigits(5, return_task_id=True, seed=0)
+    plugin = RNFPlugin(task_inference=TaskInference(layers="last"))
+    with pytest.warns(UserWarning, match="TaskInference settings given"):
+        _train(MultiHeadMLP(hidden=32), bm.train_stream[:1], plugin, epochs=1)
+    assert plugin.task_inference is None
 
 
 def test_auto_warns_and_infers_nothing_where_the_output_layer_cannot_be_read():

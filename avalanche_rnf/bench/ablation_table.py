@@ -66,13 +66,17 @@ def _percent(shares: list[float]) -> str:
     return mean if len(shares) == 1 else f"{mean} ± {100 * statistics.stdev(shares):.1f}"
 
 
+def gap_and_spread(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of ``a`` minus mean of ``b``, and the larger of their standard deviations (2 values each at least)."""
+    return statistics.mean(a) - statistics.mean(b), max(statistics.stdev(a), statistics.stdev(b))
+
+
 def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> str:
     """Whether LRP's accuracies beat random choice's by ``margin``: met beyond the seeds' spread,
     missed beyond it, tied within it."""
     if len(lrp) < 2 or len(random) < 2:
         return "not enough seeds (2 needed)"
-    gap = statistics.mean(lrp) - statistics.mean(random)
-    spread = max(statistics.stdev(lrp), statistics.stdev(random))
+    gap, spread = gap_and_spread(lrp, random)
     text = f"LRP {gap:+.3f} against random (target +{margin:.2f}; seeds' spread ±{spread:.3f})"
     if gap - margin > spread:
         return f"{text}: **met**"

@@ -17,8 +17,9 @@ from avalanche_rnf.bench.strategies import RNF_GROUPS
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
 
 AUTO = {"task": None, "class": "class", "domain": "domain"}
-"""What ``task_inference="auto"`` chooses in each harness scenario (the harness's models: a head
-per task in ``task``, one head otherwise)."""
+"""What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
+scenario: the harness's models have a head per task in ``task``, one head otherwise, and its class
+and domain streams bring new classes, and the same classes, with each experience."""
 _PLUGIN = inspect.signature(RNFPlugin).parameters
 
 
@@ -36,22 +37,26 @@ def _off(option: str, params: dict[str, Any], scenario: str) -> bool:
     """Whether ``option`` is off in a run with ``params``."""
     switch = RNF_GROUPS[option][1]
     if option == "task_inference":
-        return not params.get("task_inference", AUTO.get(scenario))
+        return inferred(params, scenario) is None
     return switch is not None and switch != "" and not params.get(switch)
+
+
+def inferred(params: dict[str, Any], scenario: str) -> str | None:
+    """The task inference a harness run of RNF used (the harness turns it off unless asked for)."""
+    mode = params.get("task_inference")
+    return "class" if mode is True else AUTO.get(scenario) if mode == "auto" else (mode or None)
 
 
 def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     """``key=value`` for each RNF setting of a run that is not the library's default."""
     defaults = _defaults()
-    changed = []
+    mode = inferred(params, scenario)
+    changed = [f"task_inference={mode}"] if mode != AUTO.get(scenario) else []
     for key, value in params.items():
+        if key == "task_inference":
+            continue
         if key in defaults:
             option, default = defaults[key]
-            if option == "task_inference" and key == "task_inference":
-                mode = "class" if value is True else (value or None)
-                if mode != AUTO.get(scenario):
-                    changed.append(f"task_inference={mode}")
-                continue
             if _off(option, params, scenario) or (value == default and default is not dataclasses.MISSING):
                 continue
             if default is dataclasses.MISSING and not value:  # a switch left off

@@ -11,10 +11,11 @@ A last row shows RNF at the library's defaults against the tuned RNF.
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
+from avalanche_rnf.bench.ablation_table import gap_and_spread
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.options import Relevance
 
 Step = tuple[str, str, dict[str, object]]
 STEPS: tuple[Step, ...] = (
@@ -31,7 +32,8 @@ STEPS: tuple[Step, ...] = (
 """Per step: its name, what it adds, and the ``--param rnf.KEY=VALUE`` overrides of the tuned RNF. The
 last step is the tuned RNF itself: its runs are those of the stream's headline result directory."""
 DEFAULTS: Step = ("defaults", "RNF at the library's defaults (`RNFPlugin()`)",
-            {"keep_last": False, "max_drop": None, "retrain_epochs": 0, "reference_size": 1000})
+            {"keep_last": False, "max_drop": None, "retrain_epochs": 0,
+             "reference_size": Relevance().reference_size})
 """The library's defaults, compared with the tuned RNF: the harness's tuned values overridden back."""
 STREAMS = ("split_mnist-task",)
 """Streams with a mechanism ablation, in the order shown."""
@@ -47,8 +49,7 @@ def change(after: list[float], before: list[float]) -> str:
     """What a step did to accuracy: the mean change, and whether it exceeds the seeds' spread."""
     if len(after) < 2 or len(before) < 2:
         return "–"
-    gap = statistics.mean(after) - statistics.mean(before)
-    spread = max(statistics.stdev(after), statistics.stdev(before))
+    gap, spread = gap_and_spread(after, before)
     word = "helps" if gap > spread else "hurts" if -gap > spread else "tied"
     return f"{gap:+.3f} ({word}; spread ±{spread:.3f})"
 
@@ -77,13 +78,14 @@ def mechanism_table(results: Path, link: str = "benchmarks/results/", streams: t
     for stream in streams:
         lines = [f"**{stream}**", "", "| step | seeds | average accuracy | forgetting | units frozen at the end | "
                  "change against the step before | results |", "|---" * 7 + "|"]
-        before: list[float] = []
+        before: list[float] = []  # the step before's accuracies (none where it has no runs)
         for step, text, _ in STEPS:
             folder = results / (f"mechanisms-{stream}-{step}" if step != STEPS[-1][0] else stream)
-            if records := _runs(folder):
-                accuracy = present(r.average_accuracy for r in records)
+            records = _runs(folder)
+            accuracy = present(r.average_accuracy for r in records)
+            if records:
                 lines.append(_row(text, records, change(accuracy, before) if before else "–", folder, link))
-                before = accuracy
+            before = accuracy
         tuned = present(r.average_accuracy for r in _runs(results / stream))
         folder = results / f"mechanisms-{stream}-{DEFAULTS[0]}"
         if records := _runs(folder):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avalanche_rnf.bench.defaults_diff import non_defaults
+from avalanche_rnf.bench.defaults_diff import inferred, non_defaults
 from avalanche_rnf.bench.hparams import STRATEGIES
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
 
@@ -36,8 +36,8 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
             ok = [r for r in runs[c] if r.strategy == strategy and r.status == "ok"]
             other = next((r for r in runs[c] if r.strategy == strategy and r.status != "ok"), None)
             cell = mean_std(present(r.average_accuracy for r in ok)) if ok else ("n/a" if other else "–")
-            inferred = ok and ok[0].config.get("params", {}).get("task_inference")
-            cells.append(f"{cell} (task inferred)" if inferred else cell)
+            task_inferred = ok and inferred(ok[0].config.get("params", {}), ok[0].config.get("scenario", ""))
+            cells.append(f"{cell} (task inferred)" if task_inferred else cell)
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)

@@ -66,6 +66,8 @@ def streaming_lda(model: nn.Module, training: Training, params: dict[str, Any], 
     """Avalanche's ``StreamingLDA`` on the raw inputs (flattened): per-class means and one shared,
     shrunk covariance, fitted one sample at a time in a single pass; no network is trained (the
     harness's ``model`` only gives the number of classes, its last Linear's outputs)."""
+    if set(params) != {"shrinkage"}:
+        raise ValueError(f"slda takes one parameter, shrinkage; got {sorted(params)}")
     n_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
     return StreamingLDA(slda_model=nn.Flatten(), criterion=nn.CrossEntropyLoss(), input_size=math.prod(input_shape),
                         num_classes=n_classes, shrinkage_param=params["shrinkage"], train_epochs=1,
