@@ -268,12 +268,19 @@ for scenario in task class; do
 done
 
 # Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
-# at the same tolerance and the fair share: LRP and random on 2 seeds, weight magnitude on 1.
-for job in "lrp 0 1" "random 0 1" "weight 0"; do
+# at the same tolerance and the fair share, 2 seeds each.
+for job in "lrp 0 1" "random 0 1" "weight 0 1" "activation 0 1" "taylor 0 1"; do
   set -- $job; scores=$1; shift
   rnf-bench --benchmark permuted_mnist --scenario task --experiences 20 --strategies rnf --seeds "$@" \
     --param rnf.max_drop=0.01 --param rnf.unit_scores=$scores --loggers text \
     --out "$R/ablation-permuted_mnist20-task-$scores" "${extra[@]}"
+done
+
+# RNF's mechanisms one at a time on split_mnist (task- and class-incremental): Ede et al.'s relevance freezing,
+# then isolation, the fair capacity, task inference (class), the tolerance search (the last step, retraining, is
+# the tuned RNF of the headline runs above); and RNF at the library's defaults.
+python -m avalanche_rnf.bench.mechanism_table "$R" | while read -r cmd; do
+  $cmd "${extra[@]}" < /dev/null
 done
 
 # Summaries, plots and README tables from the result files.

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from avalanche_rnf import RNF, Capacity, Relevance, Retraining, Tolerance, find_unit_layers
+from avalanche_rnf import RNF, Capacity, Relevance, Retraining, TaskInference, Tolerance, find_unit_layers
 from avalanche_rnf.ablation import alternative_scores
 from avalanche_rnf.bench.ablation_table import ablation_table, kept_per_task, verdict
-from avalanche_rnf.bench.mechanism_table import STEPS, STREAMS, mechanism_table, step_params
+from avalanche_rnf.bench.mechanism_table import STREAMS, commands, mechanism_table, step_params, steps
 from avalanche_rnf.bench.results import RunRecord
 from helpers import MultiHeadMLP, quiet_evaluator
 
@@ -106,7 +106,7 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
 
     tuned = strategy_params("rnf", "split_mnist", "task")
     made = {}
-    for step, _, _ in STEPS:
+    for step, _, _ in steps("task"):
         made[step] = rnf_options({**tuned, **parse_params(step_params(step)[1::2]).get("rnf", {})})
     plain = made["plain"]
     assert plain["isolate"] is False and plain["capacity"] == Capacity("unlimited")
@@ -116,26 +116,40 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
     assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and "retraining" not in made["tolerance"]
     assert made["retraining"] == rnf_options(tuned) and made["retraining"]["retraining"] == Retraining(1, lr_scale=4)
 
+    tuned = strategy_params("rnf", "split_mnist", "class")
+    made = {step: rnf_options({**tuned, **parse_params(step_params(step, "split_mnist-class")[1::2]).get("rnf", {})})
+            for step, _, _ in steps("class")}
+    assert list(made) == ["plain", "isolation", "capacity", "inference", "tolerance", "retraining", "defaults"]
+    assert made["plain"]["isolate"] is False and made["plain"]["task_inference"] is None
+    assert made["isolation"]["isolate"] is True and made["isolation"]["task_inference"] is None
+    assert "capacity" not in made["capacity"] and made["capacity"]["task_inference"] is None  # the default: fair
+    assert made["inference"]["task_inference"] == TaskInference("class") and "tolerance" not in made["inference"]
+    assert made["retraining"] == rnf_options(tuned)
+    assert made["defaults"]["task_inference"] == TaskInference("auto") and "isolate" not in made["defaults"]
+    assert all(c.startswith("rnf-bench --benchmark split_mnist --scenario class") and "-retraining" not in c
+               for c in commands("split_mnist-class"))
+
 
 def test_mechanism_table_compares_each_step_with_the_one_before(tmp_path):
     accuracies = {"plain": (0.50, 0.52), "isolation": (0.80, 0.81), "capacity": (0.80, 0.82)}
     for step, (a, b) in accuracies.items():
-        _write(tmp_path / f"mechanisms-s-{step}", [_record("lrp", 0, a), _record("lrp", 1, b)])
-    _write(tmp_path / "s", [_record("lrp", 0, 0.70), _record("lrp", 1, 0.72),
+        _write(tmp_path / f"mechanisms-s-task-{step}", [_record("lrp", 0, a), _record("lrp", 1, b)])
+    _write(tmp_path / "s-task", [_record("lrp", 0, 0.70), _record("lrp", 1, 0.72),
                             RunRecord("permuted_mnist", "task", "naive", 0, {"params": {}}, matrix=[[0.1]])])
-    rows = [line for line in mechanism_table(tmp_path, streams=("s",)).splitlines() if line.startswith("| ")][1:]
+    rows = [line for line in mechanism_table(tmp_path, streams=("s-task",)).splitlines() if line.startswith("| ")][1:]
     assert [row.split("|")[1].split(":")[0].split("(")[0].strip() for row in rows] == [
         "rnf-plain", "+ isolation", "+ fair capacity", "+ retraining the kept units"]  # no tolerance runs
     changes = [row.split("|")[6].strip() for row in rows]
     assert changes[0] == "–" and changes[1].startswith("+0.295 (helps")
     assert changes[2].startswith("+0.005 (tied") and changes[3] == "–"  # the step before (tolerance) has no runs
-    assert "[s](benchmarks/results/s/summary.md)" in rows[3]  # the tuned RNF: the headline runs, RNF's only
+    assert "[s-task](benchmarks/results/s-task/summary.md)" in rows[3]  # the tuned RNF: the headline runs, RNF's only
     assert rows[3].split("|")[2].strip() == "2"
-    _write(tmp_path / "mechanisms-s-defaults", [_record("lrp", 0, 0.60), _record("lrp", 1, 0.62)])
-    last = mechanism_table(tmp_path, streams=("s",)).splitlines()[-1]
+    _write(tmp_path / "mechanisms-s-task-defaults", [_record("lrp", 0, 0.60), _record("lrp", 1, 0.62)])
+    last = mechanism_table(tmp_path, streams=("s-task",)).splitlines()[-1]
     assert last.startswith("| RNF at the library's defaults") and "-0.100 (hurts" in last and "tuned RNF" in last
-    _write(tmp_path / "mechanisms-s-tolerance", [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
-    retraining = next(line for line in mechanism_table(tmp_path, streams=("s",)).splitlines() if "+ retraining" in line)
+    _write(tmp_path / "mechanisms-s-task-tolerance", [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
+    table = mechanism_table(tmp_path, streams=("s-task",))
+    retraining = next(line for line in table.splitlines() if "+ retraining" in line)
     assert "-0.100 (hurts" in retraining
 
 
@@ -146,7 +160,9 @@ def test_the_defaults_step_is_the_library_s_defaults():
 
     for stream in STREAMS:
         benchmark, scenario = stream.rsplit("-", 1)
-        assert non_defaults({**strategy_params("rnf", benchmark, scenario), **DEFAULTS[2]}, scenario) == []
+        defaults = steps(scenario)[-1]
+        assert defaults[0] == DEFAULTS[0]
+        assert non_defaults({**strategy_params("rnf", benchmark, scenario), **defaults[2]}, scenario) == []
     assert mechanism_table(Path("/nonexistent")) == "No mechanism ablation result directory."
 
 

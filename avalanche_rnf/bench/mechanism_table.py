@@ -1,7 +1,7 @@
 """The mechanism ablation: RNF as in Ede et al. 2022, then one of this package's mechanisms added at a time.
 
 Each step's result directory ``mechanisms-<stream>-<step>`` holds RNF runs (``rnf-bench
---strategies rnf`` with the step's ``--param`` values, :data:`STEPS`) on the same stream and
+--strategies rnf`` with the step's ``--param`` values, :func:`steps`) on the same stream and
 seeds; the last step is the harness's tuned RNF. The table shows each step's accuracy,
 forgetting, the units frozen by the end, and what the step added against the one before it:
 "helps" or "hurts" where the change is larger than the seeds' spread, "tied" where it is not.
@@ -18,31 +18,59 @@ from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, prese
 from avalanche_rnf.options import Relevance
 
 Step = tuple[str, str, dict[str, object]]
-STEPS: tuple[Step, ...] = (
-    ("plain", "rnf-plain: relevance freezing as in Ede et al. 2022 (relevance mass 0.95, no isolation, "
-              "no cap, no search, no retraining)",
-     {"isolate": False, "capacity": "unlimited", "keep_last": False, "max_drop": None, "retrain_epochs": 0}),
-    ("isolation", "+ isolation (frozen units stop reading free ones)",
-     {"capacity": "unlimited", "keep_last": False, "max_drop": None, "retrain_epochs": 0}),
-    ("capacity", "+ fair capacity (and the last task keeps what is left)",
-     {"max_drop": None, "retrain_epochs": 0}),
-    ("tolerance", "+ tolerance search (the fewest units within max_drop)", {"retrain_epochs": 0}),
-    ("retraining", "+ retraining the kept units (the tuned RNF)", {}),
-)
-"""Per step: its name, what it adds, and the ``--param rnf.KEY=VALUE`` overrides of the tuned RNF. The
-last step is the tuned RNF itself: its runs are those of the stream's headline result directory."""
+ORDER = {"task": ("isolation", "capacity", "tolerance", "retraining"),
+         "class": ("isolation", "capacity", "inference", "tolerance", "retraining")}
+"""The mechanisms in the order they are added, per scenario."""
+OFF: dict[str, dict[str, object]] = {
+    "isolation": {"isolate": False}, "capacity": {"capacity": "unlimited", "keep_last": False},
+    "inference": {"task_inference": None}, "tolerance": {"max_drop": None}, "retraining": {"retrain_epochs": 0}}
+"""The harness's parameters that turn each mechanism off."""
+TEXT = {
+    "isolation": "+ isolation (frozen units stop reading free ones)",
+    "capacity": "+ fair capacity (and the last task keeps what is left, where tuned so)",
+    "inference": "+ task inference (only the recognised task's classes can win)",
+    "tolerance": "+ tolerance search (the fewest units within max_drop)",
+    "retraining": "+ retraining the kept units (the tuned RNF)",
+}
+PLAIN = ("rnf-plain: relevance freezing as in Ede et al. 2022 (relevance mass 0.95, no isolation, no cap, "
+         "no search, no retraining)")
 DEFAULTS: Step = ("defaults", "RNF at the library's defaults (`RNFPlugin()`)",
-            {"keep_last": False, "max_drop": None, "retrain_epochs": 0,
-             "reference_size": Relevance().reference_size})
-"""The library's defaults, compared with the tuned RNF: the harness's tuned values overridden back."""
-STREAMS = ("split_mnist-task",)
+                  {"keep_last": False, "max_drop": None, "retrain_epochs": 0,
+                   "reference_size": Relevance().reference_size})
+"""The library's defaults, compared with the tuned RNF: the harness's tuned values overridden back
+(task inference: ``"auto"`` in the class scenario, as the library's default chooses it there)."""
+STREAMS = ("split_mnist-task", "split_mnist-class")
 """Streams with a mechanism ablation, in the order shown."""
 
 
-def step_params(step: str) -> list[str]:
+def steps(scenario: str) -> list[Step]:
+    """The steps of a stream in ``scenario``: rnf-plain, then each mechanism added; each with the
+    ``--param rnf.KEY=VALUE`` overrides of the tuned RNF that turn the others off. The last step is
+    the tuned RNF itself: its runs are those of the stream's headline result directory. In the class
+    scenario isolation is asked for by name until task inference (which turns it on) is added."""
+    order = ORDER[scenario]
+    made: list[Step] = []
+    for k in range(len(order) + 1):
+        overrides = {key: value for m in order[k:] for key, value in OFF[m].items()}
+        if scenario != "task" and 0 < k < len(order):
+            overrides["isolate"] = True
+        made.append((order[k - 1] if k else "plain", TEXT[order[k - 1]] if k else PLAIN, overrides))
+    defaults = {**DEFAULTS[2], **({"task_inference": "auto"} if scenario != "task" else {})}
+    return [*made, (DEFAULTS[0], DEFAULTS[1], defaults)]
+
+
+def step_params(step: str, stream: str = "split_mnist-task") -> list[str]:
     """``rnf-bench`` arguments of a step: ``--param rnf.KEY=VALUE`` for each override (JSON values)."""
-    overrides = next(params for name, _, params in (*STEPS, DEFAULTS) if name == step)
+    overrides = next(params for name, _, params in steps(stream.rsplit("-", 1)[1]) if name == step)
     return [arg for key, value in overrides.items() for arg in ("--param", f"rnf.{key}={json.dumps(value)}")]
+
+
+def commands(stream: str, seeds: str = "0 1 2", out: str = "benchmarks/results") -> list[str]:
+    """The ``rnf-bench`` commands of a stream's steps (all but the tuned RNF, which is the headline run)."""
+    benchmark, scenario = stream.rsplit("-", 1)
+    return [f"rnf-bench --benchmark {benchmark} --scenario {scenario} --strategies rnf --seeds {seeds} "
+            f"{' '.join(step_params(name, stream))} --loggers text --out {out}/mechanisms-{stream}-{name}"
+            for name, _, _ in steps(scenario) if name != ORDER[scenario][-1]]
 
 
 def change(after: list[float], before: list[float]) -> str:
@@ -78,9 +106,10 @@ def mechanism_table(results: Path, link: str = "benchmarks/results/", streams: t
     for stream in streams:
         lines = [f"**{stream}**", "", "| step | seeds | average accuracy | forgetting | units frozen at the end | "
                  "change against the step before | results |", "|---" * 7 + "|"]
+        chain = steps(stream.rsplit("-", 1)[1])
         before: list[float] = []  # the step before's accuracies (none where it has no runs)
-        for step, text, _ in STEPS:
-            folder = results / (f"mechanisms-{stream}-{step}" if step != STEPS[-1][0] else stream)
+        for step, text, _ in chain[:-1]:
+            folder = results / (f"mechanisms-{stream}-{step}" if step != chain[-2][0] else stream)
             records = _runs(folder)
             accuracy = present(r.average_accuracy for r in records)
             if records:
@@ -95,3 +124,10 @@ def mechanism_table(results: Path, link: str = "benchmarks/results/", streams: t
         if len(lines) > 4:
             tables.append("\n".join(lines))
     return "\n\n".join(tables) if tables else "No mechanism ablation result directory."
+
+
+if __name__ == "__main__":  # the commands of every stream's steps, one per line (benchmarks/reproduce.sh)
+    import sys
+
+    print("\n".join(c for stream in STREAMS for c in commands(stream, out=sys.argv[1] if len(sys.argv) > 1
+                                                                else "benchmarks/results")))
