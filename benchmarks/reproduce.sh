@@ -266,6 +266,14 @@ for scenario in task class; do
   rnf-bench --benchmark split_mnist --scenario "$scenario" --online 64 --seeds 0 1 2 \
     --out "$R/online-split_mnist-$scenario" "${extra[@]}"
 done
+rnf-bench --benchmark split_mnist --scenario class --online 10 --strategies naive,lwf,er_ace,rnf --seeds 0 1 2 \
+  --loggers text --out "$R/online10-split_mnist-class" "${extra[@]}"
+
+# Streaming LDA on the raw pixels, added to the class-incremental MNIST-family runs.
+for b in split_mnist split_fmnist; do
+  rnf-bench --benchmark "$b" --scenario class --strategies slda --seeds 0 1 2 --loggers text \
+    --out "$R/$b-class" --resume "${extra[@]}"
+done
 
 # Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
 # at the same tolerance and the fair share, 2 seeds each.
