@@ -32,7 +32,7 @@ from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
-from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, scenario_of
+from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_tolerance, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
 
@@ -53,7 +53,8 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
     :param relevance: how units are scored (:class:`~avalanche_rnf.options.Relevance`).
     :param tolerance: search the relevance mass per experience on held-out training data
         (:class:`~avalanche_rnf.options.Tolerance` or its ``max_drop``); ``None``: freeze what
-        ``selection`` picks.
+        ``selection`` picks; ``"auto"`` (default): the scenario's, ``max_drop=0.005`` with class
+        inference, none otherwise (:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`).
     :param capacity: how many units an experience may freeze (:class:`~avalanche_rnf.options.Capacity`
         or its ``share``: ``"fair"``, ``"unlimited"`` or a fraction).
     :param retraining: train the kept sub-network alone for the experience's last epochs
@@ -78,7 +79,7 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         *,
         selection: SelectionRule | None = None,
         relevance: Relevance | None = None,
-        tolerance: Tolerance | float | None = None,
+        tolerance: Tolerance | float | Literal["auto"] | None = "auto",
         capacity: Capacity | Share = "fair",
         retraining: Retraining | float | None = None,
         isolate: bool | None = None,
@@ -96,7 +97,9 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         self.selection = selection if selection is not None else DEFAULT_SELECTION
         self.relevance = relevance
-        self.tolerance: Tolerance | None = as_option(tolerance, Tolerance, "tolerance")
+        self._auto_tolerance = isinstance(tolerance, str) and tolerance == "auto"
+        self.tolerance: Tolerance | None = None if self._auto_tolerance else as_option(tolerance, Tolerance,
+                                                                                       "tolerance")
         self.search = self.tolerance.search() if self.tolerance is not None else None
         self.capacity: Capacity = as_option(capacity, Capacity, "capacity")
         self.retraining = RetrainingSchedule(as_option(retraining, Retraining, "retraining"))
@@ -134,6 +137,10 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         glue.origin(strategy.experience)  # an online stream must show its task boundaries
         if self.inference.mode == "auto":
             self._resolve_scenario(strategy.model, glue.origin(strategy.experience))
+        if self._auto_tolerance:  # the scenario's default, once its task inference is known
+            self._auto_tolerance = False
+            self.tolerance = default_tolerance(self.task_inference)
+            self.search = self.tolerance.search() if self.tolerance is not None else None
 
     def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:
         """``task_inference="auto"``: the task inference the model and the stream call for, chosen once."""

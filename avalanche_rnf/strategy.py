@@ -34,7 +34,7 @@ class RNF(SupervisedTemplate):
         criterion: Callable[..., torch.Tensor] | None = None,
         selection: SelectionRule | None = None,
         relevance: Relevance | None = None,
-        tolerance: Tolerance | float | None = None,
+        tolerance: Tolerance | float | Literal["auto"] | None = "auto",
         capacity: Capacity | Share = "fair",
         retraining: Retraining | float | None = None,
         isolate: bool | None = None,

@@ -284,6 +284,14 @@ for job in "lrp 0 1" "random 0 1" "weight 0 1" "activation 0 1" "taylor 0 1"; do
     --out "$R/ablation-permuted_mnist20-task-$scores" "${extra[@]}"
 done
 
+# The class-incremental default tolerance (avalanche_rnf.scenario.DEFAULT_MAX_DROP), chosen on validation splits
+# with RNF otherwise at its defaults (sweep seeds 100 and 101, disjoint from the test seeds).
+for b in split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-tolerance.json --benchmark "$b" --scenario class --strategies rnf \
+    --seeds 100 101 --param rnf.reference_size=1000 --param rnf.retrain_epochs=0 --param 'rnf.task_inference="auto"' \
+    --param rnf.keep_last=false --loggers text --out "$R/sweep-defaults-tolerance-$b-class" "${extra[@]}"
+done
+
 # RNF's mechanisms one at a time on split_mnist (task- and class-incremental): Ede et al.'s relevance freezing,
 # then isolation, the fair capacity, task inference (class), the tolerance search (the last step, retraining, is
 # the tuned RNF of the headline runs above); and RNF at the library's defaults.

@@ -104,7 +104,7 @@ def _settings(plugin: RNFPlugin) -> dict:
     return {
         "selection": plugin.selection,
         "relevance": plugin.relevance,
-        "tolerance": plugin.tolerance,
+        "tolerance": "auto" if plugin._auto_tolerance else plugin.tolerance,
         "search": (search.max_drop, search.steps) if search is not None else None,
         "capacity": plugin.capacity,
         "retraining": (plugin.retraining.epochs, plugin.retraining.lr_scale),
@@ -155,7 +155,8 @@ def test_off_and_defaults():
     assert plugin.inference.mode == "auto" and plugin.task_inference is None and plugin.scenario is None
     assert _settings(RNFPlugin(task_inference=TaskInference())) == _settings(plugin)
     assert _settings(RNFPlugin(task_inference=False)) == _settings(RNFPlugin(task_inference=None))
-    assert _settings(RNFPlugin(tolerance=None, retraining=None, relevance=None)) == _settings(plugin)
+    assert _settings(RNFPlugin(tolerance="auto", retraining=None, relevance=None)) == _settings(plugin)
+    assert _settings(RNFPlugin(tolerance=None)) != _settings(plugin)  # "auto": the scenario's (tests/test_scenario.py)
 
 
 def test_the_strategy_passes_every_option_to_its_plugin():
@@ -221,8 +222,8 @@ def test_rnf_options_leaves_out_what_is_switched_off():
 
     off = rnf_options({"max_drop": None, "retrain_epochs": 0, "retrain_lr_scale": 2, "task_inference": False,
                        "recognition_layers": "last"})
-    assert off == {"selection": None, "relevance": Relevance(), "task_inference": None}
-    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin(task_inference=None))
+    assert off == {"selection": None, "relevance": Relevance(), "task_inference": None, "tolerance": None}
+    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin(task_inference=None, tolerance=None))
 
 
 def test_every_rnf_parameter_set_of_the_harness_maps_onto_the_strategy_s_keywords():
@@ -246,11 +247,12 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     from avalanche_rnf.bench.defaults_diff import non_defaults
     from avalanche_rnf.bench.hparams import strategy_params
 
-    assert non_defaults({}, "task") == [] and non_defaults({"task_inference": True}, "class") == []
+    assert non_defaults({}, "task") == [] and non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
     assert non_defaults({"task_inference": "domain"}, "domain") == []
-    assert non_defaults({"task_inference": None}, "class") == ["task_inference=None"]
-    assert non_defaults({}, "class") == ["task_inference=None"]  # the harness infers only when asked
-    assert non_defaults({"task_inference": "auto"}, "class") == non_defaults({"task_inference": "auto"}, "task") == []
+    assert non_defaults({"task_inference": None}, "class") == ["task_inference=None", "max_drop=None"]
+    assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None"]  # the harness asks for both
+    assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []
+    assert non_defaults({"task_inference": "auto"}, "task") == []
     assert non_defaults({"task_inference": "domain"}, "task") == ["task_inference=domain"]
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
@@ -261,6 +263,7 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
         "max_drop=0.001", "reference_size=300", "holdout=0.05", "keep_last=True", "retrain_epochs=1",
         "retrain_lr_scale=4"]
-    assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5},
-                        "class") == ["recognition_power=0.5"]
-    assert non_defaults({"task_inference": None, "recognition_power": 0.5}, "class") == ["task_inference=None"]
+    assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
+                         "max_drop": 0.005}, "class") == ["recognition_power=0.5"]
+    assert non_defaults({"task_inference": None, "recognition_power": 0.5}, "class") == [
+        "task_inference=None", "max_drop=None"]

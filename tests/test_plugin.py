@@ -218,7 +218,7 @@ def test_all_zero_relevance_warns_and_falls_back(digits_cil):
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     with torch.no_grad():
         model[2].weight.zero_()
-    plugin = RNFPlugin(relevance=Relevance(reference_size=50))
+    plugin = RNFPlugin(relevance=Relevance(reference_size=50), task_inference=None, tolerance=None)
     strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.0), [plugin])
     with pytest.warns(UserWarning, match="relevance of layer '0' is all zero; scoring its units by activation"):
         strategy.train(digits_cil.train_stream[0])

@@ -10,7 +10,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNFPlugin, TaskInference
+from avalanche_rnf import RNFPlugin, TaskInference, Tolerance
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
 from avalanche_rnf.scenario import scenario_of
@@ -61,6 +61,7 @@ def test_defaults_infer_classes_on_a_class_incremental_stream_and_beat_no_infere
     strategy = _train(ClassMLP(), bm.train_stream, auto)
     assert auto.scenario is not None and auto.scenario.name == "class"
     assert auto.task_inference == "class" and len(auto.recognizer) == 5
+    assert auto.tolerance == Tolerance(0.005) and len(auto.searches) == 5  # the class scenario's tolerance
     off = _train(ClassMLP(), bm.train_stream, RNFPlugin(task_inference=None))
     assert off.plugins[0].task_inference is None
     assert _stream_accuracy(strategy, bm.test_stream) > _stream_accuracy(off, bm.test_stream) + 0.2
@@ -82,6 +83,7 @@ def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
     _train(MultiHeadMLP(hidden=32), bm.train_stream[:2], heads, epochs=1)
     assert heads.scenario is not None and heads.scenario.name == "task" and heads.task_inference is None
     assert heads.isolate is None and heads.freeze.values  # isolation follows the heads, as before
+    assert heads.tolerance is None and not heads.searches
 
     cil = SplitDigits(5, return_task_id=False, seed=0)
     plain = RNFPlugin(isolate=False)  # inference needs isolation: auto leaves it off, and says so

@@ -4,7 +4,8 @@ The harness names RNF's options by flat keys (``max_drop``, ``retrain_epochs``, 
 :func:`~avalanche_rnf.bench.strategies.rnf_options`). A key's default is its option field's
 default; an option that is off by default (tolerance, retraining) is off at ``None`` or ``0``, and
 its other fields only count where it is on. Task inference's default is what ``"auto"`` chooses in
-the run's scenario.
+the run's scenario, and the tolerance's the one that mode brings
+(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 from avalanche_rnf.bench.strategies import RNF_GROUPS
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
+from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode
 
-AUTO = {"task": None, "class": "class", "domain": "domain"}
+AUTO: dict[str, Mode | None] = {"task": None, "class": "class", "domain": "domain"}
 """What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
 scenario: the harness's models have a head per task in ``task``, one head otherwise, and its class
 and domain streams bring new classes, and the same classes, with each experience."""
@@ -41,6 +43,11 @@ def _off(option: str, params: dict[str, Any], scenario: str) -> bool:
     return switch is not None and switch != "" and not params.get(switch)
 
 
+def default_max_drop(scenario: str) -> float | None:
+    """The tolerance search's ``max_drop`` of the library's defaults in a harness scenario (None: no search)."""
+    return DEFAULT_MAX_DROP.get(AUTO.get(scenario))
+
+
 def inferred(params: dict[str, Any], scenario: str) -> str | None:
     """The task inference a harness run of RNF used (the harness turns it off unless asked for)."""
     mode = params.get("task_inference")
@@ -52,8 +59,11 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     defaults = _defaults()
     mode = inferred(params, scenario)
     changed = [f"task_inference={mode}"] if mode != AUTO.get(scenario) else []
+    max_drop = params.get("max_drop") or None
+    if max_drop != default_max_drop(scenario):
+        changed.append(f"max_drop={max_drop}")
     for key, value in params.items():
-        if key == "task_inference":
+        if key in ("task_inference", "max_drop"):
             continue
         if key in defaults:
             option, default = defaults[key]

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from avalanche_rnf.bench.ablation_table import gap_and_spread
+from avalanche_rnf.bench.defaults_diff import default_max_drop
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
 from avalanche_rnf.options import Relevance
 
@@ -38,7 +39,7 @@ DEFAULTS: Step = ("defaults", "RNF at the library's defaults (`RNFPlugin()`)",
                   {"keep_last": False, "max_drop": None, "retrain_epochs": 0,
                    "reference_size": Relevance().reference_size})
 """The library's defaults, compared with the tuned RNF: the harness's tuned values overridden back
-(task inference: ``"auto"`` in the class scenario, as the library's default chooses it there)."""
+(task inference: ``"auto"`` in the class scenario; the tolerance the library's default brings there)."""
 STREAMS = ("split_mnist-task", "split_mnist-class")
 """Streams with a mechanism ablation, in the order shown."""
 
@@ -55,7 +56,8 @@ def steps(scenario: str) -> list[Step]:
         if scenario != "task" and 0 < k < len(order):
             overrides["isolate"] = True
         made.append((order[k - 1] if k else "plain", TEXT[order[k - 1]] if k else PLAIN, overrides))
-    defaults = {**DEFAULTS[2], **({"task_inference": "auto"} if scenario != "task" else {})}
+    defaults = {**DEFAULTS[2], **({"task_inference": "auto"} if scenario != "task" else {}),
+                "max_drop": default_max_drop(scenario)}
     return [*made, (DEFAULTS[0], DEFAULTS[1], defaults)]
 
 
