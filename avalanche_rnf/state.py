@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.heads import HeadTransfer
@@ -11,7 +11,7 @@ from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.options import Relevance
 from avalanche_rnf.reservoir import OnlineData
-from avalanche_rnf.scenario import Scenario
+from avalanche_rnf.scenario import Mode, Scenario
 
 
 class KeptState:
@@ -22,7 +22,7 @@ class KeptState:
     inference: TaskInferrer
     heads: HeadTransfer
     relevance: Relevance
-    task_inference: Literal["class", "domain"] | None
+    task_inference: Mode | None
     isolate: bool | None
     scenario: Scenario | None
     _warned: set[str]
@@ -71,5 +71,5 @@ class KeptState:
 
     def state_nbytes(self) -> int:
         """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
-        online = self._data.nbytes() if isinstance(self._data, OnlineData) else 0
+        online = online_data.nbytes() if (online_data := self._online()) is not None else 0
         return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online
