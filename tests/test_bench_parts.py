@@ -144,6 +144,26 @@ def test_model_option_names_the_run_and_needs_rgb_images():
         make_plan(build_parser().parse_args(["--benchmark", "split_mnist", "--model", "slim_resnet18"]))
 
 
+def test_a_strategy_s_own_learning_rate_replaces_the_benchmark_s_and_lr_overrides_it(monkeypatch):
+    from avalanche_rnf.bench import planning
+    from avalanche_rnf.bench.arguments import build_parser
+
+    base = planning.strategy_params
+    monkeypatch.setattr(planning, "strategy_params", lambda s, b, sc: {
+        **{k: v for k, v in base(s, b, sc).items() if k != "lr"}, **({"lr": 0.01} if s == "ewc" else {})})
+    parse = build_parser().parse_args
+    made = planning.make_plan(parse(["--strategies", "naive,ewc"]))
+    lrs = {spec.strategy: spec.training.lr for spec in made["specs"]}
+    assert lrs == {"naive": TRAINING["split_digits"].lr, "ewc": 0.01}
+    assert [spec.params.get("lr") for spec in made["specs"] if spec.strategy == "ewc"] == [0.01]  # results show it
+    forced = planning.make_plan(parse(["--strategies", "naive,ewc", "--lr", "0.2"]))
+    assert {spec.training.lr for spec in forced["specs"]} == {0.2}
+    asked = planning.make_plan(parse(["--strategies", "naive,ewc", "--lr", "0.2", "--param", "naive.lr=0.3"]))
+    assert {spec.strategy: spec.training.lr for spec in asked["specs"]} == {"naive": 0.3, "ewc": 0.2}
+    with pytest.raises(ValueError, match="naive's lr must be a positive"):
+        planning.make_plan(parse(["--strategies", "naive", "--param", "naive.lr=0"]))
+
+
 def test_imagefolder_classes_that_do_not_divide_evenly(tmp_path):
     _image_tree(tmp_path, classes=("a", "b", "c", "d", "e"), per_class=2)
     stream = build_stream("imagefolder", "task", root=tmp_path, n_experiences=2, image_size=8)

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from avalanche_rnf.bench.arguments import LOGGERS, UsageError, names, parse_params
 from avalanche_rnf.bench.data import ENV_VAR
-from avalanche_rnf.bench.hparams import PRESETS, SEARCH, STRATEGIES, TRAINING, strategy_params, with_overrides
+from avalanche_rnf.bench.hparams import (
+    PRESETS,
+    SEARCH,
+    STRATEGIES,
+    TRAINING,
+    Training,
+    strategy_params,
+    with_overrides,
+)
 from avalanche_rnf.bench.online import ONLINE_PARAMS, ONLINE_STRATEGIES
 
 if TYPE_CHECKING:
@@ -26,7 +34,6 @@ records the plan) and swept (the searched parameters per strategy)."""
 
 def make_plan(args: argparse.Namespace) -> Plan:
     """The runs to do: strategies x seeds (or, with --search, strategies x key-parameter values)."""
-    from avalanche_rnf.bench.runner import RunSpec
     from avalanche_rnf.bench.streams import BENCHMARKS
 
     overrides = parse_params(args.param)
@@ -69,6 +76,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
         name = (f"{prefix}{benchmark}-{scenario}" + (f"-{training.model}" if training.model else "")
                 + (f"-online{args.online}" if args.online else ""))
+    if args.lr is not None:  # --lr is every strategy's learning rate, the table's per-strategy ones included
+        for values in params.values():
+            values.pop("lr", None)
     for strategy, values in overrides.items():
         if strategy not in params:
             raise ValueError(f"--param for {strategy!r}, which is not among the strategies run")
@@ -81,20 +91,33 @@ def make_plan(args: argparse.Namespace) -> Plan:
             swept[strategy] = [key] if key else []
             for value in grid:
                 p = dict(params[strategy], **({key: value} if key else {}))
-                specs.append(RunSpec(strategy, p, training, args.seeds[0], validation=0.1))
+                specs.append(_spec(strategy, p, training, args.seeds[0], validation=0.1))
     elif space is not None:  # --sweep
         for strategy in strategies:  # one run at the table's values where the sweep has no space (a reference)
             swept[strategy] = list(space.strategies.get(strategy, ()))
             for point in space.points(strategy) if swept[strategy] else [{}]:
-                specs += [RunSpec(strategy, {**params[strategy], **point}, training, seed, validation=0.1)
+                specs += [_spec(strategy, {**params[strategy], **point}, training, seed, validation=0.1)
                           for seed in args.seeds]
     else:
-        specs = [RunSpec(s, params[s], training, seed) for seed in args.seeds for s in strategies]
+        specs = [_spec(s, params[s], training, seed) for seed in args.seeds for s in strategies]
     describe = {"benchmark": benchmark, "scenario": scenario, "training": training.as_dict(), "params": params,
                 "seeds": args.seeds, "preset": args.preset, "search": args.search or bool(args.sweep),
                 **({"sweep": space.as_dict()} if space is not None else {})}
     return {"name": name, "benchmark": benchmark, "scenario": scenario, "specs": specs, "describe": describe,
             "swept": swept}
+
+
+def _spec(strategy: str, params: dict[str, Any], training: Training, seed: int,
+          validation: float = 0.0) -> RunSpec:
+    """One run; a strategy's own learning rate (``lr`` among its parameters: from the hyperparameter table,
+    a sweep's point or ``--param STRATEGY.lr=...``) replaces the benchmark's. It stays among the parameters,
+    where results and sweeps read it; the strategy itself ignores it."""
+    from avalanche_rnf.bench.runner import RunSpec
+
+    lr = params.get("lr")
+    if lr is not None and not float(lr) > 0:
+        raise ValueError(f"{strategy}'s lr must be a positive learning rate, got {lr}")
+    return RunSpec(strategy, dict(params), with_overrides(training, lr=lr), seed, validation=validation)
 
 
 def _sweep_space(args: argparse.Namespace) -> SweepSpace | None:

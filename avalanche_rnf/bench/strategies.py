@@ -155,8 +155,9 @@ def build_strategy(
     input_shape: tuple[int, ...] | None = None,
 ):
     """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params`` (``input_shape``:
-    of one input, for strategies that read the inputs themselves)."""
-    params = dict(params)
+    of one input, for strategies that read the inputs themselves). A strategy's ``lr`` is ``training``'s
+    already (:func:`~avalanche_rnf.bench.planning.make_plan`)."""
+    params = {key: value for key, value in params.items() if key != "lr"}
     if name == "slda":
         if input_shape is None:
             raise ValueError("slda reads the raw inputs: pass input_shape")
