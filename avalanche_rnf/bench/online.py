@@ -62,16 +62,11 @@ class BoundaryEWCPlugin(EWCPlugin):
         self._sum: dict[str, torch.Tensor] = {}
         self._parts = 0
 
-    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
-        if self.tasks == 0:
-            return
-        saved, importances = self.saved_params[self.tasks - 1], self.importances[self.tasks - 1]
-        penalty = torch.zeros((), device=strategy.device)
-        for name, param in strategy.model.named_parameters():
-            if name in saved:  # parameters added since (new heads) are not penalised
-                anchor, importance = saved[name].expand(param.shape), importances[name].expand(param.shape)
-                penalty = penalty + (importance * (param - anchor).pow(2)).sum()
-        strategy.loss += self.ewc_lambda * penalty
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        """Avalanche's penalty (``before_backward``) reads the anchor stored under the experience before the
+        clock's: there, the last consolidated task's."""
+        if self.tasks:
+            self._keep_only(self.tasks - 1, alias=strategy.clock.train_exp_counter - 1)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         importances = self.compute_importances(strategy.model, strategy._criterion, strategy.optimizer,
@@ -84,6 +79,15 @@ class BoundaryEWCPlugin(EWCPlugin):
                                        device=total.device) for name, total in self._sum.items()}
             self.update_importances(average, self.tasks)
             self.saved_params[self.tasks] = copy_params_dict(strategy.model)
-            self.saved_params.pop(self.tasks - 1, None)
+            self._keep_only(self.tasks)
             self.tasks += 1
             self._sum, self._parts = {}, 0
+
+    def _keep_only(self, key: int, alias: int | None = None) -> None:
+        """Drop every anchor and importance but those under ``key`` (also under ``alias``, when given)."""
+        for table in (self.saved_params, self.importances):
+            kept = table[key]
+            table.clear()
+            table[key] = kept
+            if alias is not None:
+                table[alias] = kept
