@@ -5,7 +5,7 @@ Kept in the plugin's state and published as metrics (``RNF/...``) through Avalan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
@@ -33,6 +33,10 @@ class History:
         self.scores.append({k: v.cpu() for k, v in normalized.items()})
         self.relevance_seconds.append(seconds)
         self.frozen_fractions.append(fractions)
+
+    def retrained(self, accuracy: float) -> None:
+        """The last search's kept sub-network scored ``accuracy`` on held-out data after retraining."""
+        self.searches[-1] = replace(self.searches[-1], retrained_accuracy=accuracy)
 
     def metric_values(self, overall_fraction: float, searched: bool) -> dict[str, float]:
         """The latest experience's metrics, by name."""

@@ -11,7 +11,6 @@ so it works inside any strategy next to any other plugin.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
@@ -35,6 +34,7 @@ from avalanche_rnf.retraining import RetrainingSchedule
 from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_tolerance, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
+from avalanche_rnf.tolerance import ToleranceSearch
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
 DEFAULT_RESERVOIR = 1000
@@ -100,7 +100,6 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         self._auto_tolerance = isinstance(tolerance, str) and tolerance == "auto"
         self.tolerance: Tolerance | None = None if self._auto_tolerance else as_option(tolerance, Tolerance,
                                                                                        "tolerance")
-        self.search = self.tolerance.search() if self.tolerance is not None else None
         self.capacity: Capacity = as_option(capacity, Capacity, "capacity")
         self.retraining = RetrainingSchedule(as_option(retraining, Retraining, "retraining"))
         self.isolate = True if inference is not None and inference.mode != "auto" else isolate
@@ -125,6 +124,11 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         self._in_experience = False
         self._pending: Choice | None = None
 
+    @property
+    def search(self) -> ToleranceSearch | None:
+        """Each experience's tolerance search (None: the selection alone decides)."""
+        return self.tolerance.search() if self.tolerance is not None else None
+
     # ------------------------------------------------------------------ training
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
         self._scan(strategy.model)
@@ -140,7 +144,6 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         if self._auto_tolerance:  # the scenario's default, once its task inference is known
             self._auto_tolerance = False
             self.tolerance = default_tolerance(self.task_inference)
-            self.search = self.tolerance.search() if self.tolerance is not None else None
 
     def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:
         """``task_inference="auto"``: the task inference the model and the stream call for, chosen once."""
@@ -230,8 +233,7 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         self._freeze(model, choice)
         data = self._data_of(strategy)
         if retrained and self.search is not None and self.searches:
-            retrained_accuracy = self.inference.kept_accuracy(model, self.layers, data.held_out(), glue.call)
-            self.searches[-1] = replace(self.searches[-1], retrained_accuracy=retrained_accuracy)
+            self.history.retrained(self.inference.kept_accuracy(model, self.layers, data.held_out(), glue.call))
         if self.task_inference:
             index = glue.origin(strategy.experience).current_experience
             self.inference.learn_task(model, self.layers, self.freeze, index, data.batches(self.inference.samples),
