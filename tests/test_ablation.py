@@ -180,3 +180,60 @@ def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_fro
     rnf = next(line for line in table.splitlines() if line.startswith("| rnf |"))
     assert rnf.split("|")[2].strip() == "0.850 (task inferred)" and rnf.split("|")[3].strip() == "0.850"
     assert "| c-class | `max_drop=0.002` |" in table and "| c-task | none |" in table
+
+
+def test_defaults_overrides_bring_every_tuned_column_back_to_the_library_s_defaults():
+    from avalanche_rnf.bench.defaults_diff import defaults_overrides, non_defaults
+    from avalanche_rnf.bench.defaults_table import COLUMNS
+    from avalanche_rnf.bench.hparams import strategy_params
+
+    for column in COLUMNS:
+        benchmark, scenario = column.rsplit("-", 1)
+        params = strategy_params("rnf", benchmark, scenario)
+        assert non_defaults({**params, **defaults_overrides(params, scenario)}, scenario) == [], column
+    tuned = {"capacity": 0.09, "recognition_layers": "input", "mass": 0.5, "task_inference": "domain"}
+    assert non_defaults(tuned, "domain") != []
+    back = defaults_overrides(tuned, "domain")
+    assert back["capacity"] == "fair" and back["recognition_layers"] == "all" and back["task_inference"] == "auto"
+    assert non_defaults({**tuned, **back}, "domain") == []
+
+
+def test_defaults_table_compares_each_column_s_defaults_with_its_tuned_rnf(tmp_path):
+    from avalanche_rnf.bench.defaults_table import command, defaults_table, folder_name, verdict
+
+    _write(tmp_path / "s-task", [_record("lrp", 0, 0.90), _record("lrp", 1, 0.92)])
+    _write(tmp_path / folder_name("s-task"), [_record("lrp", 0, 0.90), _record("lrp", 1, 0.91)])
+    _write(tmp_path / "s-class", [_record("lrp", 0, 0.90), _record("lrp", 1, 0.92)])
+    _write(tmp_path / folder_name("s-class"), [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
+    table = defaults_table(tmp_path, columns=("s-task", "s-class", "s-domain"))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert set(rows) == {"s-task", "s-class"}  # no runs, no row
+    assert "**met**: -0.005 (seeds' spread ±0.014)" in rows["s-task"]
+    assert "missed by 0.090: -0.100" in rows["s-class"]
+    assert verdict([0.9, 0.91], [0.92, 0.94]).endswith("inside the spread") is False
+    assert verdict([0.90, 0.96], [0.92, 0.98]).endswith("inside the spread")
+    assert verdict([0.9], [0.9]) == "not enough seeds (2 needed)"
+    assert folder_name("split_mnist-class") == "mechanisms-split_mnist-class-defaults"
+    assert "--param rnf.task_inference=\"auto\" --param rnf.max_drop=0.005" in command("split_fmnist-class")
+    assert defaults_table(tmp_path, columns=("s-domain",)) == "No defaults result directory."
+
+
+def test_peer_targets_compare_rnf_with_the_best_peer_its_target_names(tmp_path):
+    from avalanche_rnf.bench.peer_targets import peer_targets_table, verdict
+
+    def run(strategy: str, seed: int, accuracy: float) -> RunRecord:
+        return RunRecord("split_digits", "task", strategy, seed, {"params": {}},
+                         matrix=[[accuracy, 0.1], [accuracy, accuracy]])
+
+    main = [run(s, seed, a + 0.001 * seed) for s, a in (("rnf", 0.95), ("packnet", 0.96), ("replay", 0.99),
+                                                        ("joint", 1.0), ("naive", 0.9)) for seed in (0, 1)]
+    _write(tmp_path / "split_digits-task", main)
+    _write(tmp_path / "split_fmnist-class", [run(s, seed, a) for s, a in (("rnf", 0.8), ("slda", 0.7), ("replay", 0.9))
+                                             for seed in (0, 1)])
+    rows = {line.split("|")[1].strip(): line for line in peer_targets_table(tmp_path).splitlines()[2:]}
+    assert set(rows) == {"split_digits-task", "split_fmnist-class"}
+    assert "| packnet 0.96" in rows["split_digits-task"] and "missed: -0.010" in rows["split_digits-task"]
+    assert "| slda 0.700" in rows["split_fmnist-class"] and "**met**: +0.100" in rows["split_fmnist-class"]
+    assert verdict([0.90, 0.92], [0.91, 0.93]).startswith("tied: -0.010")
+    assert verdict([0.9], [0.9]) == "not enough seeds (2 needed)"
+    assert peer_targets_table(tmp_path / "none") == "No result directory with RNF and a peer."

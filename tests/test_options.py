@@ -254,6 +254,7 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []
     assert non_defaults({"task_inference": "auto"}, "task") == []
     assert non_defaults({"task_inference": "domain"}, "task") == ["task_inference=domain"]
+    assert non_defaults({"lr": 0.02}, "task") == []  # the run's training, not an RNF setting
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
                          "capacity": "fair", "keep_last": False, "reference_size": 1000, "mass": 0.95,

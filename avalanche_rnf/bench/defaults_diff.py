@@ -63,7 +63,7 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     if max_drop != default_max_drop(scenario):
         changed.append(f"max_drop={max_drop}")
     for key, value in params.items():
-        if key in ("task_inference", "max_drop"):
+        if key in ("task_inference", "max_drop", "lr"):  # lr: the run's training, not an RNF setting
             continue
         if key in defaults:
             option, default = defaults[key]
@@ -78,3 +78,19 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
             continue
         changed.append(f"{key}={value}")
     return changed
+
+
+def defaults_overrides(params: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """The harness parameters that turn a run with ``params`` into RNF at the library's defaults: no
+    retraining, the tolerance and task inference of ``"auto"`` in ``scenario``, the last task capped like
+    the others, and every other setting away from its default set back to it."""
+    defaults = _defaults()
+    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": 0, "reference_size": defaults["reference_size"][1],
+                           **({"task_inference": "auto"} if scenario != "task" else {}),
+                           "max_drop": default_max_drop(scenario)}
+    for item in non_defaults({**params, **out}, scenario):
+        key = item.split("=", 1)[0]
+        out[key] = DEFAULT_SELECTION.mass if key == "mass" else _PLUGIN[key].default if key in _PLUGIN \
+            else defaults[key][1]
+    return out
+

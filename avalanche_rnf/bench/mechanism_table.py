@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 from avalanche_rnf.bench.ablation_table import gap_and_spread
-from avalanche_rnf.bench.defaults_diff import default_max_drop
+from avalanche_rnf.bench.defaults_diff import defaults_overrides
+from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
-from avalanche_rnf.options import Relevance
 
 Step = tuple[str, str, dict[str, object]]
 ORDER = {"task": ("isolation", "capacity", "tolerance", "retraining"),
@@ -35,15 +35,14 @@ TEXT = {
 }
 PLAIN = ("rnf-plain: relevance freezing as in Ede et al. 2022 (relevance mass 0.95, no isolation, no cap, "
          "no search, no retraining)")
-DEFAULTS: Step = ("defaults", "RNF at the library's defaults (`RNFPlugin()`)",
-                  {"keep_last": False, "retrain_epochs": 0, "reference_size": Relevance().reference_size})
+DEFAULTS = ("defaults", "RNF at the library's defaults (`RNFPlugin()`)")
 """The library's defaults, compared with the tuned RNF: the harness's tuned values overridden back
-(task inference: ``"auto"`` in the class scenario; the tolerance the library's default brings there)."""
+(:func:`~avalanche_rnf.bench.defaults_diff.defaults_overrides`)."""
 STREAMS = ("split_mnist-task", "split_mnist-class")
 """Streams with a mechanism ablation, in the order shown."""
 
 
-def steps(scenario: str) -> list[Step]:
+def steps(scenario: str, benchmark: str = "split_mnist") -> list[Step]:
     """The steps of a stream in ``scenario``: rnf-plain, then each mechanism added; each with the
     ``--param rnf.KEY=VALUE`` overrides of the tuned RNF that turn the others off. The last step is
     the tuned RNF itself: its runs are those of the stream's headline result directory. In the class
@@ -55,14 +54,14 @@ def steps(scenario: str) -> list[Step]:
         if scenario != "task" and 0 < k < len(order):
             overrides["isolate"] = True
         made.append((order[k - 1] if k else "plain", TEXT[order[k - 1]] if k else PLAIN, overrides))
-    defaults = {**DEFAULTS[2], **({"task_inference": "auto"} if scenario != "task" else {}),
-                "max_drop": default_max_drop(scenario)}
-    return [*made, (DEFAULTS[0], DEFAULTS[1], defaults)]
+    defaults = defaults_overrides(strategy_params("rnf", benchmark, scenario), scenario)
+    return [*made, (*DEFAULTS, defaults)]
 
 
 def step_params(step: str, stream: str = "split_mnist-task") -> list[str]:
     """``rnf-bench`` arguments of a step: ``--param rnf.KEY=VALUE`` for each override (JSON values)."""
-    overrides = next(params for name, _, params in steps(stream.rsplit("-", 1)[1]) if name == step)
+    benchmark, scenario = stream.rsplit("-", 1)
+    overrides = next(params for name, _, params in steps(scenario, benchmark) if name == step)
     return [arg for key, value in overrides.items() for arg in ("--param", f"rnf.{key}={json.dumps(value)}")]
 
 
@@ -71,7 +70,7 @@ def commands(stream: str, seeds: str = "0 1 2", out: str = "benchmarks/results")
     benchmark, scenario = stream.rsplit("-", 1)
     return [f"rnf-bench --benchmark {benchmark} --scenario {scenario} --strategies rnf --seeds {seeds} "
             f"{' '.join(step_params(name, stream))} --loggers text --out {out}/mechanisms-{stream}-{name}"
-            for name, _, _ in steps(scenario) if name != ORDER[scenario][-1]]
+            for name, _, _ in steps(scenario, benchmark) if name != ORDER[scenario][-1]]
 
 
 def change(after: list[float], before: list[float]) -> str:
@@ -107,7 +106,8 @@ def mechanism_table(results: Path, link: str = "benchmarks/results/", streams: t
     for stream in streams:
         lines = [f"**{stream}**", "", "| step | seeds | average accuracy | forgetting | units frozen at the end | "
                  "change against the step before | results |", "|---" * 7 + "|"]
-        chain = steps(stream.rsplit("-", 1)[1])
+        benchmark, scenario = stream.rsplit("-", 1)
+        chain = steps(scenario, benchmark)
         before: list[float] = []  # the step before's accuracies (none where it has no runs)
         for step, text, _ in chain[:-1]:
             folder = results / (f"mechanisms-{stream}-{step}" if step != chain[-2][0] else stream)
