@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from avalanche_rnf.bench.ablation_table import ablation_table
+from avalanche_rnf.bench.defaults_table import defaults_table
 from avalanche_rnf.bench.mechanism_table import mechanism_table
+from avalanche_rnf.bench.peer_targets import peer_targets_table
 from avalanche_rnf.bench.result_tables import (
     RESULTS,
     ROOT,
@@ -41,6 +43,8 @@ BLOCKS: dict[Path, Blocks] = {
     ROOT / "README.md": {"comparison": comparison_table},
     ROOT / "docs" / "results.md": {"comparison": lambda: comparison_table(link=DOCS_LINK),
                                    "targets": lambda: targets_table(link=DOCS_LINK),
+                                   "peer-targets": lambda: peer_targets_table(RESULTS, link=DOCS_LINK),
+                                   "defaults": lambda: defaults_table(RESULTS, link=DOCS_LINK),
                                    "task-agnostic": lambda: task_agnostic_table(link=DOCS_LINK),
                                    "online": lambda: comparison_table(link=DOCS_LINK, order=ONLINE_ORDER),
                                    "explanation-drift": lambda: explanation_table(link=DOCS_LINK),

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 EXPLAIN_ORDER = ("explain-split_mnist-task",)
 """The result directories of ``rnf-bench --explain`` runs."""
-ORDER = ("split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class", "permuted_mnist-domain",
-         "split_cifar10-task", "split_cifar10-class")
+ORDER = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
+         "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
 
 
 def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
