@@ -16,10 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from avalanche_rnf.freezing import EntryFreeze, FreezeState
-from avalanche_rnf.isolation import Source, input_mask, unit_sources
+from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import Call, accuracy
 from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units, weight_of
 from avalanche_rnf.options import TaskInference
+from avalanche_rnf.output_layer import check_output_layer, output_columns, output_source
 from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
@@ -66,22 +67,9 @@ class TaskInferrer:
         self.mode = mode
 
     # ------------------------------------------------------------------ the output layer
-    def check_output_layer(self, model: nn.Module, layers: list[UnitLayer], multi_head: bool) -> nn.Linear:
-        """Task inference needs a single head: the last unit layer registered, a Linear over all classes."""
-        name = layers[-1].name
-        module = model.get_submodule(name)
-        if not isinstance(module, nn.Linear) or multi_head:
-            raise ValueError(
-                "task_inference needs a single-head model whose last layer is a Linear over all classes "
-                f"(class-incremental); {name!r} is {type(module).__name__}"
-                + (" inside a multi-head classifier: task labels are given, use task_inference=False." if
-                   multi_head else ".")
-            )
-        return module
-
     def class_rows(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
         """``"class"``: the output layer's rows of the experience's classes."""
-        module = self.check_output_layer(model, layers, False)
+        module = check_output_layer(model, layers, False)
         rows = torch.zeros(module.out_features, dtype=torch.bool)
         rows[torch.as_tensor(list(experience.classes_in_this_experience), dtype=torch.long)] = True
         learned = rows & (self.recognizer.task_of_class(module.out_features) >= 0)
@@ -92,18 +80,6 @@ class TaskInferrer:
                 "one, whose output rows are frozen: for experiences that share classes use task_inference='domain'."
             )
         return {layers[-1].name: rows}
-
-    @staticmethod
-    def output_source(model: nn.Module, layers: list[UnitLayer]) -> Source:
-        source = unit_sources(model, layers, set())[layers[-1].name]
-        if source is None:
-            raise ValueError("task_inference needs a hidden layer in front of the output layer")
-        return source
-
-    def columns(self, model: nn.Module, layers: list[UnitLayer], units: Tensor) -> Tensor:
-        """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
-        module = model.get_submodule(layers[-1].name)
-        return input_mask(module, self.output_source(model, layers), units).expand_as(weight_of(module))
 
     def begin(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
         """An experience begins: check its classes (``"class"``: now, not after training), give the
@@ -117,14 +93,14 @@ class TaskInferrer:
         """``"domain"``, before a task trains: the output layer's columns from earlier tasks' units."""
         if self.mode != "domain" or not self.task_inputs:
             return {}
-        return {f"{layers[-1].name}.weight": self.columns(model, layers, torch.stack(self.task_inputs).any(0))}
+        return {f"{layers[-1].name}.weight": output_columns(model, layers, torch.stack(self.task_inputs).any(0))}
 
     def own_weights(self, model: nn.Module, layers: list[UnitLayer]) -> dict[str, Tensor]:
         """``"domain"``: the output weight reading the latest task's units only (its function)."""
         if self.mode != "domain":
             return {}
         weight = weight_of(model.get_submodule(layers[-1].name))
-        return {f"{layers[-1].name}.weight": weight * self.columns(model, layers, self.task_inputs[-1])}
+        return {f"{layers[-1].name}.weight": weight * output_columns(model, layers, self.task_inputs[-1])}
 
     def kept_accuracy(self, model: nn.Module, layers: list[UnitLayer], held_out: list[Batch], call: Call) -> float:
         """Held-out accuracy of the latest task's kept function, as the recognised task computes it."""
@@ -137,7 +113,7 @@ class TaskInferrer:
         self.entries.restore(model)
         output = layers[-1].name
         module = model.get_submodule(output)
-        source = self.output_source(model, layers).layer
+        source = output_source(model, layers).layer
         units = new[source].clone()
         if not units.any():
             warnings.warn(
@@ -145,7 +121,7 @@ class TaskInferrer:
                 "layer: its outputs are the output layer's bias alone. A smaller max_drop keeps more units.",
                 stacklevel=4,
             )
-        self.entries.freeze(model, f"{output}.weight", self.columns(model, layers, units))
+        self.entries.freeze(model, f"{output}.weight", output_columns(model, layers, units))
         if isinstance(module.bias, Tensor):
             self.entries.freeze(model, f"{output}.bias", torch.ones_like(module.bias, dtype=torch.bool))
         self.task_inputs.append(units)
@@ -261,7 +237,7 @@ class TaskInferrer:
         """``"domain"``: a forward hook on the output layer that recognises each input's task (the tap
         has read every feature by then) and recomputes the output from that task's own units."""
         module = model.get_submodule(layers[-1].name)
-        masks = torch.stack([self.columns(model, layers, units)[0] for units in self.task_inputs])
+        masks = torch.stack([output_columns(model, layers, units)[0] for units in self.task_inputs])
 
         def hook(layer: nn.Linear, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
             assert self.tap is not None

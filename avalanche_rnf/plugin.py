@@ -29,6 +29,7 @@ from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import freeze_units, isolate
 from avalanche_rnf.layers import UnitLayer, scan
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
+from avalanche_rnf.output_layer import check_output_layer, check_single_head
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
 from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_tolerance, scenario_of
@@ -133,7 +134,7 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
     def before_training(self, strategy: Any, **kwargs: Any) -> None:
         self._scan(strategy.model)
         if self.task_inference:
-            self.inference.check_output_layer(strategy.model, self.layers, bool(glue.heads(strategy.model)))
+            check_output_layer(strategy.model, self.layers, bool(glue.heads(strategy.model)))
         self.heads.check(bool(glue.heads(strategy.model)))
 
     def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
@@ -153,12 +154,8 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
                                     set(map(int, getattr(experience, "classes_in_this_experience", []))),
                                     last.out_features if isinstance(last, nn.Linear) else None,
                                     glue.incremental_head(model))
-
-        def check() -> None:
-            self.inference.check_output_layer(model, self.layers, False)
-            self.inference.output_source(model, self.layers)
-
-        mode = chosen_mode(self.scenario, isolate=self.isolate, explicit=self._explicit_inference, check=check)
+        mode = chosen_mode(self.scenario, isolate=self.isolate, explicit=self._explicit_inference,
+                           check=lambda: check_single_head(model, self.layers))
         self.inference.resolve(mode)
         self.task_inference = mode
         self.isolate = True if mode is not None else self.isolate
