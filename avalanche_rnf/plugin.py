@@ -20,6 +20,7 @@ from avalanche_rnf import glue
 from avalanche_rnf.choosing import Choice, Chooser, budgets
 from avalanche_rnf.cuts import WeightCuts
 from avalanche_rnf.evaluating import EvaluationCallbacks
+from avalanche_rnf.experience_access import ExperienceAccess
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.graph import DataFlow
 from avalanche_rnf.heads import HeadTransfer
@@ -27,12 +28,12 @@ from avalanche_rnf.history import History
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import freeze_units, isolate
-from avalanche_rnf.layers import UnitLayer, scan
+from avalanche_rnf.layers import UnitLayer
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.output_layer import check_output_layer, check_single_head
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
-from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_tolerance, scenario_of
+from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_retraining, default_tolerance, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
 from avalanche_rnf.tolerance import ToleranceSearch
@@ -43,7 +44,7 @@ DEFAULT_RESERVOIR = 1000
 log = logging.getLogger(__name__)
 
 
-class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
+class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlugin):
     """Relevance-based Neural Freezing (Ede et al. 2022, arXiv 2205.01929).
 
     Every option has a default; the grouped ones are documented in :mod:`avalanche_rnf.options`.
@@ -59,7 +60,9 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
     :param capacity: how many units an experience may freeze (:class:`~avalanche_rnf.options.Capacity`
         or its ``share``: ``"fair"``, ``"unlimited"`` or a fraction).
     :param retraining: train the kept sub-network alone for the experience's last epochs
-        (:class:`~avalanche_rnf.options.Retraining` or its ``epochs``).
+        (:class:`~avalanche_rnf.options.Retraining` or its ``epochs``); ``None``: off; ``"auto"``
+        (default): the scenario's, on where no task is inferred (task-incremental streams) and
+        isolation is on, off in online streams (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
     :param isolate: cut newly frozen units and a finished task's head off the free units, so each
         task's function is kept exactly (:mod:`~avalanche_rnf.isolation`). ``None``: on for
         multi-head (task-incremental) models.
@@ -82,7 +85,7 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         relevance: Relevance | None = None,
         tolerance: Tolerance | float | Literal["auto"] | None = "auto",
         capacity: Capacity | Share = "fair",
-        retraining: Retraining | float | None = None,
+        retraining: Retraining | float | Literal["auto"] | None = "auto",
         isolate: bool | None = None,
         head_transfer: bool = True,
         task_inference: TaskInference | Mode | Literal["auto"] | bool | None = "auto",
@@ -98,11 +101,14 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
             raise ValueError("task_inference needs isolation (each task's function kept exactly): drop isolate=False.")
         self.selection = selection if selection is not None else DEFAULT_SELECTION
         self.relevance = relevance
-        self._auto_tolerance = isinstance(tolerance, str) and tolerance == "auto"
-        self.tolerance: Tolerance | None = None if self._auto_tolerance else as_option(tolerance, Tolerance,
-                                                                                       "tolerance")
+        self._auto = {name for name, value in (("tolerance", tolerance), ("retraining", retraining))
+                      if isinstance(value, str) and value == "auto"}
+        """Options still to be chosen from the scenario."""
+        self.tolerance: Tolerance | None = None if "tolerance" in self._auto else as_option(tolerance, Tolerance,
+                                                                                           "tolerance")
         self.capacity: Capacity = as_option(capacity, Capacity, "capacity")
-        self.retraining = RetrainingSchedule(as_option(retraining, Retraining, "retraining"))
+        self.retraining = RetrainingSchedule(None if "retraining" in self._auto else
+                                             as_option(retraining, Retraining, "retraining"))
         self.isolate = True if inference is not None and inference.mode != "auto" else isolate
         self.seed = seed
         self.strict = strict
@@ -142,9 +148,13 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         glue.origin(strategy.experience)  # an online stream must show its task boundaries
         if self.inference.mode == "auto":
             self._resolve_scenario(strategy.model, glue.origin(strategy.experience))
-        if self._auto_tolerance:  # the scenario's default, once its task inference is known
-            self._auto_tolerance = False
+        if "tolerance" in self._auto:  # the scenario's defaults, once its task inference is known
             self.tolerance = default_tolerance(self.task_inference)
+        if "retraining" in self._auto:
+            isolated = self.isolate if self.isolate is not None else bool(glue.heads(strategy.model))
+            self.retraining = RetrainingSchedule(default_retraining(self.task_inference, isolated,
+                                                                    glue.is_online(strategy.experience)))
+        self._auto = set()
 
     def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:
         """``task_inference="auto"``: the task inference the model and the stream call for, chosen once."""
@@ -282,21 +292,3 @@ class RNFPlugin(KeptState, EvaluationCallbacks, SupervisedPlugin):
         expected = {layer.name for layer in self.layers} if choice.keeps_all else self.heads.whole | set(
             self.inference.rows)
         freeze_units(model, self.layers, self.freeze, choice.new, expected, self._warned)
-
-    # ------------------------------------------------------------------ data
-    def _scan(self, model: nn.Module, experience: Any = None, device: Any = "cpu") -> None:
-        """The model's unit layers, grouped by its data flow as traced on ``experience``'s first input."""
-        if experience is not None:
-            self.flow.example = glue.example(experience, device)
-        self.layers = self.flow.layers(model, scan(model, self.strict, self._warned))
-        if experience is not None and self._data is not None:  # RNF's passes keep activations small
-            self._data.batch_size = self.flow.lean(model, self.layers, self.relevance.batch_size)
-
-    def _data_of(self, strategy: Any, adapted: Any = None, holdout: float | None = None) -> Any:
-        """The experience's data as adapted for training (made anew from ``adapted``; from its raw
-        dataset where no adaptation ran; in an online stream, the reservoirs)."""
-        if adapted is not None or self._data is None:
-            dataset = adapted if adapted is not None else strategy.experience.dataset
-            self._data = glue.ExperienceData(dataset, strategy.experience, holdout=holdout, seed=self.seed,
-                                             batch_size=self.relevance.batch_size, device=strategy.device)
-        return self._data

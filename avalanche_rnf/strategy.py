@@ -36,7 +36,7 @@ class RNF(SupervisedTemplate):
         relevance: Relevance | None = None,
         tolerance: Tolerance | float | Literal["auto"] | None = "auto",
         capacity: Capacity | Share = "fair",
-        retraining: Retraining | float | None = None,
+        retraining: Retraining | float | Literal["auto"] | None = "auto",
         isolate: bool | None = None,
         head_transfer: bool = True,
         task_inference: TaskInference | Mode | Literal["auto"] | bool | None = "auto",

@@ -110,10 +110,10 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
         made[step] = rnf_options({**tuned, **parse_params(step_params(step)[1::2]).get("rnf", {})})
     plain = made["plain"]
     assert plain["isolate"] is False and plain["capacity"] == Capacity("unlimited")
-    assert plain["tolerance"] is None and "retraining" not in plain and plain["task_inference"] is None
+    assert plain["tolerance"] is None and plain["retraining"] is None and plain["task_inference"] is None
     assert "isolate" not in made["isolation"] and made["isolation"]["capacity"] == Capacity("unlimited")
     assert made["capacity"]["capacity"] == Capacity("fair", keep_last=True) and made["capacity"]["tolerance"] is None
-    assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and "retraining" not in made["tolerance"]
+    assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and made["tolerance"]["retraining"] is None
     assert made["retraining"] == rnf_options(tuned) and made["retraining"]["retraining"] == Retraining(1, lr_scale=4)
 
     tuned = strategy_params("rnf", "split_mnist", "class")
@@ -175,7 +175,8 @@ def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_fro
 
     _write(tmp_path / "c-class", [run("rnf", "class", {"task_inference": True, "max_drop": 0.002}),
                                   run("naive", "class", {})])
-    _write(tmp_path / "c-task", [run("rnf", "task", {}), run("naive", "task", {})])
+    _write(tmp_path / "c-task", [run("rnf", "task", {"retrain_epochs": 0.9}),
+                                 run("naive", "task", {})])
     table = comparison_table(tmp_path, order=("c-class", "c-task"))
     rnf = next(line for line in table.splitlines() if line.startswith("| rnf |"))
     assert rnf.split("|")[2].strip() == "0.850 (task inferred)" and rnf.split("|")[3].strip() == "0.850"

@@ -104,10 +104,11 @@ def _settings(plugin: RNFPlugin) -> dict:
     return {
         "selection": plugin.selection,
         "relevance": plugin.relevance,
-        "tolerance": "auto" if plugin._auto_tolerance else plugin.tolerance,
+        "tolerance": "auto" if "tolerance" in plugin._auto else plugin.tolerance,
         "search": (search.max_drop, search.steps) if search is not None else None,
         "capacity": plugin.capacity,
-        "retraining": (plugin.retraining.epochs, plugin.retraining.lr_scale),
+        "retraining": "auto" if "retraining" in plugin._auto else (plugin.retraining.epochs,
+                                                                   plugin.retraining.lr_scale),
         "isolate": plugin.isolate,
         "task_inference": plugin.task_inference,
         "inference": (inference.mode, inference.layers, inference.samples, inference.posterior, inference.views,
@@ -155,8 +156,9 @@ def test_off_and_defaults():
     assert plugin.inference.mode == "auto" and plugin.task_inference is None and plugin.scenario is None
     assert _settings(RNFPlugin(task_inference=TaskInference())) == _settings(plugin)
     assert _settings(RNFPlugin(task_inference=False)) == _settings(RNFPlugin(task_inference=None))
-    assert _settings(RNFPlugin(tolerance="auto", retraining=None, relevance=None)) == _settings(plugin)
+    assert _settings(RNFPlugin(tolerance="auto", retraining="auto", relevance=None)) == _settings(plugin)
     assert _settings(RNFPlugin(tolerance=None)) != _settings(plugin)  # "auto": the scenario's (tests/test_scenario.py)
+    assert _settings(RNFPlugin(retraining=None)) != _settings(plugin)
 
 
 def test_the_strategy_passes_every_option_to_its_plugin():
@@ -222,8 +224,9 @@ def test_rnf_options_leaves_out_what_is_switched_off():
 
     off = rnf_options({"max_drop": None, "retrain_epochs": 0, "retrain_lr_scale": 2, "task_inference": False,
                        "recognition_layers": "last"})
-    assert off == {"selection": None, "relevance": Relevance(), "task_inference": None, "tolerance": None}
-    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin(task_inference=None, tolerance=None))
+    assert off == {"selection": None, "relevance": Relevance(), "task_inference": None, "tolerance": None,
+                   "retraining": None}
+    assert _settings(RNFPlugin(**off)) == _settings(RNFPlugin(task_inference=None, tolerance=None, retraining=None))
 
 
 def test_every_rnf_parameter_set_of_the_harness_maps_onto_the_strategy_s_keywords():
@@ -235,7 +238,7 @@ def test_every_rnf_parameter_set_of_the_harness_maps_onto_the_strategy_s_keyword
         ("split_mnist", scenario) for strategy, scenario in SCENARIO_DEFAULTS if strategy == "rnf"}
     checked = 0
     for benchmark, scenario in sorted(settings):
-        params = strategy_params("rnf", benchmark, scenario)
+        params = {k: v for k, v in strategy_params("rnf", benchmark, scenario).items() if k != "lr"}  # training's
         options = rnf_options(params)
         assert set(options) <= keywords, (benchmark, scenario, set(options) - keywords)
         RNFPlugin(**options)  # every option is valid
@@ -247,23 +250,31 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     from avalanche_rnf.bench.defaults_diff import non_defaults
     from avalanche_rnf.bench.hparams import strategy_params
 
-    assert non_defaults({}, "task") == [] and non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
+    assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 1.0}, "task") == []  # the task scenario retrains
+    assert non_defaults({}, "task") == ["retrain_epochs=0"]
+    assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 4}, "task") == ["retrain_lr_scale=4"]
+    assert non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
+    assert non_defaults({"task_inference": True, "max_drop": 0.005, "retrain_epochs": 1}, "class") == [
+        "retrain_epochs=1"]
     assert non_defaults({"task_inference": "domain"}, "domain") == []
     assert non_defaults({"task_inference": None}, "class") == ["task_inference=None", "max_drop=None"]
     assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None"]  # the harness asks for both
     assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []
-    assert non_defaults({"task_inference": "auto"}, "task") == []
-    assert non_defaults({"task_inference": "domain"}, "task") == ["task_inference=domain"]
-    assert non_defaults({"lr": 0.02}, "task") == []  # the run's training, not an RNF setting
+    retrains = {"retrain_epochs": 0.9}
+    assert non_defaults({"task_inference": "auto", **retrains}, "task") == []
+    assert non_defaults({"task_inference": "domain", **retrains}, "task") == ["task_inference=domain"]
+    assert non_defaults({"lr": 0.02, **retrains}, "task") == []  # the run's training, not an RNF setting
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
                          "capacity": "fair", "keep_last": False, "reference_size": 1000, "mass": 0.95,
-                         "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "task") == []
-    assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random"}, "task") == [
+                         "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "class") == [
+        "task_inference=None", "max_drop=None"]
+    assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random", **retrains},
+                        "task") == [
         "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
     assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
-        "max_drop=0.001", "reference_size=300", "holdout=0.05", "keep_last=True", "retrain_epochs=1",
-        "retrain_lr_scale=4"]
+        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "reference_size=300", "holdout=0.05",
+        "keep_last=True"]
     assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
                          "max_drop": 0.005}, "class") == ["recognition_power=0.5"]
     assert non_defaults({"task_inference": None, "recognition_power": 0.5}, "class") == [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from avalanche.benchmarks.scenarios.online import split_online_stream
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
@@ -13,7 +16,7 @@ from torch import nn
 from avalanche_rnf import RNFPlugin, TaskInference, Tolerance
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
-from avalanche_rnf.scenario import scenario_of
+from avalanche_rnf.scenario import DEFAULT_RETRAINING, scenario_of
 from helpers import ClassMLP
 
 
@@ -62,6 +65,7 @@ def test_defaults_infer_classes_on_a_class_incremental_stream_and_beat_no_infere
     assert auto.scenario is not None and auto.scenario.name == "class"
     assert auto.task_inference == "class" and len(auto.recognizer) == 5
     assert auto.tolerance == Tolerance(0.005) and len(auto.searches) == 5  # the class scenario's tolerance
+    assert auto.retraining.epochs == 0  # and no retraining
     off = _train(ClassMLP(), bm.train_stream, RNFPlugin(task_inference=None))
     assert off.plugins[0].task_inference is None
     assert _stream_accuracy(strategy, bm.test_stream) > _stream_accuracy(off, bm.test_stream) + 0.2
@@ -84,6 +88,11 @@ def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
     assert heads.scenario is not None and heads.scenario.name == "task" and heads.task_inference is None
     assert heads.isolate is None and heads.freeze.values  # isolation follows the heads, as before
     assert heads.tolerance is None and not heads.searches
+    assert (heads.retraining.epochs, heads.retraining.lr_scale) == (DEFAULT_RETRAINING[None].epochs,
+                                                                    DEFAULT_RETRAINING[None].lr_scale)
+    asked = RNFPlugin(retraining=None)
+    _train(MultiHeadMLP(hidden=32), bm.train_stream[:1], asked, epochs=1)
+    assert asked.retraining.epochs == 0  # only "auto" is the scenario's
 
     cil = SplitDigits(5, return_task_id=False, seed=0)
     plain = RNFPlugin(isolate=False)  # inference needs isolation: auto leaves it off, and says so
@@ -99,6 +108,19 @@ def test_online_streams_see_their_origin_stream():
     plugin = RNFPlugin()
     _train(ClassMLP(), online, plugin, epochs=1)
     assert plugin.task_inference == "class" and len(plugin.recognizer) == 5  # from the origin stream's classes
+
+
+def test_online_task_streams_leave_the_default_retraining_off_without_a_warning():
+    bm = SplitDigits(5, return_task_id=True, seed=0)
+    online = with_task_labels(split_online_stream(bm.train_stream[:2], experience_size=64,
+                                                  access_task_boundaries=True, seed=0))
+    plugin = RNFPlugin()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train(MultiHeadMLP(hidden=32), online, plugin, epochs=1)
+    assert not [w for w in caught if "retraining" in str(w.message)]
+    assert plugin.scenario is not None and plugin.scenario.name == "task" and plugin.retraining.epochs == 0
+    assert len(plugin.frozen_fractions) == 2
 
 
 @torch.no_grad()

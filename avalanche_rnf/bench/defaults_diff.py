@@ -2,10 +2,10 @@
 
 The harness names RNF's options by flat keys (``max_drop``, ``retrain_epochs``, ...; see
 :func:`~avalanche_rnf.bench.strategies.rnf_options`). A key's default is its option field's
-default; an option that is off by default (tolerance, retraining) is off at ``None`` or ``0``, and
-its other fields only count where it is on. Task inference's default is what ``"auto"`` chooses in
-the run's scenario, and the tolerance's the one that mode brings
-(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`).
+default; an option that is off at ``None`` or ``0`` (tolerance, retraining) has its other fields
+count only where it is on. Task inference's default is what ``"auto"`` chooses in the run's
+scenario, and the tolerance's and retraining's the ones that mode brings
+(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import inspect
 from typing import Any
 
 from avalanche_rnf.bench.strategies import RNF_GROUPS
+from avalanche_rnf.options import Retraining
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
-from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode
+from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode, default_retraining
 
 AUTO: dict[str, Mode | None] = {"task": None, "class": "class", "domain": "domain"}
 """What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
@@ -48,6 +49,23 @@ def default_max_drop(scenario: str) -> float | None:
     return DEFAULT_MAX_DROP.get(AUTO.get(scenario))
 
 
+def default_retraining_of(scenario: str) -> Retraining | None:
+    """The retraining of the library's defaults in a harness scenario (None: none); the harness's
+    streams are offline and isolated wherever ``"auto"`` picks retraining."""
+    return default_retraining(AUTO.get(scenario), isolated=True, online=False)
+
+
+def _retraining_changes(params: dict[str, Any], scenario: str) -> list[str]:
+    """``key=value`` for the retraining settings of a run that are not the library's defaults."""
+    retraining = default_retraining_of(scenario)
+    epochs = params.get("retrain_epochs") or None
+    changed = [] if epochs == (retraining.epochs if retraining else None) else [f"retrain_epochs={epochs or 0}"]
+    scale = params.get("retrain_lr_scale", Retraining.lr_scale)
+    if epochs and scale != (retraining.lr_scale if retraining else Retraining.lr_scale):
+        changed.append(f"retrain_lr_scale={scale}")
+    return changed
+
+
 def inferred(params: dict[str, Any], scenario: str) -> str | None:
     """The task inference a harness run of RNF used (the harness turns it off unless asked for)."""
     mode = params.get("task_inference")
@@ -62,8 +80,9 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     max_drop = params.get("max_drop") or None
     if max_drop != default_max_drop(scenario):
         changed.append(f"max_drop={max_drop}")
+    changed += _retraining_changes(params, scenario)
     for key, value in params.items():
-        if key in ("task_inference", "max_drop", "lr"):  # lr: the run's training, not an RNF setting
+        if key in ("task_inference", "max_drop", "retrain_epochs", "retrain_lr_scale", "lr"):  # lr: training's
             continue
         if key in defaults:
             option, default = defaults[key]
@@ -81,11 +100,14 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
 
 
 def defaults_overrides(params: dict[str, Any], scenario: str) -> dict[str, Any]:
-    """The harness parameters that turn a run with ``params`` into RNF at the library's defaults: no
-    retraining, the tolerance and task inference of ``"auto"`` in ``scenario``, the last task capped like
-    the others, and every other setting away from its default set back to it."""
+    """The harness parameters that turn a run with ``params`` into RNF at the library's defaults: the
+    tolerance, retraining and task inference of ``"auto"`` in ``scenario``, the last task capped like the
+    others, and every other setting away from its default set back to it."""
     defaults = _defaults()
-    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": 0, "reference_size": defaults["reference_size"][1],
+    retraining = default_retraining_of(scenario)
+    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": retraining.epochs if retraining else 0,
+                           **({"retrain_lr_scale": retraining.lr_scale} if retraining else {}),
+                           "reference_size": defaults["reference_size"][1],
                            **({"task_inference": "auto"} if scenario != "task" else {}),
                            "max_drop": default_max_drop(scenario)}
     for item in non_defaults({**params, **out}, scenario):

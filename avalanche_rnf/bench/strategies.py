@@ -133,8 +133,8 @@ def rnf_options(params: dict[str, Any]) -> dict[str, Any]:
     for option, (cls, switch, fields) in RNF_GROUPS.items():
         values = {field: params.pop(flat) for flat, field in fields.items() if flat in params}
         if (switch is None and not values) or (switch and not values.get(fields[switch])):
-            if option in ("task_inference", "tolerance"):
-                out[option] = None  # the harness names its inference and tolerance: off unless asked for
+            if option in ("task_inference", "tolerance", "retraining"):
+                out[option] = None  # the harness names these: off unless asked for
             continue
         if values.get("mode") is True:
             values["mode"] = "class"
