@@ -292,6 +292,30 @@ for b in split_mnist split_fmnist; do
     --param rnf.keep_last=false --loggers text --out "$R/sweep-defaults-tolerance-$b-class" "${extra[@]}"
 done
 
+# The main job (split_digits, task-incremental): one search budget for every strategy (key parameter x learning
+# rate, sweep seeds 100 and 101), written into tuned.json, then the test stream read once with 5 seeds.
+rnf-bench --sweep benchmarks/sweeps/split_digits-task.json --benchmark split_digits --scenario task --seeds 100 101 \
+  --loggers text --out "$R/sweep-split_digits-task" --write-tuned "${extra[@]}"
+rnf-bench --benchmark split_digits --scenario task --seeds 0 1 2 3 4 --loggers text --out "$R/split_digits-task" \
+  "${extra[@]}"
+
+# The task-incremental default retraining (avalanche_rnf.scenario.DEFAULT_RETRAINING) and a domain-incremental
+# sweep of retraining x the recogniser's shrinkage, with RNF otherwise at its defaults (seeds 100 and 101).
+defaults=(--param rnf.keep_last=false --param rnf.reference_size=1000 --param rnf.max_drop=null)
+for b in permuted_mnist split_mnist split_digits; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-retraining.json --benchmark "$b" --scenario task --strategies rnf \
+    --seeds 100 101 "${defaults[@]}" --loggers text --out "$R/sweep-defaults-retraining-$b-task" "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-domain.json --benchmark permuted_mnist --scenario domain \
+  --strategies rnf --seeds 100 101 "${defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' \
+  --param 'rnf.recognition_layers="all"' --loggers text --out "$R/sweep-defaults-domain-permuted_mnist-domain" \
+  "${extra[@]}"
+
+# RNF at the library's defaults on the columns outside the mechanism ablation (same seeds as each column).
+python -m avalanche_rnf.bench.defaults_table "$R" | while read -r cmd; do
+  eval "$cmd" '"${extra[@]}"' < /dev/null
+done
+
 # RNF's mechanisms one at a time on split_mnist (task- and class-incremental): Ede et al.'s relevance freezing,
 # then isolation, the fair capacity, task inference (class), the tolerance search (the last step, retraining, is
 # the tuned RNF of the headline runs above); and RNF at the library's defaults.
