@@ -74,6 +74,7 @@ class ExplanationDriftPlugin(SupervisedPlugin):
         self.values: list[dict[str, float]] = []
         self.seconds: list[float] = []
         self._pending: Any = None
+        self._parts = 0  # online: sub-experiences seen of the current origin experience
 
     # ------------------------------------------------------------------ callbacks
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
@@ -83,7 +84,8 @@ class ExplanationDriftPlugin(SupervisedPlugin):
                 raise ValueError("ExplanationDriftPlugin compares explanations when a task ends, but this online "
                                  "stream hides its task boundaries: make it with split_online_stream(..., "
                                  "access_task_boundaries=True).")
-            if not experience.is_last_subexp:
+            self._parts = 1 if experience.is_first_subexp else self._parts + 1
+            if not glue.ends_origin(experience, self._parts):
                 return
             experience = experience.origin_experience
         self._pending = experience

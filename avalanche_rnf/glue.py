@@ -202,6 +202,7 @@ def stream_past(online: OnlineData | None, strategy: Any, holdout: float | None,
         online = OnlineData(capacity, held, seed=seed, sample_seed=sample_seed(seed, origin(experience)),
                             batch_size=batch_size, device=device)
     online.device = device
+    online.parts += 1
     part = ExperienceData(strategy.adapted_dataset, experience, holdout=holdout, seed=seed, batch_size=batch_size,
                           device=device)
     for reservoir, dataset in ((online.train, part.train), (online.held, part.held_out_part)):
@@ -209,6 +210,13 @@ def stream_past(online: OnlineData | None, strategy: Any, holdout: float | None,
             for x, y, t in part.batches(None, dataset):
                 reservoir.add(x, y, t)
     return online, part.train
+
+
+def ends_origin(experience: Any, parts: int) -> bool:
+    """Whether an online sub-experience, the ``parts``-th of its origin experience, is the origin's last.
+    Avalanche 0.6's ``split_online_stream`` marks none as the last where the origin's size is a multiple
+    of the sub-experience size; its ``sub_stream_length`` still tells."""
+    return bool(getattr(experience, "is_last_subexp", False)) or parts == getattr(experience, "sub_stream_length", -1)
 
 
 def publish(strategy: Any, origin: Any, values: dict[str, float], x: int) -> None:

@@ -228,7 +228,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self.cuts.add(self._isolate(strategy.model, self._pending, retraining=True))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        if glue.is_online(strategy.experience) and not strategy.experience.is_last_subexp:
+        online = self._online()
+        if glue.is_online(strategy.experience) and not glue.ends_origin(strategy.experience,
+                                                                        online.parts if online else 0):
             return  # RNF acts when the origin experience ends
         self._in_experience = False
         model = strategy.model

@@ -104,6 +104,8 @@ class OnlineData:
         self.train = ClassReservoir(capacity, seed)
         self.held = ClassReservoir(held_capacity, seed + 1) if held_capacity else None
         self.sample_seed, self.batch_size, self.device = sample_seed, batch_size, device
+        self.parts = 0
+        """Sub-experiences offered so far."""
         self._held_out: list[tuple[Tensor, Tensor, Tensor]] | None = None
 
     @property
@@ -126,7 +128,7 @@ class OnlineData:
 
     def state_dict(self) -> dict[str, Any]:
         return {"train": self.train.state_dict(), "held": self.held.state_dict() if self.held is not None else None,
-                "sample_seed": self.sample_seed}
+                "sample_seed": self.sample_seed, "parts": self.parts}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], batch_size: int, device: Any = "cpu") -> OnlineData:
@@ -134,6 +136,7 @@ class OnlineData:
         data = cls(state["train"]["capacity"], held["capacity"] if held is not None else 0, seed=0,
                    sample_seed=state["sample_seed"], batch_size=batch_size, device=device)
         data.train.load_state_dict(state["train"])
+        data.parts = state.get("parts", 0)
         if data.held is not None:
             data.held.load_state_dict(held)
         return data

@@ -201,3 +201,24 @@ def test_boundary_ewc_consolidates_when_a_task_ends(digits_cil):
     assert all(p == 0.0 for p in penalties[:first_task])  # nothing consolidated during the first task
     assert all(p > 0 for p in penalties[first_task + 1:])  # the first task's anchor holds through the second
     assert boundary.tasks == 2 and sorted(boundary.saved_params) == [1] and sorted(boundary.importances) == [1]
+
+
+def test_the_task_boundary_is_found_where_avalanche_marks_no_last_sub_experience(digits_cil):
+    from avalanche_rnf.bench.online import BoundaryEWCPlugin
+
+    size = len(digits_cil.train_stream[0].dataset)  # one sub-experience per origin: its size divides the origin's
+    subs = list(split_online_stream(digits_cil.train_stream[:1], experience_size=size, access_task_boundaries=True,
+                                    seed=0))
+    assert len(subs) == 1 and not subs[0].is_last_subexp  # avalanche-lib 0.6 marks no sub-experience the last
+    for plugin in (RNFPlugin(task_inference="class"), BoundaryEWCPlugin(100.0)):
+        RNGManager.set_random_seeds(0)
+        model = ClassMLP()
+        strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), plugins=[plugin],
+                         train_mb_size=32, train_epochs=1,
+                         evaluator=EvaluationPlugin(accuracy_metrics(stream=True), loggers=[]))
+        for stream in (digits_cil.train_stream[:1], digits_cil.train_stream[1:2]):
+            strategy.train(split_online_stream(stream, experience_size=size, access_task_boundaries=True, seed=0))
+        if isinstance(plugin, RNFPlugin):
+            assert len(plugin.frozen_fractions) == 2 and len(plugin.recognizer) == 2  # units chosen at each boundary
+        else:
+            assert plugin.tasks == 2

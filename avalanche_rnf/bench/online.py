@@ -14,6 +14,8 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData, copy_params_dict
 
+from avalanche_rnf import glue
+
 ONLINE_STRATEGIES = ("naive", "ewc", "lwf", "er_ace", "replay", "rnf")
 """The strategies an online comparison runs by default."""
 ONLINE_PARAMS: dict[str, dict[str, Any]] = {"ewc": {"mode": "online", "decay_factor": 1.0}}
@@ -74,7 +76,7 @@ class BoundaryEWCPlugin(EWCPlugin):
         for name, value in importances.items():
             self._sum[name] = self._sum.get(name, 0) + value.data
         self._parts += 1
-        if getattr(strategy.experience, "is_last_subexp", True):
+        if not glue.is_online(strategy.experience) or glue.ends_origin(strategy.experience, self._parts):
             average = {name: ParamData(f"imp_{name}", total.shape, init_tensor=total / self._parts,
                                        device=total.device) for name, total in self._sum.items()}
             self.update_importances(average, self.tasks)
