@@ -268,6 +268,10 @@ for scenario in task class; do
 done
 rnf-bench --benchmark split_mnist --scenario class --online 10 --strategies naive,lwf,er_ace,rnf --seeds 0 1 2 \
   --loggers text --out "$R/online10-split_mnist-class" "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --online 10 --strategies ewc --seeds 0 1 2 \
+  --loggers text --out "$R/online10-split_mnist-class" --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --online 10 --strategies naive,ewc,lwf,rnf --seeds 0 1 2 \
+  --loggers text --out "$R/online10-split_mnist-task" "${extra[@]}"
 
 # Streaming LDA on the raw pixels, added to the class-incremental MNIST-family runs.
 for b in split_mnist split_fmnist; do

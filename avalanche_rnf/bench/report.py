@@ -36,7 +36,8 @@ into the built site."""
 Blocks = dict[str, Callable[[], str]]
 """A page's blocks: name -> the function that makes its text."""
 
-ONLINE_ORDER = ("online-split_mnist-task", "online-split_mnist-class", "online10-split_mnist-class")
+ONLINE_ORDER = ("online-split_mnist-task", "online-split_mnist-class", "online10-split_mnist-task",
+                "online10-split_mnist-class")
 """The online result directories (``rnf-bench --online``), a table of their own."""
 
 BLOCKS: dict[Path, Blocks] = {
