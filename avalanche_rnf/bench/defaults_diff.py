@@ -115,4 +115,3 @@ def defaults_overrides(params: dict[str, Any], scenario: str) -> dict[str, Any]:
         out[key] = DEFAULT_SELECTION.mass if key == "mass" else _PLUGIN[key].default if key in _PLUGIN \
             else defaults[key][1]
     return out
-
