@@ -71,6 +71,12 @@ def gap_and_spread(a: list[float], b: list[float]) -> tuple[float, float]:
     return statistics.mean(a) - statistics.mean(b), max(statistics.stdev(a), statistics.stdev(b))
 
 
+def outcome(gap: float, spread: float, margin: float = 0.0) -> str:
+    """``"met"`` where ``gap`` exceeds ``margin`` by more than the seeds' ``spread``, ``"missed"`` where it
+    falls short of it by more than that, ``"tied"`` within it."""
+    return "met" if gap - margin > spread else "missed" if margin - gap > spread else "tied"
+
+
 def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> str:
     """Whether LRP's accuracies beat random choice's by ``margin``: met beyond the seeds' spread,
     missed beyond it, tied within it."""
@@ -78,11 +84,8 @@ def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> st
         return "not enough seeds (2 needed)"
     gap, spread = gap_and_spread(lrp, random)
     text = f"LRP {gap:+.3f} against random (target +{margin:.2f}; seeds' spread ±{spread:.3f})"
-    if gap - margin > spread:
-        return f"{text}: **met**"
-    if margin - gap > spread:
-        return f"{text}: missed"
-    return f"{text}: tied"
+    word = outcome(gap, spread, margin)
+    return f"{text}: **met**" if word == "met" else f"{text}: {word}"
 
 
 def ablation_table(results: Path, link: str = "benchmarks/results/", order: tuple[str, ...] = ABLATION_ORDER) -> str:

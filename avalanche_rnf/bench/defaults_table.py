@@ -16,7 +16,8 @@ from avalanche_rnf.bench.ablation_table import gap_and_spread
 from avalanche_rnf.bench.defaults_diff import defaults_overrides
 from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.mechanism_table import STREAMS as MECHANISM_STREAMS
-from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.bench.mechanism_table import rnf_runs
+from avalanche_rnf.bench.results import mean_std, present
 
 COLUMNS = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
            "permuted_mnist-task", "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
@@ -42,12 +43,6 @@ def command(column: str, out: str = "benchmarks/results") -> str:
             f"--loggers text --out {out}/{folder_name(column)}")
 
 
-def _rnf(folder: Path) -> list[RunRecord]:
-    if not (folder / "results.json").is_file():
-        return []
-    return [r for r in load_records(folder)[1] if r.status == "ok" and r.strategy == "rnf"]
-
-
 def verdict(defaults: list[float], tuned: list[float], margin: float = MARGIN) -> str:
     """Whether the defaults' mean accuracy is within ``margin`` of the tuned RNF's, with the seeds' spread."""
     if len(defaults) < 2 or len(tuned) < 2:
@@ -64,7 +59,7 @@ def defaults_table(results: Path, link: str = "benchmarks/results/", columns: tu
     lines = ["| column | tuned RNF | RNF at its defaults | seeds | defaults - tuned (target: within "
              f"{MARGIN:.2f}) | results |", "|---" * 6 + "|"]
     for column in columns:
-        tuned, defaults = _rnf(results / column), _rnf(results / folder_name(column))
+        tuned, defaults = rnf_runs(results / column), rnf_runs(results / folder_name(column))
         if not tuned or not defaults:
             continue
         mine, theirs = present(r.average_accuracy for r in defaults), present(r.average_accuracy for r in tuned)

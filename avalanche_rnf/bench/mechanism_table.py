@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avalanche_rnf.bench.ablation_table import gap_and_spread
+from avalanche_rnf.bench.ablation_table import gap_and_spread, outcome
 from avalanche_rnf.bench.defaults_diff import defaults_overrides
 from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
@@ -78,7 +78,7 @@ def change(after: list[float], before: list[float]) -> str:
     if len(after) < 2 or len(before) < 2:
         return "–"
     gap, spread = gap_and_spread(after, before)
-    word = "helps" if gap > spread else "hurts" if -gap > spread else "tied"
+    word = {"met": "helps", "missed": "hurts"}.get(outcome(gap, spread), "tied")
     return f"{gap:+.3f} ({word}; spread ±{spread:.3f})"
 
 
@@ -86,7 +86,7 @@ def _frozen(records: list[RunRecord]) -> str:
     return mean_std(present(r.frozen_fractions[-1].get("all") if r.frozen_fractions else None for r in records))
 
 
-def _runs(folder: Path) -> list[RunRecord]:
+def rnf_runs(folder: Path) -> list[RunRecord]:
     """RNF's finished runs in a result directory (none where it does not exist)."""
     if not (folder / "results.json").is_file():
         return []
@@ -111,14 +111,14 @@ def mechanism_table(results: Path, link: str = "benchmarks/results/", streams: t
         before: list[float] = []  # the step before's accuracies (none where it has no runs)
         for step, text, _ in chain[:-1]:
             folder = results / (f"mechanisms-{stream}-{step}" if step != chain[-2][0] else stream)
-            records = _runs(folder)
+            records = rnf_runs(folder)
             accuracy = present(r.average_accuracy for r in records)
             if records:
                 lines.append(_row(text, records, change(accuracy, before) if before else "–", folder, link))
             before = accuracy
         tuned = before  # the chain's last step: the tuned RNF
         folder = results / f"mechanisms-{stream}-{DEFAULTS[0]}"
-        if records := _runs(folder):
+        if records := rnf_runs(folder):
             versus = change(present(r.average_accuracy for r in records), tuned) + " against the tuned RNF" \
                 if tuned else "–"
             lines.append(_row(DEFAULTS[1], records, versus, folder, link))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avalanche_rnf.bench.ablation_table import gap_and_spread
+from avalanche_rnf.bench.ablation_table import gap_and_spread, outcome
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
 
 STORES_DATA = frozenset({"replay", "er_ace", "joint"})
@@ -38,10 +38,8 @@ def verdict(rnf: list[float], best: list[float]) -> str:
     if len(rnf) < 2 or len(best) < 2:
         return "not enough seeds (2 needed)"
     gap, spread = gap_and_spread(rnf, best)
-    text = f"{gap:+.3f} (spread ±{spread:.3f})"
-    if gap > spread:
-        return f"**met**: {text}"
-    return f"tied: {text}" if gap >= -spread else f"missed: {text}"
+    word = outcome(gap, spread)
+    return f"{'**met**' if word == 'met' else word}: {gap:+.3f} (spread ±{spread:.3f})"
 
 
 def peer_targets_table(results: Path, link: str = "benchmarks/results/") -> str:
