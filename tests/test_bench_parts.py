@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tarfile
 
 import pytest
@@ -349,3 +350,38 @@ def test_streaming_lda_on_raw_inputs_runs_class_incremental_and_not_with_task_he
     skipped = run(RunSpec("slda", strategy_params("slda", "split_digits", "task"), TRAINING["split_digits"], 0),
                   build_stream("split_digits", "task", seed=0))
     assert skipped.status == "skipped" and "task heads" in skipped.reason
+
+
+def test_streaming_lda_on_backbone_features_trains_the_backbone_on_the_first_experience_only():
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from avalanche_rnf.bench.models import model_for
+    from avalanche_rnf.bench.strategies import build_strategy
+
+    stream = build_stream("split_digits", "class", seed=0)
+    training = TRAINING["split_digits"]
+    torch.manual_seed(0)
+    network = model_for(stream, training)
+    initial = [p.detach().clone() for p in network.features.parameters()]
+    strategy = build_strategy("slda_backbone", network, training, strategy_params("slda_backbone", "split_digits",
+                              "class"), evaluator=EvaluationPlugin(loggers=[]), input_shape=tuple(stream.input_shape))
+    train = stream.benchmark.train_stream
+    strategy.train(train[0])
+    first = [p.detach().clone() for p in network.features.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(initial, first))  # trained on the first experience
+    strategy.train(train[1])
+    assert all(torch.equal(a, b) for a, b in zip(first, network.features.parameters()))  # then frozen
+    assert strategy.cK.sum() == len(train[0].dataset) + len(train[1].dataset)  # the LDA read both experiences
+
+    record = run(RunSpec("slda_backbone", strategy_params("slda_backbone", "split_digits", "class"), training, 0),
+                 stream, raise_errors=True)
+    assert record.status == "ok" and len(record.matrix) == 5
+    assert record.average_accuracy > 0.5  # class means of features trained on two of the ten digits
+    width = network.classifier.in_features
+    assert record.state_bytes[-1] == 4 * (10 * width + 10 + 2 * width * width)
+    online = run(RunSpec("slda_backbone", strategy_params("slda_backbone", "split_digits", "class"),
+                         dataclasses.replace(training, online=16), 0), stream)
+    assert online.status == "skipped" and "first experience" in online.reason
+    with pytest.raises(ValueError, match="'features'.*'classifier'"):
+        build_strategy("slda_backbone", torch.nn.Sequential(torch.nn.Linear(64, 10)), training, {"shrinkage": 1e-4},
+                       evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,))

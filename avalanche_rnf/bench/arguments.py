@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(task for the split benchmarks, domain for permuted_mnist, class for imagefolder)")
     p.add_argument("--strategies",
                    help="comma-separated strategies: " + ", ".join(STRATEGIES)
-                        + "; si_upstream is Avalanche's SI without the CPU fix (default: all; with --sweep: the "
-                          "sweep's)")
+                        + "; also er_ace, slda (Streaming LDA on the inputs), slda_backbone (on the features of the "
+                          "network trained on the first experience) and si_upstream (Avalanche's SI without the CPU "
+                          "fix) (default: all; with --sweep: the sweep's)")
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
     p.add_argument("--lr", type=float, help="learning rate, for every strategy (default: the table's)")

@@ -73,6 +73,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "replay": {"mem_size": 500},
     "er_ace": {"mem_size": 500, "batch_size_mem": 10},
     "slda": {"shrinkage": 1e-4},
+    "slda_backbone": {"shrinkage": 1e-4},
     "joint": {},
     "rnf": {"max_drop": 0.005, "reference_size": 300},
 }
@@ -137,7 +138,7 @@ RECOGNITION: dict[tuple[str, str], dict[str, Any]] = {
 def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:
     """The parameters ``strategy`` runs with on ``benchmark`` in ``scenario``."""
     if strategy not in STRATEGY_DEFAULTS:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_DEFAULTS)}")
     recognition = RECOGNITION.get((benchmark, scenario), {}) if strategy == "rnf" else {}
     return {**STRATEGY_DEFAULTS[strategy], **SCENARIO_DEFAULTS.get((strategy, scenario), {}), **recognition,
             **TUNED.get((benchmark, scenario), {}).get(strategy, {})}

@@ -73,7 +73,7 @@ def strategy_state_nbytes(name: str, strategy) -> int:
     """
     if name == "rnf":
         return strategy.rnf.state_nbytes()
-    if name == "slda":
+    if name in ("slda", "slda_backbone"):
         return sum(t.nbytes for t in (strategy.muK, strategy.cK, strategy.Sigma, strategy.Lambda))
     if name == "packnet":
         return sum(b.nbytes for b in strategy.model.buffers())

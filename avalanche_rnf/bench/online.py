@@ -40,6 +40,8 @@ def not_applicable_online(strategy: str) -> str | None:
         return "Joint training trains on the whole stream at once, not online"
     if strategy == "packnet":
         return "PackNet prunes and fine-tunes each experience in a second pass, not online"
+    if strategy == "slda_backbone":
+        return "slda_backbone trains its backbone on the whole first experience, not one pass of sub-experiences"
     return None
 
 

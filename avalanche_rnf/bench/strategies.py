@@ -12,7 +12,6 @@ Avalanche's plugin, as the strategy class itself does:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -26,7 +25,6 @@ from avalanche.training import (
     LwF,
     Naive,
     Replay,
-    StreamingLDA,
     SynapticIntelligence,
 )
 from avalanche.training.plugins import ReplayPlugin
@@ -38,6 +36,7 @@ from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, T
 from avalanche_rnf.bench.fixes import CopyingSIPlugin
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
+from avalanche_rnf.bench.slda import SLDA_STRATEGIES, streaming_lda
 
 _CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS, "er_ace": ER_ACE,
             "replay": Replay, "joint": JointTraining}
@@ -49,7 +48,7 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
         reason = not_applicable_online(strategy)
         if reason:
             return reason
-    if strategy == "slda" and scenario == "task":
+    if strategy in SLDA_STRATEGIES and scenario == "task":
         return "Streaming LDA keeps one classifier over all classes: no task heads to pick by task label"
     if strategy == "packnet":
         if scenario != "task":
@@ -59,20 +58,6 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
         if training.epochs < 2:
             return "PackNet needs at least 2 epochs (train, prune, fine-tune)"
     return None
-
-
-def streaming_lda(model: nn.Module, training: Training, params: dict[str, Any], input_shape: tuple[int, ...], *,
-                  evaluator, plugins: list | None, device: str | torch.device) -> StreamingLDA:
-    """Avalanche's ``StreamingLDA`` on the raw inputs (flattened): per-class means and one shared,
-    shrunk covariance, fitted one sample at a time in a single pass; no network is trained (the
-    harness's ``model`` only gives the number of classes, its last Linear's outputs)."""
-    if set(params) != {"shrinkage"}:
-        raise ValueError(f"slda takes one parameter, shrinkage; got {sorted(params)}")
-    n_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
-    return StreamingLDA(slda_model=nn.Flatten(), criterion=nn.CrossEntropyLoss(), input_size=math.prod(input_shape),
-                        num_classes=n_classes, shrinkage_param=params["shrinkage"], train_epochs=1,
-                        train_mb_size=training.batch_size, eval_mb_size=training.eval_batch_size, device=device,
-                        plugins=plugins, evaluator=evaluator)
 
 
 def make_optimizer(training: Training, model: nn.Module) -> torch.optim.Optimizer:
@@ -158,10 +143,11 @@ def build_strategy(
     of one input, for strategies that read the inputs themselves). A strategy's ``lr`` is ``training``'s
     already (:func:`~avalanche_rnf.bench.planning.make_plan`)."""
     params = {key: value for key, value in params.items() if key != "lr"}
-    if name == "slda":
+    if name in SLDA_STRATEGIES:
         if input_shape is None:
-            raise ValueError("slda reads the raw inputs: pass input_shape")
-        return streaming_lda(model, training, params, input_shape, evaluator=evaluator, plugins=plugins, device=device)
+            raise ValueError(f"{name} reads the inputs itself: pass input_shape")
+        return streaming_lda(name, model, training, params, input_shape, evaluator=evaluator, plugins=plugins,
+                             device=device, optimizer_for=lambda network: make_optimizer(training, network))
     if training.reset_optimizer:
         plugins = [*(plugins or []), ResetOptimizerPlugin()]
     if name == "packnet":
