@@ -10,7 +10,11 @@ groups:
 - a unit is a channel shared by every Linear/Conv2d (and its BatchNorm) whose outputs are coupled,
   e.g. the convs adding into one residual stream; it is scored, frozen and isolated as one;
 - each module's :class:`~avalanche_rnf.layers.Source` is the group its input channels come from
-  (``None`` for the model input, and for a depthwise conv, which reads its own units).
+  (``None`` for the model input, and for a depthwise conv, which reads its own units), or the
+  groups of a concatenation one after the other; a grouped conv's outputs read their group's share.
+
+The sources are then checked with two forward passes (:mod:`~avalanche_rnf.flow_check`), so an op
+the tracer cannot follow (a channel shuffle) is an error, not a wrong isolation.
 
 :class:`DataFlow` caches the result per model structure, so a plugin may ask every time.
 """
@@ -18,15 +22,15 @@ groups:
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 from torch import Tensor, nn
 
+from avalanche_rnf.flow_check import Forward, check_sources
 from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units
 from avalanche_rnf.relevance import lean_batch_size
 
-Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 UNIT_TYPES = (nn.Linear, nn.Conv2d)
 
 
@@ -64,30 +68,38 @@ def _groups(model: nn.Module, graph: Any) -> list[list[tuple[str, str, list[int]
 
 
 def _source(model: nn.Module, name: str, reads: list[tuple[str, list[int], list[int]]]) -> Source | None:
-    """The :class:`Source` of module ``name`` from the groups its input channels belong to."""
+    """The :class:`Source` of module ``name`` from the groups its input channels belong to: one unit
+    layer, or several concatenated one after the other, each unit's features side by side."""
     module = model.get_submodule(name)
     if not reads:
         return None
-    layers = {layer for layer, _, _ in reads}
-    if len(layers) > 1:
-        raise UnsupportedModelError(
-            f"RNF cannot isolate {name!r}: its inputs are concatenated from the units of {sorted(layers)}. "
-            "Models that concatenate channels (DenseNet, Inception) are not supported yet."
-        )
-    layer = layers.pop()
     width = n_inputs(module)
+    layer_of: list[str | None] = [None] * width
     unit = torch.full((width,), -1, dtype=torch.long)
-    for _, idxs, roots in reads:
-        unit[torch.as_tensor(idxs, dtype=torch.long)] = torch.as_tensor(roots, dtype=torch.long)
-    units = n_units(model.get_submodule(layer))
-    group = width // units if width % units == 0 else 0
-    if group and torch.equal(unit, torch.arange(units).repeat_interleave(group)):
-        return Source(layer, group)
-    raise UnsupportedModelError(
-        f"RNF cannot isolate {name!r}: its {width} inputs do not read the units of {layer!r} in order "
-        "(each unit's features side by side, as torch.flatten lays out NCHW); RNF cannot tell which units "
-        "feed which of its inputs. Flatten channels first (NCHW) before a Linear layer."
-    )
+    for layer, idxs, roots in reads:
+        for i, root in zip(idxs, roots):
+            layer_of[i], unit[i] = layer, root
+    parts: list[tuple[str, int]] = []
+    start = 0
+    while start < width:
+        part = layer_of[start]
+        end = start
+        while end < width and layer_of[end] == part:
+            end += 1
+        units = n_units(model.get_submodule(part)) if part is not None else 0
+        group = (end - start) // units if units and (end - start) % units == 0 else 0
+        if not group or not torch.equal(unit[start:end], torch.arange(units).repeat_interleave(group)):
+            origin = f"the units of {part!r} in order" if part is not None else "any unit layer the trace follows"
+            raise UnsupportedModelError(
+                f"RNF cannot isolate {name!r}: its inputs {start}-{end - 1} do not read {origin} (each unit's "
+                "features side by side, as torch.flatten lays out NCHW, and concatenated layers one after the "
+                "other); RNF cannot tell which units feed which of its inputs. Flatten channels first (NCHW) "
+                "before a Linear layer, and concatenate whole layers."
+            )
+        parts.append((cast(str, part), group))
+        start = end
+    groups = module.groups if isinstance(module, nn.Conv2d) else 1
+    return Source(parts[0][0], parts[0][1], tuple(parts[1:]), groups)
 
 
 def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tensor, Tensor],
@@ -136,18 +148,14 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
         layers.append(UnitLayer(
             layer.name, layer.norm, tuple((m, norms[m]) for m in coupled[1:]),
             tuple((m, _source(model, m, reads.get(m, []))) for m in coupled)))
+    check_sources(model, layers, {m: source for layer in layers for m, source in layer.reads or ()}, example, forward)
     return layers
 
 
 def _reads_itself(model: nn.Module, module: str, group: Iterable[Any]) -> bool:
     """A depthwise conv whose output channels are in the same group as its input channels."""
     conv = model.get_submodule(module)
-    depthwise = isinstance(conv, nn.Conv2d) and conv.groups > 1
-    if depthwise and conv.groups != conv.in_channels:
-        raise UnsupportedModelError(
-            f"RNF cannot isolate the grouped convolution {module!r} (groups={conv.groups}); plain and depthwise "
-            "convolutions are supported."
-        )
+    depthwise = isinstance(conv, nn.Conv2d) and conv.groups > 1 and conv.groups == conv.in_channels
     return depthwise and any(m == module and kind == "out" for m, kind, _, _ in group)
 
 

@@ -59,9 +59,9 @@ class HeadTransfer:
         """On a task head's first experience: the units below it frozen by then."""
         for head in heads:
             source = sources[head]
-            if head not in self.unread and source is not None:
-                below = n_units(model.get_submodule(source.layer))
-                self.unread[head] = freeze.frozen_units(source.layer, below).clone()
+            if head not in self.unread and source is not None:  # over the units of every part, in input order
+                self.unread[head] = torch.cat([freeze.frozen_units(layer, n_units(model.get_submodule(layer)))
+                                               for layer, _ in source.parts])
 
     def cuts(self, model: nn.Module, heads: set[str], sources: dict[str, Source | None]) -> dict[str, Tensor]:
         """Zero the weights of these task heads from their unread units, and return those entries
@@ -80,11 +80,13 @@ class HeadTransfer:
                         stacklevel=4,
                     )
                 continue
-            below = n_units(model.get_submodule(source.layer))
+            sizes = [n_units(model.get_submodule(layer)) for layer, _ in source.parts]
             unread = self.unread[head]
-            unread = torch.cat([unread, unread.new_zeros(below - unread.numel())])  # units added since are free
+            if len(sizes) == 1:
+                unread = torch.cat([unread, unread.new_zeros(sizes[0] - unread.numel())])  # units added since are free
             rows = torch.ones(n_units(model.get_submodule(head)), dtype=torch.bool)
-            cut = sever(model, head, source, rows, ~unread)
+            keep = {layer: ~part for (layer, _), part in zip(source.parts, unread.split(sizes))}
+            cut = sever(model, head, source, rows, keep)
             if cut is not None and cut.any():
                 cuts[f"{head}.weight"] = cut
         return cuts

@@ -136,7 +136,10 @@ class TaskInferrer:
         if self.layers == "input":
             first = layers[0].name
             return [Tap(first, None, n_inputs(model.get_submodule(first)))]
-        fed = {name: source.layer for name, source in sources.items() if source is not None}
+        # a concatenated input's features come from several layers: recognised through those layers' own taps
+        fed = {name: source.layer for name, source in sources.items() if source is not None and not source.more}
+        if self.layers == "last":
+            sources[output].only(output)  # type: ignore[union-attr]
         names = [output] if self.layers == "last" else [layer.name for layer in layers if layer.name in fed]
         return [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
 

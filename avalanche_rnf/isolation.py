@@ -18,7 +18,7 @@ layer that is not a task head. ``Conv2d -> Conv2d`` maps channels to channels, a
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, cast
+from typing import Callable, Mapping, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -64,12 +64,16 @@ def _group(name: str, module: nn.Module, src_name: str, src: nn.Module) -> int:
     )
 
 
-def input_mask(module: nn.Module, source: Source, keep: Tensor) -> Tensor:
-    """Boolean mask over ``module.weight``'s input axis: True for inputs from kept source units."""
+def input_mask(module: nn.Module, source: Source, keep: Mapping[str, Tensor]) -> Tensor:
+    """Boolean mask over ``module.weight``'s input axis: True for inputs from kept source units
+    (``keep``: per source layer), broadcastable to the weight; per output row for a grouped conv."""
     weight = weight_of(module)
-    cols = keep.to(weight.device).repeat_interleave(source.group)
-    shape = [1, -1] + [1] * (weight.dim() - 2)
-    return cols.view(shape)
+    cols = torch.cat([keep[layer].to(weight.device).repeat_interleave(group) for layer, group in source.parts])
+    tail = [1] * (weight.dim() - 2)
+    if source.groups == 1:
+        return cols.view([1, -1, *tail])
+    rows = cols.view(source.groups, -1).repeat_interleave(weight.shape[0] // source.groups, 0)
+    return rows.view([*rows.shape, *tail])
 
 
 def isolated_weights(model: nn.Module, sources: dict[str, Source | None], keep: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -83,13 +87,15 @@ def isolated_weights(model: nn.Module, sources: dict[str, Source | None], keep: 
         if source is None:
             continue
         module = model.get_submodule(name)
-        out[f"{name}.weight"] = weight_of(module) * input_mask(module, source, keep[source.layer])
+        out[f"{name}.weight"] = weight_of(module) * input_mask(module, source, keep)
     return out
 
 
 @torch.no_grad()
-def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor, keep: Tensor) -> Tensor | None:
-    """Zero the weights of units ``rows`` of layer ``name`` from source units outside ``keep`` (in place).
+def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor,
+          keep: Mapping[str, Tensor]) -> Tensor | None:
+    """Zero the weights of units ``rows`` of layer ``name`` from source units outside ``keep`` (per
+    source layer; in place).
 
     Returns the boolean mask of the zeroed weight entries (``None`` when nothing is cut), so a
     caller that keeps training those units can hold the entries at zero.

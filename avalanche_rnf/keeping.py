@@ -66,7 +66,7 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
         for module, _ in layer.modules:
             source = sources.get(module)
             if source is not None:
-                cut = sever(model, module, source, rows, keep[source.layer])
+                cut = sever(model, module, source, rows, keep)
                 if cut is not None and cut.any():
                     cuts[f"{module}.weight"] = cut
     with torch.no_grad():

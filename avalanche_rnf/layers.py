@@ -30,10 +30,30 @@ class UnsupportedModelError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """The unit layer feeding a module, and how many input features each of its units provides."""
+    """The unit layer feeding a module, and how many input features each of its units provides.
+
+    ``more``: the further ``(layer, group)`` parts of a concatenated input, in channel order after
+    ``layer``'s. ``groups``: a grouped convolution's groups (each output channel reads only its
+    group's share of the inputs).
+    """
 
     layer: str
     group: int
+    more: tuple[tuple[str, int], ...] = ()
+    groups: int = 1
+
+    @property
+    def parts(self) -> tuple[tuple[str, int], ...]:
+        """``(layer, features per unit)`` of every part of the input, in order."""
+        return ((self.layer, self.group), *self.more)
+
+    def only(self, module: str) -> str:
+        """The one layer feeding ``module``; raises where its input is concatenated from several."""
+        if self.more:
+            raise UnsupportedModelError(
+                f"RNF needs {module!r} to read one unit layer, but its input is concatenated from "
+                f"{[layer for layer, _ in self.parts]}; put a Linear/Conv2d in front of it.")
+        return self.layer
 
 
 @dataclass(frozen=True)

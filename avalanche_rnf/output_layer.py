@@ -24,17 +24,19 @@ def check_output_layer(model: nn.Module, layers: list[UnitLayer], multi_head: bo
 
 
 def output_source(model: nn.Module, layers: list[UnitLayer]) -> Source:
-    """The layer (and channel grouping) feeding the output layer."""
+    """The layer (and channel grouping) feeding the output layer: one layer, not a concatenation."""
     source = unit_sources(model, layers, set())[layers[-1].name]
     if source is None:
         raise ValueError("task_inference needs a hidden layer in front of the output layer")
+    source.only(layers[-1].name)
     return source
 
 
 def output_columns(model: nn.Module, layers: list[UnitLayer], units: Tensor) -> Tensor:
     """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
     module = model.get_submodule(layers[-1].name)
-    return input_mask(module, output_source(model, layers), units).expand_as(weight_of(module))
+    source = output_source(model, layers)
+    return input_mask(module, source, {source.only(layers[-1].name): units}).expand_as(weight_of(module))
 
 
 def check_single_head(model: nn.Module, layers: list[UnitLayer]) -> None:

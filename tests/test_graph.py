@@ -20,8 +20,8 @@ from zennit.types import Activation, AvgPool, Convolution, Linear
 from avalanche_rnf import UnsupportedModelError, find_unit_layers, unit_relevance
 from avalanche_rnf.canonizers import default_canonizers
 from avalanche_rnf.graph import DataFlow, traced_layers
-from avalanche_rnf.isolation import unit_sources
-from avalanche_rnf.layers import Source
+from avalanche_rnf.isolation import input_mask, isolated_weights, unit_sources
+from avalanche_rnf.layers import Source, n_units, weight_of
 from avalanche_rnf.relevance import make_composite, plain_forward
 
 
@@ -78,13 +78,101 @@ class _Branch(nn.Module):
 
 
 def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
-    with pytest.raises(UnsupportedModelError, match="'head'.*concatenate"):
-        _traced(_Concat(), (3, 4, 4))
     with pytest.raises(UnsupportedModelError, match="'rare' did not run"):
         _traced(_Branch(), (4,))
-    grouped = nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, groups=2))
-    with pytest.raises(UnsupportedModelError, match="grouped convolution '1'"):
-        _traced(grouped, (4, 8, 8))
+
+    class Shuffled(nn.Module):  # a layer's channels split and concatenated again the other way round
+        def __init__(self):
+            super().__init__()
+            self.a, self.head = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.head(torch.cat([h[:, 2:], h[:, :2]], 1))
+
+    with pytest.raises(UnsupportedModelError, match="cannot isolate 'head'"):
+        _traced(Shuffled(), (3, 4, 4))
+
+    class Permuted(nn.Module):  # an index permutation and a channel shuffle: ops the tracer passes over
+        def __init__(self, shuffle: bool):
+            super().__init__()
+            self.a, self.head, self.shuffle = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1), shuffle
+
+        def forward(self, x):
+            h = self.a(x)
+            if self.shuffle:
+                return self.head(h.view(h.shape[0], 2, 2, *h.shape[2:]).transpose(1, 2).reshape(h.shape))
+            return self.head(h[:, [1, 0, 3, 2]])
+
+    for shuffle in (False, True):
+        with pytest.raises(UnsupportedModelError, match="'head'.*a forward pass shows inputs that change"):
+            _traced(Permuted(shuffle), (3, 4, 4))
+
+    class FlatConcat(nn.Module):  # concatenated maps flattened into a Linear: the tracer loses the channels
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 3, 1), nn.Linear(5 * 4, 2)
+
+        def forward(self, x):
+            return self.head(torch.cat([self.a(x), self.b(x)], 1).flatten(1))
+
+    with pytest.raises(UnsupportedModelError, match="cannot couple the output channels of 'b'"):
+        _traced(FlatConcat(), (3, 2, 2))
+
+
+def test_concatenated_inputs_read_their_sources_one_after_the_other():
+    model = _Concat()
+    assert unit_sources(model, _traced(model, (3, 4, 4)), set())["head"] == Source("a", 1, (("b", 1),))
+
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 3, 1), nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.head(torch.cat([self.a(x), self.b(x)], 1).mean((2, 3)))
+
+    model = Pooled()
+    source = unit_sources(model, _traced(model, (3, 2, 2)), set())["head"]
+    assert source == Source("a", 1, (("b", 1),))
+    keep = {"a": torch.tensor([True, False]), "b": torch.tensor([False, False, True])}
+    assert torch.equal(input_mask(model.head, source, keep).flatten(), torch.tensor([True, False, False, False, True]))
+    with pytest.raises(UnsupportedModelError, match="concatenated from"):
+        source.only("head")
+
+
+def test_a_grouped_conv_reads_only_its_group_s_share_of_the_units():
+    model = nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 6, 3, groups=2), nn.ReLU(), nn.Conv2d(6, 2, 1))
+    layers = _traced(model, (4, 8, 8))
+    source = unit_sources(model, layers, set())["1"]
+    assert source == Source("0", 1, (), 2)
+    keep = {"0": torch.tensor([True, True, False, False, False, True, False, False])}
+    mask = input_mask(model[1], source, keep)
+    assert mask.shape == (6, 4, 1, 1)
+    assert torch.equal(mask[:3, :, 0, 0], torch.tensor([[True, True, False, False]] * 3))  # group 0: units 0-3
+    assert torch.equal(mask[3:, :, 0, 0], torch.tensor([[False, True, False, False]] * 3))  # group 1: units 4-7
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _Concat(),
+    lambda: nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 6, 3, groups=2), nn.ReLU(), nn.Conv2d(6, 2, 1)),
+])
+def test_kept_units_behind_concatenations_and_grouped_convs_read_only_kept_units(make):
+    torch.manual_seed(0)
+    model = make().eval()
+    layers = _traced(model, (3, 6, 6))
+    sources = unit_sources(model, layers, set())
+    keep = {layer.name: torch.rand(n_units(model.get_submodule(layer.name))) < 0.5 for layer in layers}
+    x = torch.randn(4, 3, 6, 6)
+    last = layers[-1].name
+    keep[last] = torch.ones_like(keep[last])
+    before = torch.func.functional_call(model, isolated_weights(model, sources, keep), (x,))
+    with torch.no_grad():  # whatever the free units of the other layers learn later ...
+        for layer in layers[:-1]:
+            for module, _ in layer.modules:
+                weight_of(model.get_submodule(module))[~keep[layer.name]] += torch.randn(1).item()
+    after = torch.func.functional_call(model, isolated_weights(model, sources, keep), (x,))
+    assert torch.equal(before, after)  # ... the kept sub-network's outputs do not move
 
 
 def test_a_batchnorm_left_trainable_is_passed_over_and_a_misplaced_one_named():
@@ -135,6 +223,30 @@ def _no_bias_residual(kind: str) -> nn.Module:
         *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4, bias=False),
     )
     return model.eval()
+
+
+class _ConcatGrouped(nn.Module):
+    """Bias-free: two branches concatenated, then a grouped convolution."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.Conv2d(3, 4, 1, bias=False)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=groups, bias=False)
+        self.relu, self.relu2, self.pool = nn.ReLU(), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(8, 4, bias=False)
+
+    def forward(self, x):
+        h = self.relu(torch.cat([self.a(x), self.b(x)], 1))
+        return self.head(self.pool(self.relu2(self.grouped(h))).flatten(1))
+
+
+@pytest.mark.parametrize("groups", [2, 4, 8])
+def test_relevance_is_conserved_across_concatenations_and_grouped_convs(groups):
+    torch.manual_seed(0)
+    model = _ConcatGrouped(groups).eval()
+    with Gradient(model=model, composite=_epsilon([])) as attributor:
+        _, relevance = attributor(torch.rand(3, 3, 8, 8), torch.eye(4)[[0, 1, 2]])
+    assert torch.allclose(relevance.flatten(1).sum(1), torch.ones(3), atol=1e-3)
 
 
 def _epsilon(canonizers) -> LayerMapComposite:

@@ -160,3 +160,31 @@ def test_the_search_and_a_conv_net_with_batchnorm_keep_the_cut(digits_til_images
         weight = model.state_dict()[_head(task)]
         assert before[task].any() and torch.count_nonzero(weight[:, before[task]]) == 0
         assert torch.count_nonzero(weight[:, ~before[task]]) > 0
+
+
+class _ConcatHeads(MultiHeadMLP):
+    """Two hidden layers side by side, concatenated in front of the task heads."""
+
+    def __init__(self):
+        super().__init__(hidden=32)
+        self.left, self.right = torch.nn.Linear(64, 12), torch.nn.Linear(64, 20)
+
+    def forward(self, x, task_labels):
+        x = x.flatten(1)
+        return self.classifier(torch.relu(torch.cat([self.left(x), self.right(x)], 1)), task_labels)
+
+
+def test_a_head_reading_a_concatenation_reads_none_of_either_part_s_earlier_units(digits_til):
+    torch.manual_seed(0)
+    model = _ConcatHeads()
+    del model.features  # unused
+    plugin = RNFPlugin(selection=TopFraction(0.3), relevance=Relevance(reference_size=100), head_transfer=False)
+    strategy = naive(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), [plugin],
+                     train_mb_size=16, train_epochs=2)
+    for k in range(3):
+        before = torch.cat([plugin.freeze.frozen_units("left", 12), plugin.freeze.frozen_units("right", 20)])
+        strategy.train(digits_til.train_stream[k])
+    weight = model.state_dict()[_head(2)]
+    assert before[:12].any() and before[12:].any()
+    assert torch.count_nonzero(weight[:, before]) == 0  # both parts' earlier units are cut off task 2's head
+    assert torch.count_nonzero(weight[:, ~before]) > 0

@@ -57,12 +57,15 @@ SINGLE_HEAD: dict[str, tuple[Callable[[int], nn.Module], str]] = {
     "vgg11_bn": (_vgg11_bn, "classifier"),
     "mobilenet_v3_small": (lambda n: tv.mobilenet_v3_small(num_classes=n), "classifier"),
     "efficientnet_b0": (lambda n: tv.efficientnet_b0(num_classes=n), "classifier"),
+    "regnet_x_400mf": (lambda n: tv.regnet_x_400mf(num_classes=n), "fc"),  # grouped convolutions
+    "googlenet": (lambda n: tv.googlenet(num_classes=n, aux_logits=False, init_weights=True), "fc"),  # concatenation
+    "squeezenet1_1": (lambda n: tv.squeezenet1_1(num_classes=n), ""),  # concatenation, a conv as classifier
 }
 MULTI_HEAD: dict[str, Callable[[], nn.Module]] = {
     "MTSimpleCNN": lambda: MTSimpleCNN(),
     "MTSlimResNet18": lambda: MTSlimResNet18(nclasses=2),
     **{f"as_multitask({name})": (lambda make=make, head=head: as_multitask(make(2), head))
-       for name, (make, head) in SINGLE_HEAD.items() if "Incremental" not in name},
+       for name, (make, head) in SINGLE_HEAD.items() if head and "Incremental" not in name},
 }
 
 
@@ -123,7 +126,7 @@ def test_class_incremental_freezes_groups_exactly(name, optimizer):
     assert rnf.frozen_fractions[-1]
 
 
-@pytest.mark.parametrize("name", ["SlimResNet18", "resnet18", "mobilenet_v3_small"])
+@pytest.mark.parametrize("name", ["SlimResNet18", "resnet18", "mobilenet_v3_small", "regnet_x_400mf", "googlenet"])
 def test_class_inference_keeps_the_old_classes_rows_exactly_on_residual_models(name):
     model = SINGLE_HEAD[name][0](N_CLASSES)
     rnf, snapshots, outputs = _train(model, "sgd", task_labels=False, task_inference="class")

@@ -91,7 +91,7 @@ def test_kept_units_read_only_kept_units():
                 layer.name,
                 sources[layer.name],
                 torch.ones_like(keep[layer.name]),
-                keep[sources[layer.name].layer],
+                keep,
             )
     assert torch.equal(model(x), pruned)
     with torch.no_grad():  # whatever non-kept units do now, kept units and outputs do not change
