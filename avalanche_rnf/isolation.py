@@ -18,12 +18,12 @@ layer that is not a task head. ``Conv2d -> Conv2d`` maps channels to channels, a
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence, cast
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units, weight_of
+from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, n_inputs, n_units, weight_of
 
 
 def unit_sources(model: nn.Module, layers: list[UnitLayer], heads: set[str]) -> dict[str, Source | None]:
@@ -108,53 +108,3 @@ def sever(model: nn.Module, name: str, source: Source | None, rows: Tensor,
     )
     weight.masked_fill_(cut, 0)
     return cut
-
-
-@torch.no_grad()
-def calibrated_norms(
-    model: nn.Module,
-    weights: dict[str, Tensor],
-    norms: list[tuple[str, Tensor]],
-    batches: Sequence[tuple[Tensor, ...]],
-    call: Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor],
-) -> dict[str, Tensor]:
-    """Running statistics of BatchNorm channels recomputed for the network with ``weights``.
-
-    Isolation changes what a newly frozen channel sums up, so the running mean and variance it
-    was trained with no longer fit. For each ``(norm layer name, channels to recompute)`` of
-    ``norms`` the statistics are measured on ``batches`` (joined into one batch) in eval mode, in
-    a single forward pass: a hook sets each norm layer's statistics from its input just before it
-    normalises, so every later layer already sees recalibrated inputs, exactly as at inference.
-    Other channels keep theirs. ``call(model, tensors, batch)`` runs the model with ``tensors``
-    swapped in.
-    """
-    tensors = dict(weights)
-    handles = []
-    for name, channels in norms:
-        if not channels.any():
-            continue
-        module = model.get_submodule(name)
-        mean = tensors[f"{name}.running_mean"] = cast(Tensor, module.running_mean).clone()
-        var = tensors[f"{name}.running_var"] = cast(Tensor, module.running_var).clone()
-        handles.append(module.register_forward_pre_hook(_measure(mean, var, channels.to(mean.device))))
-    if not handles:
-        return tensors
-    joined = tuple(torch.cat(parts) for parts in zip(*batches))
-    try:
-        with evaluating(model):
-            call(model, tensors, joined)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return tensors
-
-
-def _measure(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
-    """Forward pre-hook writing the input's per-channel mean and (unbiased) variance into ``channels``."""
-
-    def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        x = inputs[0].transpose(0, 1).flatten(1).double()  # channels x (batch * positions)
-        mean.copy_(torch.where(channels, x.mean(1).to(mean), mean))
-        var.copy_(torch.where(channels, x.var(1, correction=min(1, x.shape[1] - 1)).to(var), var))
-
-    return hook

@@ -9,8 +9,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from avalanche_rnf.calibration import calibrated_norms
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
-from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever
+from avalanche_rnf.isolation import Source, isolated_weights, sever
 from avalanche_rnf.layers import UnitLayer, evaluating
 
 Batch = tuple[Tensor, Tensor, Tensor]

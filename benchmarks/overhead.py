@@ -1,8 +1,8 @@
 """RNF's cost next to Naive's on CIFAR-shaped inputs: training time, peak memory, and RNF's phases.
 
 Memory and time depend on shapes, not on pixel values, so the inputs are random tensors of
-CIFAR-10's shape (no dataset needed). Both strategies train the same model on the same stream in
-one process, one after the other; run it on a quiet machine and compare the ratios.
+CIFAR-10's shape (no dataset needed). Both strategies train the same model on the same stream,
+each in a fresh process, one after the other; run it on a quiet machine and compare the ratios.
 
     python benchmarks/overhead.py --model slim_resnet18 --samples 2000 --experiences 2 --epochs 1
 
@@ -14,13 +14,14 @@ learning a task's recognition statistics).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
 import warnings
 from typing import Any, Callable
 
 import torch
 from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
-from avalanche.models import SlimResNet18
+from avalanche.models import SlimResNet18, as_multitask
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
@@ -54,9 +55,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="training samples per experience")
     parser.add_argument("--experiences", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--class-incremental", action="store_true",
-                        help="RNF with task_inference='class', max_drop 0.002 and one retraining epoch")
+    scenario = parser.add_mutually_exclusive_group()
+    scenario.add_argument("--class-incremental", action="store_true",
+                          help="RNF with task_inference='class', max_drop 0.002 and one retraining epoch")
+    scenario.add_argument("--task-incremental", action="store_true",
+                          help="task labels and a head per task (as_multitask); RNF with max_drop 0.002 and one "
+                               "retraining epoch, isolating what it keeps")
     args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")  # a fresh process each: peaks not hidden by the other's
+    for strategy_name in ("naive", "rnf"):
+        with context.Pool(1) as pool:
+            print(pool.apply(_run, (args, strategy_name)))
+
+
+def _run(args: argparse.Namespace, strategy_name: str) -> str:
+    """Train ``strategy_name`` on the stream; its line of the report."""
     warnings.filterwarnings("ignore")
     phases: dict[str, list[float]] = {}
     for label, (owner, name) in PHASES.items():
@@ -66,25 +79,31 @@ def main() -> None:
     x = torch.randn(n, 3, 32, 32, generator=generator)
     y = torch.arange(2 * args.experiences).repeat_interleave(args.samples // 2)
     parts = [(x[y // 2 == k], y[y // 2 == k]) for k in range(args.experiences)]
-    bench = tensors_benchmark(parts, [(p[0][:200], p[1][:200]) for p in parts], task_labels=[0] * args.experiences)
-    for strategy_name in ("naive", "rnf"):
-        torch.manual_seed(0)
-        model = SlimResNet18(2 * args.experiences) if args.model == "slim_resnet18" else SmallCNN(2 * args.experiences)
-        common: dict[str, Any] = dict(model=model, train_mb_size=64, train_epochs=args.epochs,
-                                      optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                                      evaluator=EvaluationPlugin())
-        extra: dict[str, Any] = dict(tolerance=Tolerance(0.002), retraining=Retraining(1), task_inference="class") \
-            if args.class_incremental else {}
-        strategy = Naive(**common) if strategy_name == "naive" else RNF(**common, **extra)
-        phases.clear()
-        start = time.perf_counter()
-        with PeakMemory() as memory:
-            for experience in bench.train_stream:
-                strategy.train(experience)
-        seconds = time.perf_counter() - start
-        shown = ", ".join(f"{k} {s:.1f} s / {m:.0f} MiB" for k, (s, m) in phases.items())
-        print(f"{strategy_name}: train {seconds:.1f} s, peak RSS delta {memory.delta_mb:.0f} MiB"
-              + (f"; {shown}" if shown else ""))
+    if args.task_incremental:
+        parts = [(inputs, labels % 2) for inputs, labels in parts]
+    tasks = list(range(args.experiences)) if args.task_incremental else [0] * args.experiences
+    bench = tensors_benchmark(parts, [(p[0][:200], p[1][:200]) for p in parts], task_labels=tasks)
+    torch.manual_seed(0)
+    classes = 2 if args.task_incremental else 2 * args.experiences
+    model = SlimResNet18(classes) if args.model == "slim_resnet18" else SmallCNN(classes)
+    if args.task_incremental:
+        model = as_multitask(model, "linear" if args.model == "slim_resnet18" else "classifier")
+    common: dict[str, Any] = dict(model=model, train_mb_size=64, train_epochs=args.epochs,
+                                  optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                                  evaluator=EvaluationPlugin())
+    extra: dict[str, Any] = dict(tolerance=Tolerance(0.002), retraining=Retraining(1)) \
+        if args.class_incremental or args.task_incremental else {}
+    if args.class_incremental:
+        extra["task_inference"] = "class"
+    strategy = Naive(**common) if strategy_name == "naive" else RNF(**common, **extra)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        for experience in bench.train_stream:
+            strategy.train(experience)
+    seconds = time.perf_counter() - start
+    shown = ", ".join(f"{k} {s:.1f} s / {m:.0f} MiB" for k, (s, m) in phases.items())
+    return (f"{strategy_name}: train {seconds:.1f} s, peak RSS delta {memory.delta_mb:.0f} MiB"
+            + (f"; {shown}" if shown else ""))
 
 
 if __name__ == "__main__":

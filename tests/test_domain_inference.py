@@ -55,8 +55,8 @@ def _as_task(model: nn.Sequential, rnf, x: torch.Tensor, task: int) -> torch.Ten
     model.eval()
     hidden = model[:-1](x)
     source = unit_sources(model, rnf.layers, set())["4"]
-    return nn.functional.linear(hidden * input_mask(model[4], source, {source.layer: rnf.task_inputs[task]}).flatten().float(),
-                                model[4].weight, model[4].bias)
+    mask = input_mask(model[4], source, {source.layer: rnf.task_inputs[task]}).flatten().float()
+    return nn.functional.linear(hidden * mask, model[4].weight, model[4].bias)
 
 
 def _assert_recognised_tasks_computed(outputs: _Outputs, model: nn.Sequential, rnf) -> None:

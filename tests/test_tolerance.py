@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from avalanche_rnf import Capacity, Tolerance, ToleranceSearch, TopFraction, fair_share
-from avalanche_rnf.isolation import Source, calibrated_norms, isolated_weights, sever, unit_sources
+from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms
+from avalanche_rnf.isolation import Source, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
 
@@ -222,7 +223,8 @@ def test_isolation_is_off_for_single_head_models_without_task_inference(digits_c
     assert frozen.any() and (model[2].weight[frozen] != 0).all()
 
 
-def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else():
+@pytest.mark.parametrize("budget", [CALIBRATION_BUDGET, 1], ids=["one-pass", "norm-by-norm-in-chunks"])
+def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budget):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2))
     model.train()
@@ -234,7 +236,7 @@ def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else():
     def call(m, tensors, batch):
         return torch.func.functional_call(m, tensors, (batch[0],))
 
-    out = calibrated_norms(model, weights, norms, [(x[:2], torch.zeros(2)), (x[2:], torch.zeros(3))], call)
+    out = calibrated_norms(model, weights, norms, [(x[:2], torch.zeros(2)), (x[2:], torch.zeros(3))], call, budget)
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     first = model[0](x).transpose(0, 1).flatten(1)
     assert torch.allclose(out["1.running_mean"][[0, 2]], first.mean(1)[[0, 2]], atol=1e-6)

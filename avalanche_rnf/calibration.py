@@ -1,0 +1,158 @@
+"""BatchNorm statistics recomputed for the network as isolation leaves it, within a memory budget.
+
+Isolation changes what a newly frozen channel sums up, so the running mean and variance it was
+trained with no longer fit. Each norm's statistics are measured on the calibration samples from
+the input it sees at inference (eval mode), after every earlier norm has its new statistics:
+
+- where the calibration samples' activations fit :data:`CALIBRATION_BUDGET`, in one forward pass
+  (a hook sets each norm's statistics from its input just before it normalises);
+- otherwise norm by norm, in the order they run, each over the samples in chunks that fit the
+  budget (the pass stops at the norm), with sums accumulated in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence, cast
+
+import torch
+from torch import Tensor, nn
+
+from avalanche_rnf.layers import evaluating
+
+Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
+CALIBRATION_BUDGET = 64 * 2**20
+"""Bytes of the norms' inputs in one calibration pass."""
+_CHANNEL_BLOCK = 16
+"""Channels whose statistics are computed at once (each as a float64 copy)."""
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass at the norm being measured."""
+
+
+def _rows(x: Tensor, channels: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """``(channel indices, their values as float64 rows)`` for the ``channels`` of ``x``, a block at a time."""
+    picked = channels.nonzero().flatten()
+    out = []
+    for block in picked.split(_CHANNEL_BLOCK):
+        out.append((block, x.index_select(1, block.to(x.device)).transpose(0, 1).flatten(1).double()))
+    return out
+
+
+def _set_from(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
+    """Forward pre-hook writing the input's per-channel mean and (unbiased) variance into ``channels``."""
+
+    def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        for block, rows in _rows(inputs[0], channels):
+            mean[block] = rows.mean(1).to(mean)
+            var[block] = rows.var(1, correction=min(1, rows.shape[1] - 1)).to(var)
+
+    return hook
+
+
+class _Sums:
+    """Per-channel count, sum and sum of squares of a norm's inputs over several passes (float64)."""
+
+    def __init__(self, channels: Tensor) -> None:
+        self.channels = channels
+        self.n = 0
+        self.sum = torch.zeros(channels.numel(), dtype=torch.float64)
+        self.squares = torch.zeros(channels.numel(), dtype=torch.float64)
+
+    def hook(self, _module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        x = inputs[0]
+        for block, rows in _rows(x, self.channels):
+            self.sum[block] += rows.sum(1).cpu()
+            self.squares[block] += rows.square().sum(1).cpu()
+        self.n += x.numel() // x.shape[1]  # samples x positions per channel
+        raise _Stop
+
+    def write(self, mean: Tensor, var: Tensor) -> None:
+        picked = self.channels.nonzero().flatten()
+        m = self.sum[picked] / self.n
+        mean[picked.to(mean.device)] = m.to(mean)
+        var[picked.to(var.device)] = ((self.squares[picked] - self.n * m.square()) / max(1, self.n - 1)).to(var)
+
+
+def _per_sample_bytes(model: nn.Module, names: Sequence[str], tensors: dict[str, Tensor], call: Call,
+                      probe: tuple[Tensor, ...]) -> tuple[list[str], int]:
+    """The norms ``names`` in the order they run, and the bytes of their inputs per sample (``probe``: a few)."""
+    order: list[str] = []
+    size = 0
+
+    def note(name: str):
+        def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+            nonlocal size
+            order.append(name)
+            size += inputs[0].numel() * inputs[0].element_size()
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_pre_hook(note(name)) for name in names]
+    try:
+        with evaluating(model), torch.no_grad():
+            call(model, tensors, probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order, size // max(1, len(probe[0]))
+
+
+@torch.no_grad()
+def calibrated_norms(
+    model: nn.Module,
+    weights: dict[str, Tensor],
+    norms: list[tuple[str, Tensor]],
+    batches: Sequence[tuple[Tensor, ...]],
+    call: Call,
+    budget: int = CALIBRATION_BUDGET,
+) -> dict[str, Tensor]:
+    """``weights`` and, for each ``(norm layer name, channels to recompute)`` of ``norms``, its running
+    statistics measured on ``batches`` in eval mode for the network with those tensors (other channels
+    keep theirs). ``call(model, tensors, batch)`` runs the model with ``tensors`` swapped in."""
+    tensors = dict(weights)
+    targets = {name: channels for name, channels in norms if channels.any()}
+    if not targets:
+        return tensors
+    for name in targets:
+        module = model.get_submodule(name)
+        tensors[f"{name}.running_mean"] = cast(Tensor, module.running_mean).clone()
+        tensors[f"{name}.running_var"] = cast(Tensor, module.running_var).clone()
+    joined = tuple(torch.cat(parts) for parts in zip(*batches))
+    order, per_sample = _per_sample_bytes(model, list(targets), tensors, call, tuple(t[:2] for t in joined))
+    with evaluating(model):
+        if per_sample * len(joined[0]) <= budget:
+            _one_pass(model, tensors, targets, joined, call)
+        else:
+            chunks = list(zip(*(t.split(max(1, budget // max(per_sample, 1))) for t in joined)))
+            for name in order:
+                _measure_alone(model, tensors, name, targets[name], chunks, call)
+    return tensors
+
+
+def _one_pass(model: nn.Module, tensors: dict[str, Tensor], targets: dict[str, Tensor],
+              joined: tuple[Tensor, ...], call: Call) -> None:
+    handles = []
+    for name, channels in targets.items():
+        mean, var = tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"]
+        hook = _set_from(mean, var, channels.to(mean.device))
+        handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
+    try:
+        call(model, tensors, joined)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _measure_alone(model: nn.Module, tensors: dict[str, Tensor], name: str, channels: Tensor,
+                   chunks: list[tuple[Tensor, ...]], call: Call) -> None:
+    sums = _Sums(channels.cpu())
+    handle = model.get_submodule(name).register_forward_pre_hook(sums.hook)
+    try:
+        for chunk in chunks:
+            try:
+                call(model, tensors, chunk)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    sums.write(tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"])
