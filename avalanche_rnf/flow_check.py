@@ -76,7 +76,7 @@ def check_sources(model: nn.Module, layers: list[UnitLayer], sources: dict[str, 
         module = model.get_submodule(name)
         zeroed = torch.cat([~live[layer].repeat_interleave(group) for layer, group in source.parts])
         where = _channel_view(module, zeroed, half[name].dim()).to(half[name].device)
-        if not torch.equal(half[name] * where, none[name] * where):
+        if not torch.allclose(half[name] * where, none[name] * where, rtol=0, atol=0, equal_nan=True):
             raise UnsupportedModelError(
                 f"RNF cannot isolate {name!r}: traced, it reads the units of "
                 f"{[layer for layer, _ in source.parts]} in order, but a forward pass shows inputs that change "

@@ -382,6 +382,18 @@ def test_streaming_lda_on_backbone_features_trains_the_backbone_on_the_first_exp
     online = run(RunSpec("slda_backbone", strategy_params("slda_backbone", "split_digits", "class"),
                          dataclasses.replace(training, online=16), 0), stream)
     assert online.status == "skipped" and "first experience" in online.reason
+    # a network that flattens its input itself (Avalanche's SimpleMLP) on image-shaped inputs
+    from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
+    from avalanche.models import SimpleMLP
+
+    x, y = torch.randn(40, 1, 4, 4), torch.arange(4).repeat_interleave(10)
+    parts = [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])]
+    mlp = SimpleMLP(num_classes=4, input_size=16, hidden_size=8)
+    images = build_strategy("slda_backbone", mlp, training, {"shrinkage": 1e-4}, evaluator=EvaluationPlugin(loggers=[]),
+                            input_shape=(1, 4, 4))
+    for experience in tensors_benchmark(parts, parts, task_labels=[0, 0]).train_stream:
+        images.train(experience)
+    assert images.cK.tolist() == [10, 10, 10, 10]
     with pytest.raises(ValueError, match="'features'.*'classifier'"):
         build_strategy("slda_backbone", torch.nn.Sequential(torch.nn.Linear(64, 10)), training, {"shrinkage": 1e-4},
                        evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,))

@@ -63,17 +63,17 @@ def streaming_lda(name: str, model: nn.Module, training: Training, params: dict[
     its number of classes. ``optimizer_for(network)`` makes the backbone's optimizer."""
     _check_params(name, params)
     features: nn.Module = nn.Flatten()
-    size = math.prod(input_shape)
+    size, output = math.prod(input_shape), None
     if name == "slda_backbone":
         backbone, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
         if not (isinstance(backbone, nn.Module) and isinstance(classifier, nn.Linear)):
             raise ValueError("slda_backbone reads a network's 'features' and trains them with its Linear "
                              f"'classifier' on the first experience; {type(model).__name__} has not both")
-        features, size = backbone, classifier.in_features
+        features, size, output = model, classifier.in_features, "features"  # what 'features' puts out in model(x)
         plugins = [FirstExperienceBackbone(model, training, optimizer_for(model), device), *(plugins or [])]
     elif name != "slda":
         raise ValueError(f"unknown Streaming LDA strategy {name!r}: use one of {', '.join(SLDA_STRATEGIES)}")
-    return StreamingLDA(slda_model=features, criterion=nn.CrossEntropyLoss(), input_size=size,
+    return StreamingLDA(slda_model=features, output_layer_name=output, criterion=nn.CrossEntropyLoss(), input_size=size,
                         num_classes=_n_classes(model), shrinkage_param=params["shrinkage"], train_epochs=1,
                         train_mb_size=training.batch_size, eval_mb_size=training.eval_batch_size, device=device,
                         plugins=plugins, evaluator=evaluator)
