@@ -4,8 +4,8 @@ Isolation changes what a newly frozen channel sums up, so the running mean and v
 trained with no longer fit. Each norm's statistics are measured on the calibration samples from
 the input it sees at inference (eval mode), after every earlier norm has its new statistics:
 
-- where the calibration samples' activations fit :data:`CALIBRATION_BUDGET`, in one forward pass
-  (a hook sets each norm's statistics from its input just before it normalises);
+- where the largest norm input of all calibration samples fits :data:`CALIBRATION_BUDGET`, in one
+  forward pass (a hook sets each norm's statistics from its input just before it normalises);
 - otherwise norm by norm, in the order they run, each over the samples in chunks that fit the
   budget (the pass stops at the norm), with sums accumulated in float64.
 """
@@ -20,29 +20,35 @@ from torch import Tensor, nn
 from avalanche_rnf.layers import evaluating
 
 Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
-CALIBRATION_BUDGET = 64 * 2**20
-"""Bytes of the norms' inputs in one calibration pass."""
+CALIBRATION_BUDGET = 4 * 2**20
+"""Bytes of the largest norm input in one calibration pass."""
 _CHANNEL_BLOCK = 16
 """Channels whose statistics are computed at once (each as a float64 copy)."""
 
 
-class _Stop(Exception):
+class _Stop(BaseException):
     """Raised by a hook to end a forward pass at the norm being measured."""
 
 
 def _rows(x: Tensor, channels: Tensor) -> list[tuple[Tensor, Tensor]]:
     """``(channel indices, their values as float64 rows)`` for the ``channels`` of ``x``, a block at a time."""
-    picked = channels.nonzero().flatten()
+    picked = channels.to(x.device).nonzero().flatten()
     out = []
     for block in picked.split(_CHANNEL_BLOCK):
-        out.append((block, x.index_select(1, block.to(x.device)).transpose(0, 1).flatten(1).double()))
+        out.append((block, x.index_select(1, block).transpose(0, 1).flatten(1).double()))
     return out
 
 
 def _set_from(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
-    """Forward pre-hook writing the input's per-channel mean and (unbiased) variance into ``channels``."""
+    """Forward pre-hook writing the input's per-channel mean and (unbiased) variance into ``channels``, on the
+    norm's first call in the pass (as the norm-by-norm measurement does)."""
+    done = False
 
     def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
         for block, rows in _rows(inputs[0], channels):
             mean[block] = rows.mean(1).to(mean)
             var[block] = rows.var(1, correction=min(1, rows.shape[1] - 1)).to(var)
@@ -56,35 +62,39 @@ class _Sums:
     def __init__(self, channels: Tensor) -> None:
         self.channels = channels
         self.n = 0
-        self.sum = torch.zeros(channels.numel(), dtype=torch.float64)
-        self.squares = torch.zeros(channels.numel(), dtype=torch.float64)
+        self.sum = torch.zeros(channels.numel(), dtype=torch.float64, device=channels.device)
+        self.squares = torch.zeros_like(self.sum)
 
     def hook(self, _module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0]
         for block, rows in _rows(x, self.channels):
-            self.sum[block] += rows.sum(1).cpu()
-            self.squares[block] += rows.square().sum(1).cpu()
+            self.sum[block] += rows.sum(1)
+            self.squares[block] += rows.square().sum(1)
         self.n += x.numel() // x.shape[1]  # samples x positions per channel
         raise _Stop
 
     def write(self, mean: Tensor, var: Tensor) -> None:
+        if self.n == 0:  # the norm did not run
+            return
         picked = self.channels.nonzero().flatten()
         m = self.sum[picked] / self.n
-        mean[picked.to(mean.device)] = m.to(mean)
-        var[picked.to(var.device)] = ((self.squares[picked] - self.n * m.square()) / max(1, self.n - 1)).to(var)
+        mean[picked] = m.to(mean)
+        var[picked] = ((self.squares[picked] - self.n * m.square()).clamp_min(0) / max(1, self.n - 1)).to(var)
 
 
 def _per_sample_bytes(model: nn.Module, names: Sequence[str], tensors: dict[str, Tensor], call: Call,
                       probe: tuple[Tensor, ...]) -> tuple[list[str], int]:
-    """The norms ``names`` in the order they run, and the bytes of their inputs per sample (``probe``: a few)."""
+    """The norms ``names`` in the order they first run, and the bytes per sample of the largest norm input
+    (``probe``: a few samples)."""
     order: list[str] = []
     size = 0
 
     def note(name: str):
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
             nonlocal size
-            order.append(name)
-            size += inputs[0].numel() * inputs[0].element_size()
+            if name not in order:
+                order.append(name)
+            size = max(size, inputs[0].numel() * inputs[0].element_size())
         return hook
 
     handles = [model.get_submodule(name).register_forward_pre_hook(note(name)) for name in names]
@@ -145,7 +155,7 @@ def _one_pass(model: nn.Module, tensors: dict[str, Tensor], targets: dict[str, T
 
 def _measure_alone(model: nn.Module, tensors: dict[str, Tensor], name: str, channels: Tensor,
                    chunks: list[tuple[Tensor, ...]], call: Call) -> None:
-    sums = _Sums(channels.cpu())
+    sums = _Sums(channels.to(tensors[f"{name}.running_mean"].device))
     handle = model.get_submodule(name).register_forward_pre_hook(sums.hook)
     try:
         for chunk in chunks:

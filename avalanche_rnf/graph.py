@@ -27,9 +27,9 @@ from typing import Any, Iterable, cast
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.flow_check import Forward, check_sources
+from avalanche_rnf.flow_check import check_sources
 from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_inputs, n_units
-from avalanche_rnf.relevance import lean_batch_size
+from avalanche_rnf.relevance import Forward, lean_batch_size
 
 UNIT_TYPES = (nn.Linear, nn.Conv2d)
 
@@ -115,6 +115,7 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
     owner: dict[str, str] = {}  # module -> name of its group
     members: dict[str, list[str]] = {}
     reads: dict[str, list[tuple[str, list[int], list[int]]]] = {}
+    own: dict[str, list[tuple[str, list[int], list[int]]]] = {}  # depthwise convs: their own group's channels
     for group in groups:
         outs = sorted({m for m, kind, _, _ in group if kind == "out" and m in order}, key=order.__getitem__)
         if not outs:
@@ -123,11 +124,10 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
         for module, kind, idxs, roots in group:
             if kind == "out" and module in order:
                 if idxs != roots or n_units(model.get_submodule(module)) != n_units(model.get_submodule(name)):
-                    raise UnsupportedModelError(
-                        f"RNF cannot couple the output channels of {module!r} with those of {name!r} one to one "
-                        "(split or concatenated channels); such models are not supported yet."
-                    )
+                    raise UnsupportedModelError(_uncoupled(model, module, name))
                 owner[module] = name
+                if _depthwise(model.get_submodule(module)):  # reads the channels of its own group, one to one
+                    own[module] = [(name, idxs, roots)]
             elif kind == "out" and module in norm_of and norm_of[module] not in outs:
                 raise UnsupportedModelError(
                     f"RNF cannot freeze {module!r}: it normalises channels of {name!r} but does not follow a "
@@ -148,15 +148,31 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
         layers.append(UnitLayer(
             layer.name, layer.norm, tuple((m, norms[m]) for m in coupled[1:]),
             tuple((m, _source(model, m, reads.get(m, []))) for m in coupled)))
-    check_sources(model, layers, {m: source for layer in layers for m, source in layer.reads or ()}, example, forward)
+    checked = {m: source for layer in layers for m, source in layer.reads or () if source is not None}
+    checked.update({m: cast(Source, _source(model, m, parts)) for m, parts in own.items()})
+    check_sources(model, layers, checked, example, forward)
     return layers
+
+
+def _depthwise(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and 1 < module.groups == module.in_channels == module.out_channels
 
 
 def _reads_itself(model: nn.Module, module: str, group: Iterable[Any]) -> bool:
     """A depthwise conv whose output channels are in the same group as its input channels."""
-    conv = model.get_submodule(module)
-    depthwise = isinstance(conv, nn.Conv2d) and conv.groups > 1 and conv.groups == conv.in_channels
-    return depthwise and any(m == module and kind == "out" for m, kind, _, _ in group)
+    return _depthwise(model.get_submodule(module)) and any(m == module and kind == "out" for m, kind, _, _ in group)
+
+
+def _uncoupled(model: nn.Module, module: str, name: str) -> str:
+    """Why the output channels of ``module`` cannot be the units of group ``name``."""
+    for member in (module, name):
+        conv = model.get_submodule(member)
+        if isinstance(conv, nn.Conv2d) and 1 < conv.groups and not _depthwise(conv):
+            return (f"RNF cannot read the units of the grouped convolution {member!r} (groups={conv.groups}, "
+                    f"{conv.in_channels} -> {conv.out_channels} channels): the tracer couples its channels as if it "
+                    "were depthwise. Grouped convolutions with several output channels per group are supported.")
+    return (f"RNF cannot couple the output channels of {module!r} with those of {name!r} one to one "
+            "(split or concatenated channels); such models are not supported yet.")
 
 
 def _sibling(model: nn.Module, name: str, owner: dict[str, str], order: dict[str, int]) -> str:

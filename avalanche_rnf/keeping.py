@@ -4,18 +4,16 @@ BatchNorm statistics, freeze them, and measure the sub-network they form."""
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.calibration import calibrated_norms
+from avalanche_rnf.calibration import Call, calibrated_norms
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, isolated_weights, sever
 from avalanche_rnf.layers import UnitLayer, evaluating
 
 Batch = tuple[Tensor, Tensor, Tensor]
-Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 """``call(model, tensors, batch)``: logits on ``batch`` with ``tensors`` swapped into the model."""
 
 

@@ -260,6 +260,8 @@ python -m avalanche_rnf.bench.scaling --grid "--benchmark split_mnist --scenario
 # every strategy, 3 seeds; heatmaps in explanations/, drift table and figures in summary.md and plots/.
 rnf-bench --benchmark split_mnist --scenario task --seeds 0 1 2 --explain --loggers text \
   --out "$R/explain-split_mnist-task" "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --seeds 0 1 2 --explain --loggers text --ray \
+  --out "$R/explain-split_cifar10-task" "${extra[@]}"
 
 # Online streams: every experience seen once in sub-experiences of 64 samples, offline parameters.
 for scenario in task class; do
@@ -278,6 +280,14 @@ for b in split_mnist split_fmnist; do
   rnf-bench --benchmark "$b" --scenario class --strategies slda --seeds 0 1 2 --loggers text \
     --out "$R/$b-class" --resume "${extra[@]}"
 done
+# Streaming LDA on the features of the network trained on the first experience (slda_backbone), added to
+# the class-incremental columns, and the baselines split_cifar10-class did not have.
+for b in split_mnist split_fmnist; do
+  rnf-bench --benchmark "$b" --scenario class --strategies slda_backbone --seeds 0 1 2 --loggers text \
+    --out "$R/$b-class" --resume "${extra[@]}"
+done
+rnf-bench --benchmark split_cifar10 --scenario class --strategies slda_backbone,ewc,si,mas,joint --seeds 0 1 2 \
+  --loggers text --out "$R/split_cifar10-class" --resume "${extra[@]}"
 
 # Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
 # at the same tolerance and the fair share, 2 seeds each.

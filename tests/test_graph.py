@@ -108,6 +108,37 @@ def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
         with pytest.raises(UnsupportedModelError, match="'head'.*a forward pass shows inputs that change"):
             _traced(Permuted(shuffle), (3, 4, 4))
 
+
+class _Glue(nn.Module):
+    """conv a (8 channels) -> parameter-free glue -> depthwise conv -> conv head."""
+
+    def __init__(self, glue):
+        super().__init__()
+        self.a, self.glue = nn.Conv2d(3, 8, 1), glue
+        self.dw, self.head = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.dw(self.glue(self.a(x))))
+
+
+def _shuffle(h):  # ShuffleNet's channel shuffle, two groups
+    return h.view(h.shape[0], 2, 4, *h.shape[2:]).transpose(1, 2).reshape(h.shape)
+
+
+@pytest.mark.parametrize("glue", [
+    _shuffle,  # in front of a depthwise conv, which reads its own group's channels
+    lambda h: h[:, [0, 1, 2, 3, 4, 5, 7, 6]],  # one swap of two neighbours
+    lambda h: nn.functional.normalize(h, dim=1),  # a normalisation over channels
+    lambda h: h * torch.sigmoid(h.mean(1, keepdim=True)),  # a gate computed over channels
+], ids=["shuffle-before-depthwise", "one-swap", "normalize-over-channels", "gate-over-channels"])
+def test_ops_the_tracer_cannot_follow_are_caught_by_the_check(glue):
+    with pytest.raises(UnsupportedModelError, match="a forward pass shows inputs that change"):
+        _traced(_Glue(glue), (3, 6, 6))
+
+
+def test_channel_local_glue_passes_the_check():
+    _traced(_Glue(lambda h: nn.functional.max_pool2d(torch.relu(h), 3, 1, 1) * 2 + 1), (3, 6, 6))
+
     class FlatConcat(nn.Module):  # concatenated maps flattened into a Linear: the tracer loses the channels
         def __init__(self):
             super().__init__()

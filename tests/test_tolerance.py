@@ -223,6 +223,26 @@ def test_isolation_is_off_for_single_head_models_without_task_inference(digits_c
     assert frozen.any() and (model[2].weight[frozen] != 0).all()
 
 
+def test_calibration_in_one_pass_and_norm_by_norm_agree_on_wide_layers():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 40, 3), nn.BatchNorm2d(40), nn.ReLU(), nn.Conv2d(40, 20, 3), nn.BatchNorm2d(20),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(20 * 4 * 4, 24), nn.BatchNorm1d(24)).eval()
+    batches = [(torch.randn(7, 3, 8, 8), torch.zeros(7)) for _ in range(3)]
+    norms = [("1", torch.rand(40) < 0.7), ("4", torch.ones(20, dtype=torch.bool)), ("8", torch.rand(24) < 0.5)]
+
+    def call(m, tensors, batch):
+        return torch.func.functional_call(m, tensors, (batch[0],))
+
+    weights = {"3.weight": model[3].weight * 1.5}
+    one = calibrated_norms(model, weights, norms, batches, call)
+    chunked = calibrated_norms(model, weights, norms, batches, call, budget=1)
+    assert one.keys() == chunked.keys()
+    for key in one:
+        assert torch.allclose(one[key], chunked[key], rtol=1e-5, atol=1e-6), key
+    changed = one["1.running_mean"] != model[1].running_mean
+    assert torch.equal(changed, norms[0][1])  # the chosen channels, and only they
+
+
 @pytest.mark.parametrize("budget", [CALIBRATION_BUDGET, 1], ids=["one-pass", "norm-by-norm-in-chunks"])
 def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budget):
     torch.manual_seed(0)
