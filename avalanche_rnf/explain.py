@@ -12,7 +12,7 @@ picks a seeded, class-balanced probe set. This module imports torch and zennit o
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +21,8 @@ from zennit.core import Composite
 from zennit.types import Convolution
 
 from avalanche_rnf.layers import evaluating
-from avalanche_rnf.relevance import _start_relevance, _TaskBound, make_composite
+from avalanche_rnf.relevance import Forward, _start_relevance, _TaskBound, make_composite
 
-Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 """``forward(model, x, task_labels) -> logits``, as in :mod:`avalanche_rnf.relevance`."""
 CompositeSpec = Union[str, Composite, None]
 

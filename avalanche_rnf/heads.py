@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.isolation import Source, sever
-from avalanche_rnf.layers import n_units
+from avalanche_rnf.layers import UnsupportedModelError, n_units
 
 
 class HeadTransfer:
@@ -84,6 +84,11 @@ class HeadTransfer:
             unread = self.unread[head]
             if len(sizes) == 1:
                 unread = torch.cat([unread, unread.new_zeros(sizes[0] - unread.numel())])  # units added since are free
+            elif unread.numel() != sum(sizes):
+                raise UnsupportedModelError(
+                    f"RNF: the layers {[layer for layer, _ in source.parts]} concatenated in front of head {head!r} "
+                    "changed width since its task came; growing layers are supported in front of a head that reads "
+                    "one layer.")
             rows = torch.ones(n_units(model.get_submodule(head)), dtype=torch.bool)
             keep = {layer: ~part for (layer, _), part in zip(source.parts, unread.split(sizes))}
             cut = sever(model, head, source, rows, keep)

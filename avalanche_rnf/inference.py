@@ -29,8 +29,8 @@ from avalanche_rnf.recognition import (
     resolve_views,
     task_weighted_log_probs,
 )
+from avalanche_rnf.relevance import Forward
 
-Forward = Callable[[nn.Module, Tensor, Tensor], Tensor]
 Batch = tuple[Tensor, Tensor, Tensor]
 
 
@@ -131,15 +131,17 @@ class TaskInferrer:
         """The layers whose inputs recognise a task, with the units feeding them."""
         sources = unit_sources(model, layers, set())
         output = layers[-1].name
-        if sources[output] is None:
+        last = sources[output]
+        if last is None:
             raise ValueError("task_inference needs a hidden layer in front of the output layer")
         if self.layers == "input":
             first = layers[0].name
             return [Tap(first, None, n_inputs(model.get_submodule(first)))]
-        # a concatenated input's features come from several layers: recognised through those layers' own taps
+        # a tap reads a layer's input: inputs concatenated from several layers are left out, so units that only
+        # feed concatenations take no part in recognition
         fed = {name: source.layer for name, source in sources.items() if source is not None and not source.more}
         if self.layers == "last":
-            sources[output].only(output)  # type: ignore[union-attr]
+            last.only(output)
         names = [output] if self.layers == "last" else [layer.name for layer in layers if layer.name in fed]
         return [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
 

@@ -36,7 +36,7 @@ def output_columns(model: nn.Module, layers: list[UnitLayer], units: Tensor) -> 
     """Boolean mask over the output layer's weight: its columns from ``units`` of the layer feeding it."""
     module = model.get_submodule(layers[-1].name)
     source = output_source(model, layers)
-    return input_mask(module, source, {source.only(layers[-1].name): units}).expand_as(weight_of(module))
+    return input_mask(module, source, {source.layer: units}).expand_as(weight_of(module))
 
 
 def check_single_head(model: nn.Module, layers: list[UnitLayer]) -> None:

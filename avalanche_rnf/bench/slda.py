@@ -57,13 +57,13 @@ class FirstExperienceBackbone(BasePlugin):
 
 
 def streaming_lda(name: str, model: nn.Module, training: Training, params: dict[str, Any],
-                  input_shape: tuple[int, ...], *, optimizer_for, evaluator, plugins: list | None,
+                  input_shape: tuple[int, ...] | None, *, optimizer_for, evaluator, plugins: list | None,
                   device: str | torch.device) -> StreamingLDA:
     """Strategy ``name`` (one of :data:`SLDA_STRATEGIES`) on the harness's ``model``; ``slda`` uses only
     its number of classes. ``optimizer_for(network)`` makes the backbone's optimizer."""
     _check_params(name, params)
     features: nn.Module = nn.Flatten()
-    size, output = math.prod(input_shape), None
+    size, output = math.prod(input_shape or ()), None
     if name == "slda_backbone":
         backbone, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
         if not (isinstance(backbone, nn.Module) and isinstance(classifier, nn.Linear)):

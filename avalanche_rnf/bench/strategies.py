@@ -144,8 +144,8 @@ def build_strategy(
     already (:func:`~avalanche_rnf.bench.planning.make_plan`)."""
     params = {key: value for key, value in params.items() if key != "lr"}
     if name in SLDA_STRATEGIES:
-        if input_shape is None:
-            raise ValueError(f"{name} reads the inputs itself: pass input_shape")
+        if input_shape is None and name == "slda":
+            raise ValueError("slda reads the raw inputs: pass input_shape")
         return streaming_lda(name, model, training, params, input_shape, evaluator=evaluator, plugins=plugins,
                              device=device, optimizer_for=lambda network: make_optimizer(training, network))
     if training.reset_optimizer:
