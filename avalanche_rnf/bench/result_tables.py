@@ -12,7 +12,7 @@ from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, prese
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
-EXPLAIN_ORDER = ("explain-split_mnist-task",)
+EXPLAIN_ORDER = ("explain-split_mnist-task", "explain-split_cifar10-task")
 """The result directories of ``rnf-bench --explain`` runs."""
 ORDER = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
          "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
