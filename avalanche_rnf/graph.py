@@ -22,6 +22,7 @@ the tracer cannot follow (a channel shuffle) is an error, not a wrong isolation.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Iterable, cast
 
 import torch
@@ -103,11 +104,13 @@ def _source(model: nn.Module, name: str, reads: list[tuple[str, list[int], list[
 
 
 def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tensor, Tensor],
-                  forward: Forward) -> list[UnitLayer]:
+                  forward: Forward, strict: bool = True) -> list[UnitLayer]:
     """``found`` (unit layers in registration order, with their norms) grouped and connected by the
     data flow of ``forward(model, *example)``. A group is named after its first registered module;
     modules that did not run (other tasks' heads) read what a sibling head of the same width reads.
-    A BatchNorm that belongs to no unit layer (left trainable with ``strict=False``) is passed over."""
+    A BatchNorm that belongs to no unit layer (left trainable with ``strict=False``) is passed over. The
+    sources are checked (:func:`~avalanche_rnf.flow_check.check_sources`): an error, or with ``strict=False``
+    (other trainable or mixing modules between unit layers are then accepted) a warning."""
     norms = {layer.name: layer.norm for layer in found}
     norm_of = {norm: name for name, norm in norms.items() if norm is not None}  # BatchNorm -> its layer
     order = {layer.name: i for i, layer in enumerate(found)}
@@ -150,7 +153,12 @@ def traced_layers(model: nn.Module, found: list[UnitLayer], example: tuple[Tenso
             tuple((m, _source(model, m, reads.get(m, []))) for m in coupled)))
     checked = {m: source for layer in layers for m, source in layer.reads or () if source is not None}
     checked.update({m: cast(Source, _source(model, m, parts)) for m, parts in own.items()})
-    check_sources(model, layers, checked, example, forward)
+    try:
+        check_sources(model, layers, checked, example, forward)
+    except UnsupportedModelError as error:
+        if strict:
+            raise
+        warnings.warn(f"{error} With strict=False RNF goes on; isolation there is not exact.", stacklevel=2)
     return layers
 
 
@@ -192,8 +200,8 @@ def _sibling(model: nn.Module, name: str, owner: dict[str, str], order: dict[str
 class DataFlow:
     """:func:`traced_layers`, cached per model structure (parameter names and shapes)."""
 
-    def __init__(self, forward: Forward) -> None:
-        self.forward = forward
+    def __init__(self, forward: Forward, strict: bool = True) -> None:
+        self.forward, self.strict = forward, strict
         self.example: tuple[Tensor, Tensor] | None = None
         """Inputs and task labels of the current experience to trace with; ``None``: not traced."""
         self._key: Any = None
@@ -206,7 +214,7 @@ class DataFlow:
         key = (tuple((n, tuple(p.shape)) for n, p in model.named_parameters()), tuple(self.example[0].shape),
                tuple(found))
         if key != self._key:
-            self._layers = traced_layers(model, found, self.example, self.forward)
+            self._layers = traced_layers(model, found, self.example, self.forward, self.strict)
             self._key = key
         return self._layers
 

@@ -122,7 +122,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
 
         self.freeze = FreezeState()
         self.layers: list[UnitLayer] = []
-        self.flow = DataFlow(glue.forward)
+        self.flow = DataFlow(glue.forward, strict)
         self.history = History()
         self.cuts = WeightCuts()
         """Weight entries held at zero for the rest of the experience."""
