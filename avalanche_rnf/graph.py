@@ -13,8 +13,8 @@ groups:
   (``None`` for the model input, and for a depthwise conv, which reads its own units), or the
   groups of a concatenation one after the other; a grouped conv's outputs read their group's share.
 
-The sources are then checked with two forward passes (:mod:`~avalanche_rnf.flow_check`), so an op
-the tracer cannot follow (a channel shuffle) is an error, not a wrong isolation.
+The sources are then checked numerically (:mod:`~avalanche_rnf.flow_check`), so an op the tracer
+cannot follow (a channel shuffle) is an error, not a wrong isolation.
 
 :class:`DataFlow` caches the result per model structure, so a plugin may ask every time.
 """
