@@ -17,7 +17,7 @@ from typing import Callable, Sequence, cast
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import evaluating
+from avalanche_rnf.layers import evaluating, pre_hooks
 
 Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 CALIBRATION_BUDGET = 4 * 2**20
@@ -97,13 +97,8 @@ def _per_sample_bytes(model: nn.Module, names: Sequence[str], tensors: dict[str,
             size = max(size, inputs[0].numel() * inputs[0].element_size())
         return hook
 
-    handles = [model.get_submodule(name).register_forward_pre_hook(note(name)) for name in names]
-    try:
-        with evaluating(model), torch.no_grad():
-            call(model, tensors, probe)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with pre_hooks(model, {name: note(name) for name in names}), evaluating(model), torch.no_grad():
+        call(model, tensors, probe)
     return order, size // max(1, len(probe[0]))
 
 
@@ -141,28 +136,21 @@ def calibrated_norms(
 
 def _one_pass(model: nn.Module, tensors: dict[str, Tensor], targets: dict[str, Tensor],
               joined: tuple[Tensor, ...], call: Call) -> None:
-    handles = []
+    hooks = {}
     for name, channels in targets.items():
         mean, var = tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"]
-        hook = _set_from(mean, var, channels.to(mean.device))
-        handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
-    try:
+        hooks[name] = _set_from(mean, var, channels.to(mean.device))
+    with pre_hooks(model, hooks):
         call(model, tensors, joined)
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _measure_alone(model: nn.Module, tensors: dict[str, Tensor], name: str, channels: Tensor,
                    chunks: list[tuple[Tensor, ...]], call: Call) -> None:
     sums = _Sums(channels.to(tensors[f"{name}.running_mean"].device))
-    handle = model.get_submodule(name).register_forward_pre_hook(sums.hook)
-    try:
+    with pre_hooks(model, {name: sums.hook}):
         for chunk in chunks:
             try:
                 call(model, tensors, chunk)
             except _Stop:
                 pass
-    finally:
-        handle.remove()
     sums.write(tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"])

@@ -15,10 +15,12 @@ changes, and the reverse.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_units
+from avalanche_rnf.layers import Source, UnitLayer, UnsupportedModelError, evaluating, n_units, pre_hooks
 from avalanche_rnf.relevance import Forward
 
 
@@ -32,7 +34,6 @@ def _inputs(model: nn.Module, layers: list[UnitLayer], values: dict[str, Tensor]
     """The inputs of ``readers`` in one forward pass with each unit layer's outputs replaced: channel
     ``u`` of layer ``L`` takes the value ``values[L][u]`` at every position."""
     seen: dict[str, Tensor] = {}
-    handles = []
 
     def replace(module: nn.Module, unit_values: Tensor):
         def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
@@ -44,19 +45,14 @@ def _inputs(model: nn.Module, layers: list[UnitLayer], values: dict[str, Tensor]
     def record(name: str):
         return lambda _module, inputs: seen.__setitem__(name, inputs[0].detach().clone())
 
-    try:
+    with ExitStack() as stack:
         for layer in layers:
             for module, norm in layer.modules:
-                unit = model.get_submodule(module)
-                handles.append(model.get_submodule(norm or module).register_forward_hook(
-                    replace(unit, values[layer.name])))
-        for name in readers:
-            handles.append(model.get_submodule(name).register_forward_pre_hook(record(name)))
+                stack.enter_context(model.get_submodule(norm or module).register_forward_hook(
+                    replace(model.get_submodule(module), values[layer.name])))
+        stack.enter_context(pre_hooks(model, {name: record(name) for name in readers}))
         with evaluating(model), torch.no_grad():
             forward(model, *example)
-    finally:
-        for handle in handles:
-            handle.remove()
     return seen
 
 

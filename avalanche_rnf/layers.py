@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, cast
+from typing import Any, Callable, Iterator, Mapping, Sequence, cast
 
 from torch import Tensor, nn
 
@@ -181,6 +181,16 @@ def evaluating(model: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes.items():
             m.training = mode
+
+
+@contextmanager
+def pre_hooks(model: nn.Module, hooks: Mapping[str, Callable[..., Any]]) -> Iterator[None]:
+    """Each ``hooks[name]`` as a forward pre-hook on module ``name`` for the ``with`` block, removed however
+    it ends."""
+    with ExitStack() as stack:
+        for name, hook in hooks.items():
+            stack.enter_context(model.get_submodule(name).register_forward_pre_hook(hook))
+        yield
 
 
 @contextmanager
