@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies",
                    help="comma-separated strategies: " + ", ".join(STRATEGIES)
                         + "; also er_ace, slda (Streaming LDA on the inputs), slda_backbone (on the features of the "
-                          "network trained on the first experience) and si_upstream (Avalanche's SI without the CPU "
-                          "fix) (default: all; with --sweep: the sweep's)")
+                          "network trained on the first experience), generative_replay (Avalanche's, its VAE "
+                          "fitted to the stream's inputs) and si_upstream (Avalanche's SI without the CPU fix) "
+                          "(default: all; with --sweep: the sweep's)")
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
     p.add_argument("--lr", type=float, help="learning rate, for every strategy (default: the table's)")

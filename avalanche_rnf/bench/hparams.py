@@ -74,6 +74,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "er_ace": {"mem_size": 500, "batch_size_mem": 10},
     "slda": {"shrinkage": 1e-4},
     "slda_backbone": {"shrinkage": 1e-4},
+    "generative_replay": {"latent": 2, "generator_lr": 0.01},  # Avalanche's default VAE and optimiser
     "joint": {},
     "rnf": {"max_drop": 0.005, "reference_size": 300},
 }

@@ -42,6 +42,8 @@ def not_applicable_online(strategy: str) -> str | None:
         return "PackNet prunes and fine-tunes each experience in a second pass, not online"
     if strategy == "slda_backbone":
         return "slda_backbone trains its backbone on the whole first experience, not one pass of sub-experiences"
+    if strategy == "generative_replay":
+        return "Generative Replay trains its generator on the whole experience after the solver, not one pass"
     return None
 
 

@@ -14,8 +14,8 @@ from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, prese
 
 STORES_DATA = frozenset({"replay", "er_ace", "joint"})
 """Strategies that keep training inputs (Joint: all of them)."""
-NO_INPUT_PEERS = ("slda", "slda_backbone", "lwf", "ewc", "si", "mas")
-"""Class-incremental peers that store no inputs (Generative Replay is not in the harness)."""
+NO_INPUT_PEERS = ("slda", "slda_backbone", "generative_replay", "lwf", "ewc", "si", "mas")
+"""Class-incremental peers that store no inputs."""
 TARGETS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("split_digits-task", "main job: RNF first, or tied with the best strategy that stores no data", STORES_DATA),
     ("split_mnist-task", "task-IL: at least the best baseline, forgetting 0", frozenset({"joint"})),

@@ -87,7 +87,8 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
     )
     explanations = Explanations(spec, record)
     strategy = build_strategy(spec.strategy, model, t, spec.params, evaluator=evaluator, device=device,
-                              seed=spec.seed, plugins=explanations.plugins, input_shape=tuple(stream.input_shape))
+                              seed=spec.seed, plugins=explanations.plugins, input_shape=tuple(stream.input_shape),
+                              normalization=stream.normalization)
     steps = [bench.train_stream] if spec.strategy == "joint" else list(bench.train_stream)
     n = len(eval_stream)
     if progress:

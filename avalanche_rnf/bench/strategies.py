@@ -34,6 +34,7 @@ from torch import nn
 
 from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, TaskInference, Tolerance
 from avalanche_rnf.bench.fixes import CopyingSIPlugin
+from avalanche_rnf.bench.generative import generative_replay
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
 from avalanche_rnf.bench.slda import SLDA_STRATEGIES, streaming_lda
@@ -50,6 +51,8 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
             return reason
     if strategy in SLDA_STRATEGIES and scenario == "task":
         return "Streaming LDA keeps one classifier over all classes: no task heads to pick by task label"
+    if strategy == "generative_replay" and scenario == "task":
+        return "Avalanche's Generative Replay labels its samples without task labels: class or domain scenarios only"
     if strategy == "packnet":
         if scenario != "task":
             return "PackNet selects a sub-network by task label: task-incremental only"
@@ -138,10 +141,12 @@ def build_strategy(
     device: str | torch.device = "cpu",
     seed: int = 0,
     input_shape: tuple[int, ...] | None = None,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,)),
 ):
     """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params`` (``input_shape``:
-    of one input, for strategies that read the inputs themselves). A strategy's ``lr`` is ``training``'s
-    already (:func:`~avalanche_rnf.bench.planning.make_plan`)."""
+    of one input, and ``normalization``: the per-channel mean and std the inputs were normalised with, for
+    strategies that read or generate inputs themselves). A strategy's ``lr`` is ``training``'s already
+    (:func:`~avalanche_rnf.bench.planning.make_plan`)."""
     params = {key: value for key, value in params.items() if key != "lr"}
     if name in SLDA_STRATEGIES:
         if input_shape is None and name == "slda":
@@ -150,6 +155,11 @@ def build_strategy(
                              device=device, optimizer_for=lambda network: make_optimizer(training, network))
     if training.reset_optimizer:
         plugins = [*(plugins or []), ResetOptimizerPlugin()]
+    if name == "generative_replay":
+        if input_shape is None:
+            raise ValueError("generative_replay generates inputs: pass input_shape")
+        return generative_replay(model, training, params, input_shape, normalization, evaluator=evaluator,
+                                 optimizer=make_optimizer(training, model), plugins=list(plugins or []), device=device)
     if name == "packnet":
         model = PackNetModel(model)
         plugins = [*(plugins or []), PackNetPlugin(params.pop("post_prune_epochs"), params.pop("prune_proportion"))]

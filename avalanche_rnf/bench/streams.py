@@ -10,6 +10,7 @@ Scenarios (van de Ven et al.'s three types):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,10 @@ from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors
 from avalanche_rnf.bench.split_digits import SplitDigits
 
 SCENARIOS = ("task", "class", "domain")
+#: the normalisation Avalanche's SplitMNIST / PermutedMNIST and SplitFMNIST apply by default
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+MNIST_STATS: Normalization = ((0.1307,), (0.3081,))
+FASHION_MNIST_STATS: Normalization = ((0.2860,), (0.3530,))
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Stream:
     n_experiences: int
     n_outputs: int  # width of the single head, or of each task's head
     input_shape: tuple[int, ...]
+    #: per-channel mean and std the inputs were normalised with (pixels in [0, 1] before)
+    normalization: Normalization = ((0.0,), (1.0,))
 
     @property
     def multi_head(self) -> bool:
@@ -98,12 +105,13 @@ def build_stream(
 
         files, factory = (MNIST_FILES, SplitMNIST) if name == "split_mnist" else (FASHION_MNIST_FILES, SplitFMNIST)
         bench = factory(n_exp, dataset_root=data_root(root, files), **split)
-        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28))
+        stats: Normalization = MNIST_STATS if name == "split_mnist" else FASHION_MNIST_STATS
+        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28), stats)
     if name == "permuted_mnist":
         from avalanche.benchmarks.classic import PermutedMNIST
 
         bench = PermutedMNIST(n_exp, return_task_id=task, seed=seed, dataset_root=data_root(root, MNIST_FILES))
-        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28), split_classes=False)
+        return _stream(info, scenario, bench, n_exp, 10, (1, 28, 28), MNIST_STATS, split_classes=False)
     if name == "split_cifar10":
         train, test, mean, std = cifar10_tensors(root)
     else:
@@ -114,13 +122,14 @@ def build_stream(
     # Classes that do not divide evenly go one each to the first experiences.
     per_exp = {i: n_classes // n_exp + 1 for i in range(n_classes % n_exp)}
     bench = split_tensors(train, test, n_exp, mean=mean, std=std, per_exp_classes=per_exp or None, **split)
-    return _stream(info, scenario, bench, n_exp, n_classes, tuple(train.tensors[0].shape[1:]))
+    stats = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    return _stream(info, scenario, bench, n_exp, n_classes, tuple(train.tensors[0].shape[1:]), stats)
 
 
-def _stream(info, scenario, bench, n_exp, n_classes, input_shape, split_classes=True) -> Stream:
+def _stream(info, scenario, bench, n_exp, n_classes, input_shape, stats=((0.0,), (1.0,)), split_classes=True) -> Stream:
     per_exp = -(-n_classes // n_exp) if split_classes else n_classes  # the widest experience
     n_outputs = n_classes if scenario == "class" else per_exp
-    return Stream(info, scenario, bench, n_exp, n_outputs, input_shape)
+    return Stream(info, scenario, bench, n_exp, n_outputs, input_shape, stats)
 
 
 def with_validation(stream: Stream, fraction: float, seed: int) -> Stream:
@@ -137,4 +146,4 @@ def with_validation(stream: Stream, fraction: float, seed: int) -> Stream:
         train.append(exp.dataset.subset(keep))
         valid.append(exp.dataset.subset(held).eval())
     split = dataset_benchmark(train, valid)
-    return Stream(stream.info, stream.scenario, split, stream.n_experiences, stream.n_outputs, stream.input_shape)
+    return dataclasses.replace(stream, benchmark=split)

@@ -1,0 +1,86 @@
+"""Generative Replay in the harness: Avalanche's strategy with a VAE fitted to the stream's inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import MlpVAE
+from avalanche.training.plugins import EvaluationPlugin
+
+from avalanche_rnf.bench.generative import stream_vae
+from avalanche_rnf.bench.hparams import TRAINING, strategy_params
+from avalanche_rnf.bench.models import model_for
+from avalanche_rnf.bench.runner import RunSpec, run
+from avalanche_rnf.bench.strategies import build_strategy
+from avalanche_rnf.bench.streams import FASHION_MNIST_STATS, MNIST_STATS, build_stream
+
+
+def test_the_vae_samples_are_normalised_as_the_streams_inputs():
+    torch.manual_seed(0)
+    ours = stream_vae((1, 28, 28), MNIST_STATS, latent=2, device="cpu")
+    avalanche = MlpVAE((1, 28, 28), nhid=2)
+    avalanche.load_state_dict(ours.state_dict(), strict=False)  # ours also holds the mean and std
+    z = torch.randn(5, 2)
+    assert torch.allclose(ours.decoder(z), avalanche.decoder(z), atol=1e-6)  # MNIST: Avalanche's own transform
+
+    fashion = stream_vae((1, 28, 28), FASHION_MNIST_STATS, latent=2, device="cpu").eval()
+    samples = fashion.generate(64)
+    (mean,), (std,) = FASHION_MNIST_STATS
+    assert samples.shape == (64, 1, 28, 28)
+    assert samples.min() >= (0 - mean) / std - 1e-5 and samples.max() <= (1 - mean) / std + 1e-5
+
+    colour = stream_vae((3, 4, 4), ((0.5, 0.4, 0.3), (0.2, 0.25, 0.5)), latent=2, device="cpu")
+    x = colour.decoder.decode(torch.randn(3, 2)).view(-1, 3, 4, 4)
+    channel_means = torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1)
+    assert torch.allclose(colour.decoder.invTrans(x) * torch.tensor([0.2, 0.25, 0.5]).view(3, 1, 1) + channel_means, x,
+                          atol=1e-6)
+    with pytest.raises(ValueError, match="2 channels"):
+        stream_vae((3, 4, 4), ((0.5, 0.5), (0.2, 0.2)), latent=2, device="cpu")
+
+
+class BatchSizes(SupervisedPlugin):
+    def __init__(self):
+        super().__init__()
+        self.sizes: dict[int, set[int]] = {}
+
+    def before_forward(self, strategy, **kwargs):
+        self.sizes.setdefault(strategy.clock.train_exp_counter, set()).add(len(strategy.mb_x))
+
+
+def test_generative_replay_mixes_generated_samples_into_batches_from_the_second_experience():
+    stream = build_stream("split_digits", "class", seed=0)
+    training = dataclasses.replace(TRAINING["split_digits"], epochs=1)
+    torch.manual_seed(0)
+    sizes = BatchSizes()
+    strategy = build_strategy("generative_replay", model_for(stream, training), training,
+                              strategy_params("generative_replay", "split_digits", "class"),
+                              evaluator=EvaluationPlugin(loggers=[]), plugins=[sizes],
+                              input_shape=tuple(stream.input_shape), normalization=stream.normalization)
+    for experience in stream.benchmark.train_stream[:2]:
+        strategy.train(experience)
+    assert max(sizes.sizes[0]) <= training.batch_size  # nothing to replay yet
+    assert max(sizes.sizes[1]) == 2 * training.batch_size  # each batch doubled by the old VAE's samples
+    with pytest.raises(ValueError, match="latent, generator_lr and replay_size"):
+        build_strategy("generative_replay", model_for(stream, training), training, {"mem_size": 10},
+                       evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,))
+
+
+def test_generative_replay_runs_class_incremental_and_is_skipped_where_it_cannot_run():
+    stream = build_stream("split_digits", "class", seed=0)
+    training = TRAINING["split_digits"]
+    params = strategy_params("generative_replay", "split_digits", "class")
+    record = run(RunSpec("generative_replay", params, training, 0), stream, raise_errors=True)
+    naive = run(RunSpec("naive", strategy_params("naive", "split_digits", "class"), training, 0), stream,
+                raise_errors=True)
+    assert record.status == "ok" and len(record.matrix) == 5
+    assert record.average_accuracy > naive.average_accuracy + 0.2  # replayed digits are remembered
+    vae = sum(p.numel() for p in stream_vae((64,), stream.normalization, latent=2, device="cpu").parameters())
+    assert record.state_bytes[0] >= 4 * vae  # the generator, later also the previous generator and solver
+    assert record.state_bytes[-1] > record.state_bytes[0]
+    task = run(RunSpec("generative_replay", params, training, 0), build_stream("split_digits", "task", seed=0))
+    assert task.status == "skipped" and "task labels" in task.reason
+    online = run(RunSpec("generative_replay", params, dataclasses.replace(training, online=16), 0), stream)
+    assert online.status == "skipped" and "generator" in online.reason
