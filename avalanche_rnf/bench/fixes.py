@@ -7,6 +7,13 @@ current weights: the path integral and the penalty are exactly zero and SI train
 Naive (on CUDA ``.cpu()`` copies, so GPU runs are unaffected). :class:`CopyingSIPlugin` runs
 Avalanche's own plugin with the extraction copying; ``si_upstream`` in the harness keeps the
 unfixed behaviour for comparison.
+
+Class-balanced buffers over many task-labelled experiences: ``ClassBalancedBuffer`` (ER-ACE's, and
+online Replay's in the harness) concatenates and subsets its samples after every experience. The
+task-label attribute of a stream with more than one task does not flatten, so it nests one level
+deeper per update; after about a thousand sub-experiences (an online task-incremental stream)
+reading a sample exceeds Python's recursion limit. :class:`FlatClassBalancedBuffer` stores each
+class's task labels as one flat tensor after each update; the samples it keeps are unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from contextlib import contextmanager
 
 import torch
 from avalanche.training.plugins import SynapticIntelligencePlugin
+from avalanche.training.storage_policy import ClassBalancedBuffer
 
 
 @torch.no_grad()
@@ -58,3 +66,15 @@ class CopyingSIPlugin(SynapticIntelligencePlugin):
     def after_training_exp(self, strategy, **kwargs):
         with _copying_extraction():
             super().after_training_exp(strategy, **kwargs)
+
+
+class FlatClassBalancedBuffer(ClassBalancedBuffer):
+    """Avalanche's ``ClassBalancedBuffer`` with each class's task labels flattened after each update
+    (see module docstring)."""
+
+    def update_from_dataset(self, new_data, strategy=None):
+        super().update_from_dataset(new_data, strategy)
+        for group in self.buffer_groups.values():
+            labels = getattr(group.buffer, "targets_task_labels", None)
+            if labels is not None:
+                group.buffer = group.buffer.update_data_attribute("targets_task_labels", torch.as_tensor(list(labels)))

@@ -1,13 +1,16 @@
 """Build Avalanche's strategies (and RNF) by name, with the hyperparameter table's values.
 
-The baselines are Avalanche's own classes and plugins; nothing is reimplemented. Two upstream
-bugs are worked around, each by building the strategy as a ``SupervisedTemplate`` with
+The baselines are Avalanche's own classes and plugins; nothing is reimplemented. Three upstream
+bugs are worked around, the first two by building the strategy as a ``SupervisedTemplate`` with
 Avalanche's plugin, as the strategy class itself does:
 
 - ``avalanche.training.PackNet`` drops the user's plugins (it nests them in a list): PackNet is
   ``PackNetPlugin`` next to them.
 - ``SynapticIntelligence`` does nothing on CPU (see :mod:`avalanche_rnf.bench.fixes`): ``si`` uses
   :class:`~avalanche_rnf.bench.fixes.CopyingSIPlugin`; ``si_upstream`` is Avalanche's class unchanged.
+- ``ClassBalancedBuffer`` nests its task labels one level per update until reading a sample exceeds
+  the recursion limit: ER-ACE and online Replay keep
+  :class:`~avalanche_rnf.bench.fixes.FlatClassBalancedBuffer` instead.
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ from avalanche.training import (
     SynapticIntelligence,
 )
 from avalanche.training.plugins import ReplayPlugin
-from avalanche.training.storage_policy import ClassBalancedBuffer
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from avalanche_rnf import RNF, Capacity, Relevance, RelevanceMass, Retraining, TaskInference, Tolerance
-from avalanche_rnf.bench.fixes import CopyingSIPlugin
+from avalanche_rnf.bench.fixes import CopyingSIPlugin, FlatClassBalancedBuffer
 from avalanche_rnf.bench.generative import generative_replay
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
@@ -169,7 +171,7 @@ def build_strategy(
         cls = SupervisedTemplate
     elif name == "replay" and training.online:  # one buffer share per class, not per sub-experience
         mem_size = params.pop("mem_size")
-        plugins = [*(plugins or []), ReplayPlugin(mem_size, storage_policy=ClassBalancedBuffer(mem_size, True))]
+        plugins = [*(plugins or []), ReplayPlugin(mem_size, storage_policy=FlatClassBalancedBuffer(mem_size, True))]
         cls = Naive
     elif name == "ewc" and training.online:  # consolidate when a task ends, not after each sub-experience
         params.pop("mode", None)
@@ -183,7 +185,7 @@ def build_strategy(
         cls = RNF
     else:
         cls = _CLASSES[name]
-    return cls(
+    strategy = cls(
         model=model,
         optimizer=make_optimizer(training, model),
         criterion=nn.CrossEntropyLoss(),
@@ -195,3 +197,6 @@ def build_strategy(
         evaluator=evaluator,
         **params,
     )
+    if name == "er_ace":  # its buffer, with task labels that do not nest (see the fixes module)
+        strategy.storage_policy = FlatClassBalancedBuffer(max_size=strategy.mem_size, adaptive_size=True)
+    return strategy
