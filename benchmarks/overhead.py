@@ -9,7 +9,7 @@ each in a fresh process, one after the other; run it on a quiet machine and comp
 
 Prints one line per strategy: training seconds, peak RSS above entry (MiB) and, for RNF, the
 seconds and peak RSS of its phases (LRP relevance, data-flow tracing, the tolerance search,
-learning a task's recognition statistics).
+learning a task's recognition statistics, BatchNorm statistics recomputed after isolation).
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from avalanche.training.plugins import EvaluationPlugin
 import avalanche_rnf.choosing as choosing
 import avalanche_rnf.graph as graph
 import avalanche_rnf.inference as inference
+import avalanche_rnf.keeping as keeping
 import avalanche_rnf.options as options
 from avalanche_rnf import RNF, Retraining, Tolerance
 from avalanche_rnf.bench.measure import PeakMemory
 from avalanche_rnf.bench.models import SmallCNN
 
 PHASES = {"relevance": (options.Relevance, "score"), "tracing": (graph, "traced_layers"),
-          "search": (choosing.Chooser, "searched"), "recognition": (inference.TaskInferrer, "learn_task")}
+          "search": (choosing.Chooser, "searched"), "recognition": (inference.TaskInferrer, "learn_task"),
+          "calibration": (keeping, "calibrated_norms")}
 
 
 def _measured(function: Callable[..., Any], label: str, out: dict[str, list[float]]) -> Callable[..., Any]:
@@ -62,6 +64,8 @@ def main() -> None:
     scenario.add_argument("--task-incremental", action="store_true",
                           help="task labels and a head per task (as_multitask); RNF with max_drop 0.002 and one "
                                "retraining epoch, isolating what it keeps")
+    parser.add_argument("--defaults", action="store_true",
+                        help="RNF at the library's defaults (RNF() as a user writes it) instead of the settings above")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")  # a fresh process each: peaks not hidden by the other's
     for strategy_name in ("naive", "rnf"):
@@ -97,6 +101,8 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
         if args.class_incremental or args.task_incremental else {}
     if args.class_incremental:
         extra["task_inference"] = "class"
+    if args.defaults:
+        extra = {}
     strategy = Naive(**common) if strategy_name == "naive" else RNF(**common, **extra)
     start = time.perf_counter()
     with PeakMemory() as memory:
