@@ -9,7 +9,9 @@ each in a fresh process, one after the other; run it on a quiet machine and comp
 
 Prints one line per strategy: training seconds, peak RSS above entry (MiB) and, for RNF, the
 seconds and peak RSS of its phases (LRP relevance, data-flow tracing, the tolerance search,
-learning a task's recognition statistics, BatchNorm statistics recomputed after isolation).
+learning a task's recognition statistics, BatchNorm statistics recomputed for the isolated
+sub-network). Phases overlap: the search recomputes BatchNorm statistics for every candidate it
+tries, so "calibration" includes calls made inside "search".
 """
 
 from __future__ import annotations

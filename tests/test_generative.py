@@ -27,10 +27,12 @@ def test_the_vae_samples_are_normalised_as_the_streams_inputs():
     assert torch.allclose(ours.decoder(z), avalanche.decoder(z), atol=1e-6)  # MNIST: Avalanche's own transform
 
     fashion = stream_vae((1, 28, 28), FASHION_MNIST_STATS, latent=2, device="cpu").eval()
-    samples = fashion.generate(64)
     (mean,), (std,) = FASHION_MNIST_STATS
-    assert samples.shape == (64, 1, 28, 28)
-    assert samples.min() >= (0 - mean) / std - 1e-5 and samples.max() <= (1 - mean) / std + 1e-5
+    pixels = fashion.decoder.decode(z).view(-1, 1, 28, 28)  # the sigmoid's output, pixels in [0, 1]
+    assert torch.allclose(fashion.decoder(z), (pixels - mean) / std, atol=1e-6)
+    assert fashion.generate(64).shape == (64, 1, 28, 28)
+    flat = stream_vae((6,), ((0.25,), (0.5,)), latent=2, device="cpu")
+    assert torch.allclose(flat.decoder(z), (flat.decoder.decode(z) - 0.25) / 0.5, atol=1e-6)
 
     colour = stream_vae((3, 4, 4), ((0.5, 0.4, 0.3), (0.2, 0.25, 0.5)), latent=2, device="cpu")
     x = colour.decoder.decode(torch.randn(3, 2)).view(-1, 3, 4, 4)
@@ -39,6 +41,15 @@ def test_the_vae_samples_are_normalised_as_the_streams_inputs():
                           atol=1e-6)
     with pytest.raises(ValueError, match="2 channels"):
         stream_vae((3, 4, 4), ((0.5, 0.5), (0.2, 0.2)), latent=2, device="cpu")
+
+
+def test_the_streams_normalisation_is_avalanches_default():
+    from avalanche.benchmarks.classic import cfashion_mnist, cmnist
+
+    for stats, transform in ((MNIST_STATS, cmnist._default_mnist_train_transform),
+                             (FASHION_MNIST_STATS, cfashion_mnist._default_fmnist_train_transform)):
+        normalize = next(t for t in transform.transforms if type(t).__name__ == "Normalize")
+        assert (tuple(normalize.mean), tuple(normalize.std)) == stats
 
 
 class BatchSizes(SupervisedPlugin):
@@ -65,7 +76,10 @@ def test_generative_replay_mixes_generated_samples_into_batches_from_the_second_
     assert max(sizes.sizes[1]) == 2 * training.batch_size  # each batch doubled by the old VAE's samples
     with pytest.raises(ValueError, match="latent, generator_lr and replay_size"):
         build_strategy("generative_replay", model_for(stream, training), training, {"mem_size": 10},
-                       evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,))
+                       evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,), normalization=stream.normalization)
+    with pytest.raises(ValueError, match="input_shape and normalization"):
+        build_strategy("generative_replay", model_for(stream, training), training, {}, input_shape=(64,),
+                       evaluator=EvaluationPlugin(loggers=[]))
 
 
 def test_generative_replay_runs_class_incremental_and_is_skipped_where_it_cannot_run():

@@ -69,7 +69,9 @@ def strategy_state_nbytes(name: str, strategy) -> int:
 
     EWC, SI, MAS and LwF: every tensor their plugins hold (importances, old weights, SI's
     trajectories, LwF's teacher copy). Replay and ER-ACE: the buffer's samples (inputs and labels).
-    PackNet: the task masks stored in the wrapped layers. RNF: its masks and frozen values.
+    PackNet: the task masks stored in the wrapped layers. RNF: its masks and frozen values. Generative
+    Replay: its generator with the generator's optimizer state, and the copies of the previous
+    generator and network it keeps to replay.
     """
     if name == "rnf":
         return strategy.rnf.state_nbytes()
@@ -84,9 +86,12 @@ def strategy_state_nbytes(name: str, strategy) -> int:
             return 0
         x = buffer[0][0]
         return len(buffer) * (x.nbytes + torch.tensor(0).nbytes)
+    total = 0
+    if name == "generative_replay":  # the plugins below hold the generator; its optimizer's moments persist too
+        total = sum(t.nbytes for s in strategy.generator_strategy.optimizer.state.values() for t in s.values()
+                    if isinstance(t, torch.Tensor))
     exclude = {t.untyped_storage().data_ptr() for t in [*strategy.model.parameters(), *strategy.model.buffers()]}
     seen: set[int] = set()
-    total = 0
     for plugin in strategy.plugins:
         if plugin is strategy.evaluator:
             continue

@@ -43,7 +43,7 @@ def not_applicable_online(strategy: str) -> str | None:
     if strategy == "slda_backbone":
         return "slda_backbone trains its backbone on the whole first experience, not one pass of sub-experiences"
     if strategy == "generative_replay":
-        return "Generative Replay trains its generator on the whole experience after the solver, not one pass"
+        return "Generative Replay copies and refits its generator after every (sub-)experience: not run online"
     return None
 
 

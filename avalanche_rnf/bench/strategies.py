@@ -31,6 +31,7 @@ from avalanche.training import (
     SynapticIntelligence,
 )
 from avalanche.training.plugins import ReplayPlugin
+from avalanche.training.storage_policy import ClassBalancedBuffer
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
@@ -40,6 +41,7 @@ from avalanche_rnf.bench.generative import generative_replay
 from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
 from avalanche_rnf.bench.slda import SLDA_STRATEGIES, streaming_lda
+from avalanche_rnf.bench.streams import Normalization
 
 _CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS, "er_ace": ER_ACE,
             "replay": Replay, "joint": JointTraining}
@@ -143,7 +145,7 @@ def build_strategy(
     device: str | torch.device = "cpu",
     seed: int = 0,
     input_shape: tuple[int, ...] | None = None,
-    normalization: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,)),
+    normalization: Normalization | None = None,
 ):
     """Strategy ``name`` training ``model`` with ``training`` and the strategy's ``params`` (``input_shape``:
     of one input, and ``normalization``: the per-channel mean and std the inputs were normalised with, for
@@ -158,8 +160,8 @@ def build_strategy(
     if training.reset_optimizer:
         plugins = [*(plugins or []), ResetOptimizerPlugin()]
     if name == "generative_replay":
-        if input_shape is None:
-            raise ValueError("generative_replay generates inputs: pass input_shape")
+        if input_shape is None or normalization is None:
+            raise ValueError("generative_replay generates inputs: pass input_shape and normalization")
         return generative_replay(model, training, params, input_shape, normalization, evaluator=evaluator,
                                  optimizer=make_optimizer(training, model), plugins=list(plugins or []), device=device)
     if name == "packnet":
@@ -198,5 +200,7 @@ def build_strategy(
         **params,
     )
     if name == "er_ace":  # its buffer, with task labels that do not nest (see the fixes module)
+        if type(strategy.storage_policy) is not ClassBalancedBuffer or strategy.storage_policy.buffer_groups:
+            raise RuntimeError("ER_ACE no longer starts with an empty ClassBalancedBuffer: revisit the buffer fix")
         strategy.storage_policy = FlatClassBalancedBuffer(max_size=strategy.mem_size, adaptive_size=True)
     return strategy

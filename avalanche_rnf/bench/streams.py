@@ -20,10 +20,12 @@ from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors
 from avalanche_rnf.bench.split_digits import SplitDigits
 
 SCENARIOS = ("task", "class", "domain")
-#: the normalisation Avalanche's SplitMNIST / PermutedMNIST and SplitFMNIST apply by default
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+"""Per-channel mean and standard deviation that inputs in [0, 1] were normalised with."""
 MNIST_STATS: Normalization = ((0.1307,), (0.3081,))
+"""What Avalanche's SplitMNIST and PermutedMNIST normalise with by default."""
 FASHION_MNIST_STATS: Normalization = ((0.2860,), (0.3530,))
+"""What Avalanche's SplitFMNIST normalises with by default."""
 
 
 @dataclass(frozen=True)
