@@ -274,6 +274,12 @@ rnf-bench --benchmark split_mnist --scenario class --online 10 --strategies ewc 
   --loggers text --out "$R/online10-split_mnist-class" --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --online 10 --strategies naive,ewc,lwf,rnf --seeds 0 1 2 \
   --loggers text --out "$R/online10-split_mnist-task" "${extra[@]}"
+# Sub-experiences of 10: every strategy again, with ER-ACE and Replay, in one command per scenario (times side by side).
+for scenario in task class; do
+  rnf-bench --benchmark split_mnist --scenario "$scenario" --online 10 --strategies naive,ewc,lwf,er_ace,replay,rnf \
+    --seeds 0 1 2 --loggers text --out "$R/online10-split_mnist-$scenario" --resume --rerun naive,ewc,lwf,er_ace,rnf \
+    "${extra[@]}"
+done
 
 # Streaming LDA on the raw pixels, added to the class-incremental MNIST-family runs.
 for b in split_mnist split_fmnist; do
@@ -286,8 +292,13 @@ for b in split_mnist split_fmnist; do
   rnf-bench --benchmark "$b" --scenario class --strategies slda_backbone --seeds 0 1 2 --loggers text \
     --out "$R/$b-class" --resume "${extra[@]}"
 done
-rnf-bench --benchmark split_cifar10 --scenario class --strategies slda_backbone,ewc,si,mas,joint --seeds 0 1 2 \
+rnf-bench --benchmark split_cifar10 --scenario class --strategies slda_backbone,ewc,si,mas,joint --seeds 0 1 2 --ray \
   --loggers text --out "$R/split_cifar10-class" --resume "${extra[@]}"
+# Generative Replay (Avalanche's, its VAE normalised as the stream), added to the class-incremental columns.
+for b in split_mnist split_fmnist split_cifar10; do
+  rnf-bench --benchmark "$b" --scenario class --strategies generative_replay --seeds 0 1 2 --loggers text \
+    --out "$R/$b-class" --resume "${extra[@]}"
+done
 
 # Unit scores against simple alternatives on a long stream (PermutedMNIST, 20 tasks, task-incremental),
 # at the same tolerance and the fair share, 2 seeds each.
