@@ -16,6 +16,8 @@ done
 # SplitCIFAR-10 (about 20 min per seed) to fit the 2-core CPU budget.
 rnf-bench --benchmark split_mnist --scenario task --seeds 0 1 2 --loggers text --out "$R/split_mnist-task" \
   --strategies naive,ewc,si,si_upstream,lwf,mas,packnet,replay,joint,rnf "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --seeds 3 4 --loggers text --out "$R/split_mnist-task" \
+  --strategies naive,ewc,si,si_upstream,lwf,mas,packnet,replay,joint,rnf --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --seeds 0 1 2 --loggers text --out "$R/split_mnist-class" "${extra[@]}"
 rnf-bench --benchmark split_fmnist --scenario task --seeds 0 1 2 --loggers text --out "$R/split_fmnist-task" "${extra[@]}"
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 0 1 --loggers text --out "$R/permuted_mnist-domain" "${extra[@]}"
