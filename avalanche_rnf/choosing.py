@@ -15,6 +15,7 @@ from typing import Iterable, Protocol
 import torch
 from torch import Tensor, nn
 
+from avalanche_rnf.calibration import Calibration
 from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.isolation import Source
 from avalanche_rnf.keeping import Batch, Call, accuracy, isolated, kept
@@ -42,7 +43,7 @@ class Choice:
     new: dict[str, Tensor]
     heads: set[str]
     sources: dict[str, Source | None]
-    calibration: list[Batch]
+    calibration: Calibration
     relevance: dict[str, Tensor]
     normalized: dict[str, Tensor]
     seconds: float
@@ -79,6 +80,8 @@ class Chooser:
     budgets: dict[str, int]
     rows: dict[str, Tensor]
     shared: str | None = None
+    train_batch: int = 0
+    """Samples per training mini-batch: BatchNorm recalibration holds no more than training does."""
 
     def new_units(self, rule: SelectionRule | None) -> dict[str, Tensor]:
         new: dict[str, Tensor] = {}
@@ -102,7 +105,7 @@ class Chooser:
         search: ToleranceSearch,
         held_out: list[Batch],
         sources: dict[str, Source | None],
-        calibration: list[Batch],
+        calibration: Calibration,
         call: Call,
         keep_all: bool = False,
     ) -> tuple[dict[str, Tensor], SearchResult]:
@@ -138,11 +141,11 @@ class Chooser:
         sources: dict[str, Source | None],
         call: Call,
         keep_all: bool = False,
-    ) -> tuple[dict[str, Tensor], list[Batch], SearchResult | None]:
+    ) -> tuple[dict[str, Tensor], Calibration, SearchResult | None]:
         """The new units (by ``rule``, or by ``search`` on the held-out data), the calibration
         batches of their BatchNorm channels, and the search's result."""
         norms = any(norm for layer in self.layers for _, norm in layer.modules)
-        calibration = list(data.batches(CALIBRATION_SAMPLES)) if norms else []
+        calibration = Calibration(list(data.batches(CALIBRATION_SAMPLES)) if norms else [], self.train_batch)
         if search is None:
             return self.new_units(KeepFree() if keep_all else rule), calibration, None
         new, result = self.searched(search, data.held_out(), sources, calibration, call, keep_all=keep_all)

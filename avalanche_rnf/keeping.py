@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.calibration import Call, calibrated_norms
+from avalanche_rnf.calibration import Calibration, Call, calibrated_norms
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, isolated_weights, sever
 from avalanche_rnf.layers import UnitLayer, evaluating
@@ -23,15 +23,16 @@ def kept(freeze: FreezeState, new: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def calibrated(model: nn.Module, layers: list[UnitLayer], weights: dict[str, Tensor], new: dict[str, Tensor],
-               calibration: list[Batch], call: Call) -> dict[str, Tensor]:
+               calibration: Calibration, call: Call) -> dict[str, Tensor]:
     """BatchNorm statistics of the ``new`` units, measured on ``calibration`` with ``weights`` swapped in."""
     norms = [(norm, new[layer.name]) for layer in layers for _, norm in layer.modules if norm is not None]
-    tensors = calibrated_norms(model, weights, norms, calibration, call)
+    tensors = calibrated_norms(model, weights, norms, calibration.batches, call,
+                               train_batch=calibration.train_batch)
     return {k: v for k, v in tensors.items() if k not in weights}
 
 
 def isolated(model: nn.Module, layers: list[UnitLayer], sources: dict[str, Source | None], keep: dict[str, Tensor],
-             new: dict[str, Tensor], calibration: list[Batch], call: Call) -> dict[str, Tensor]:
+             new: dict[str, Tensor], calibration: Calibration, call: Call) -> dict[str, Tensor]:
     """Weights (and recalibrated BatchNorm statistics) of the sub-network of the ``keep`` units."""
     weights = isolated_weights(model, sources, keep)
     return {**weights, **calibrated(model, layers, weights, new, calibration, call)}
@@ -54,7 +55,7 @@ def accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[Batch],
 
 
 def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
-            sources: dict[str, Source | None], calibration: list[Batch], call: Call,
+            sources: dict[str, Source | None], calibration: Calibration, call: Call,
             whole_rows: str | None = None) -> dict[str, Tensor]:
     """Cut the newly kept units off the free ones and recalibrate their norms; returns the cut weight
     entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row."""

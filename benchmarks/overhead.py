@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="training samples per experience")
     parser.add_argument("--experiences", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size")
     scenario = parser.add_mutually_exclusive_group()
     scenario.add_argument("--class-incremental", action="store_true",
                           help="RNF with task_inference='class', max_drop 0.002 and one retraining epoch")
@@ -96,7 +97,7 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
     model = SlimResNet18(classes) if args.model == "slim_resnet18" else SmallCNN(classes)
     if args.task_incremental:
         model = as_multitask(model, "linear" if args.model == "slim_resnet18" else "classifier")
-    common: dict[str, Any] = dict(model=model, train_mb_size=64, train_epochs=args.epochs,
+    common: dict[str, Any] = dict(model=model, train_mb_size=args.batch_size, train_epochs=args.epochs,
                                   optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                                   evaluator=EvaluationPlugin())
     extra: dict[str, Any] = dict(tolerance=Tolerance(0.002), retraining=Retraining(1)) \

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from avalanche_rnf import Capacity, Tolerance, ToleranceSearch, TopFraction, fair_share
-from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms
 from avalanche_rnf.isolation import Source, isolated_weights, sever, unit_sources
 from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
@@ -221,50 +220,3 @@ def test_isolation_is_off_for_single_head_models_without_task_inference(digits_c
     layer = UnitLayer("2")
     frozen = strategy.rnf.freeze.frozen_units(layer.name, 10)
     assert frozen.any() and (model[2].weight[frozen] != 0).all()
-
-
-def test_calibration_in_one_pass_and_norm_by_norm_agree_on_wide_layers():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 40, 3), nn.BatchNorm2d(40), nn.ReLU(), nn.Conv2d(40, 20, 3), nn.BatchNorm2d(20),
-                          nn.ReLU(), nn.Flatten(), nn.Linear(20 * 4 * 4, 24), nn.BatchNorm1d(24)).eval()
-    batches = [(torch.randn(7, 3, 8, 8), torch.zeros(7)) for _ in range(3)]
-    norms = [("1", torch.rand(40) < 0.7), ("4", torch.ones(20, dtype=torch.bool)), ("8", torch.rand(24) < 0.5)]
-
-    def call(m, tensors, batch):
-        return torch.func.functional_call(m, tensors, (batch[0],))
-
-    weights = {"3.weight": model[3].weight * 1.5}
-    one = calibrated_norms(model, weights, norms, batches, call)
-    chunked = calibrated_norms(model, weights, norms, batches, call, budget=1)
-    assert one.keys() == chunked.keys()
-    for key in one:
-        assert torch.allclose(one[key], chunked[key], rtol=1e-5, atol=1e-6), key
-    changed = one["1.running_mean"] != model[1].running_mean
-    assert torch.equal(changed, norms[0][1])  # the chosen channels, and only they
-
-
-@pytest.mark.parametrize("budget", [CALIBRATION_BUDGET, 1], ids=["one-pass", "norm-by-norm-in-chunks"])
-def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budget):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2))
-    model.train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.randn(5, 1, 8, 8)
-    weights = {"3.weight": model[3].weight * 2}
-    norms = [("1", torch.tensor([True, False, True])), ("4", torch.tensor([True, True]))]
-
-    def call(m, tensors, batch):
-        return torch.func.functional_call(m, tensors, (batch[0],))
-
-    out = calibrated_norms(model, weights, norms, [(x[:2], torch.zeros(2)), (x[2:], torch.zeros(3))], call, budget)
-    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    first = model[0](x).transpose(0, 1).flatten(1)
-    assert torch.allclose(out["1.running_mean"][[0, 2]], first.mean(1)[[0, 2]], atol=1e-6)
-    assert out["1.running_mean"][1] == model[1].running_mean[1]
-    model.eval()
-    h = torch.nn.functional.batch_norm(
-        model[0](x), out["1.running_mean"], out["1.running_var"], model[1].weight, model[1].bias, eps=model[1].eps
-    ).relu()
-    second = torch.nn.functional.conv2d(h, weights["3.weight"], model[3].bias).transpose(0, 1).flatten(1)
-    assert torch.allclose(out["4.running_mean"], second.mean(1), atol=1e-5)
-    assert torch.allclose(out["4.running_var"], second.var(1), atol=1e-5)
