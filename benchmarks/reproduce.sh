@@ -282,6 +282,12 @@ for scenario in task class; do
     --seeds 0 1 2 --loggers text --out "$R/online10-split_mnist-$scenario" --resume --rerun naive,ewc,lwf,er_ace,rnf \
     "${extra[@]}"
 done
+# Sub-experiences of 64: every strategy again in one command per scenario (times side by side).
+for scenario in task class; do
+  rnf-bench --benchmark split_mnist --scenario "$scenario" --online 64 --strategies naive,ewc,lwf,er_ace,replay,rnf \
+    --seeds 0 1 2 --loggers text --out "$R/online-split_mnist-$scenario" --resume \
+    --rerun naive,ewc,lwf,er_ace,replay,rnf "${extra[@]}"
+done
 
 # Streaming LDA on the raw pixels, added to the class-incremental MNIST-family runs.
 for b in split_mnist split_fmnist; do
