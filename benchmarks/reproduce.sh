@@ -358,3 +358,32 @@ done
 
 # Summaries, plots and README tables from the result files.
 python -m avalanche_rnf.bench.report --run-dirs
+
+# Five seeds on the MNIST-family split columns: seeds 3 and 4 of every strategy, with the same parameters.
+rnf-bench --benchmark split_mnist --scenario class --seeds 3 4 --loggers text --out "$R/split_mnist-class" \
+  --strategies naive,ewc,si,lwf,mas,packnet,replay,joint,rnf,slda,slda_backbone,generative_replay --resume "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario task --seeds 3 4 --loggers text --out "$R/split_fmnist-task" \
+  --strategies naive,ewc,si,lwf,mas,packnet,replay,joint,rnf --resume "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario class --seeds 3 4 --loggers text --out "$R/split_fmnist-class" \
+  --strategies naive,ewc,si,lwf,mas,replay,joint,rnf,slda,slda_backbone,generative_replay --resume "${extra[@]}"
+# split_fmnist class: EWC, SI, LwF and MAS under the main job's budget (key parameter x learning rate, sweep
+# seeds 100 and 101), written to tuned.json, then rerun on every test seed.
+rnf-bench --sweep benchmarks/sweeps/regularisers-class.json --strategies ewc,si,lwf,mas --benchmark split_fmnist \
+  --scenario class --seeds 100 101 --loggers text --out "$R/sweep-regularisers-split_fmnist-class" --write-tuned \
+  "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario class --strategies ewc,si,lwf,mas --seeds 0 1 2 3 4 --loggers text \
+  --out "$R/split_fmnist-class" --resume --rerun ewc,si,lwf,mas "${extra[@]}"
+# The mechanism and defaults rows of the MNIST-family columns: seeds 3 and 4, each with its directory's parameters.
+rnf-bench --benchmark split_fmnist --scenario class --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0 --param rnf.reference_size=1000 --param rnf.task_inference=auto --param rnf.max_drop=0.005 --loggers text --out "$R"/defaults-split_fmnist-class --resume "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=1.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/defaults-split_fmnist-task --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.task_inference=null --param rnf.max_drop=null --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-capacity --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.max_drop=0.005 --param rnf.retrain_epochs=0 --param rnf.reference_size=1000 --param 'rnf.task_inference="auto"' --loggers text --out "$R"/mechanisms-split_mnist-class-defaults --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.max_drop=null --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-inference --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.task_inference=null --param rnf.max_drop=null --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-isolation --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.isolate=false --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.task_inference=null --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-class-plain --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-tolerance --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-capacity --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=1.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/mechanisms-split_mnist-task-defaults --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-isolation --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.isolate=false --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-plain --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-tolerance --resume "${extra[@]}"
