@@ -30,7 +30,7 @@ from avalanche_rnf.layers import evaluating, pre_hooks
 
 Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 CALIBRATION_BUDGET = 4 * 2**20
-"""Bytes of the largest norm input in one calibration pass, at least (whatever the training batch)."""
+"""Bytes of the largest norm input: the smallest budget for the one pass, and a chunk's size norm by norm."""
 _CHANNEL_BLOCK = 16
 """Channels whose statistics are computed at once (each as a float64 copy)."""
 
@@ -113,10 +113,10 @@ def _per_sample_bytes(model: nn.Module, names: Sequence[str], targets: Sequence[
             nonlocal size, total
             nbytes = inputs[0].numel() * inputs[0].element_size()
             total += nbytes
-            if name in targets and name not in order:
-                order.append(name)
             if name in targets:
                 size = max(size, nbytes)
+                if name not in order:
+                    order.append(name)
         return hook
 
     with pre_hooks(model, {name: note(name) for name in names}), evaluating(model), torch.no_grad():

@@ -12,6 +12,13 @@ from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms
 from helpers import MultiHeadConvBN, tolerant_rnf
 
 
+def _counting_call(counter: list[int]):
+    def call(m, tensors, batch):
+        counter.append(len(batch[0]))
+        return torch.func.functional_call(m, tensors, (batch[0],))
+    return call
+
+
 def test_calibration_in_one_pass_and_norm_by_norm_agree_on_wide_layers():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 40, 3), nn.BatchNorm2d(40), nn.ReLU(), nn.Conv2d(40, 20, 3), nn.BatchNorm2d(20),
@@ -19,8 +26,7 @@ def test_calibration_in_one_pass_and_norm_by_norm_agree_on_wide_layers():
     batches = [(torch.randn(7, 3, 8, 8), torch.zeros(7)) for _ in range(3)]
     norms = [("1", torch.rand(40) < 0.7), ("4", torch.ones(20, dtype=torch.bool)), ("8", torch.rand(24) < 0.5)]
 
-    def call(m, tensors, batch):
-        return torch.func.functional_call(m, tensors, (batch[0],))
+    call = _counting_call([])
 
     weights = {"3.weight": model[3].weight * 1.5}
     one = calibrated_norms(model, weights, norms, batches, call)
@@ -42,8 +48,7 @@ def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budge
     weights = {"3.weight": model[3].weight * 2}
     norms = [("1", torch.tensor([True, False, True])), ("4", torch.tensor([True, True]))]
 
-    def call(m, tensors, batch):
-        return torch.func.functional_call(m, tensors, (batch[0],))
+    call = _counting_call([])
 
     batches = [(x[:2], torch.zeros(2)), (x[2:], torch.zeros(3))]
     out = calibrated_norms(model, weights, norms, batches, call, budget=budget)
@@ -58,13 +63,6 @@ def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budge
     second = torch.nn.functional.conv2d(h, weights["3.weight"], model[3].bias).transpose(0, 1).flatten(1)
     assert torch.allclose(out["4.running_mean"], second.mean(1), atol=1e-5)
     assert torch.allclose(out["4.running_var"], second.var(1), atol=1e-5)
-
-
-def _counting_call(counter: list[int]):
-    def call(m, tensors, batch):
-        counter.append(len(batch[0]))
-        return torch.func.functional_call(m, tensors, (batch[0],))
-    return call
 
 
 @pytest.mark.parametrize("train_batch, passes", [(17, [2, 10]), (16, [2, 5, 5, 5, 5])],
