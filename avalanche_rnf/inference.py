@@ -30,6 +30,7 @@ from avalanche_rnf.recognition import (
     task_weighted_log_probs,
 )
 from avalanche_rnf.relevance import Forward
+from avalanche_rnf.scenario import recognition_settings
 
 Batch = tuple[Tensor, Tensor, Tensor]
 
@@ -40,11 +41,13 @@ class TaskInferrer:
     def __init__(self, options: TaskInference | None, forward: Forward) -> None:
         self.mode = options.mode if options is not None else None
         settings = options if options is not None else TaskInference()
-        self.layers = settings.layers
+        self._asked = (settings.layers, settings.shrinkage)
         self.samples = settings.samples
         self.posterior = settings.posterior
         self.views = resolve_views(settings.views)
-        self.recognizer = TaskRecognizer(settings.shrinkage, settings.power)
+        layers, shrinkage = recognition_settings(self._mode(), *self._asked)
+        self.layers: str = layers
+        self.recognizer = TaskRecognizer(shrinkage, settings.power)
         self.forward = forward
         self.task_experiences: list[int] = []
         """Per task: the experience it was learned in."""
@@ -65,6 +68,14 @@ class TaskInferrer:
             raise ValueError("a task posterior and recognition views need class inference, but this stream "
                              "calls for task_inference='domain'; pass task_inference='class' to force it.")
         self.mode = mode
+        self._settle()
+
+    def _mode(self) -> Any:
+        return None if self.mode == "auto" else self.mode
+
+    def _settle(self) -> None:
+        """The recogniser's ``"auto"`` features and shrinkage, once the mode is known."""
+        self.layers, self.recognizer.shrinkage = recognition_settings(self._mode(), *self._asked)
 
     # ------------------------------------------------------------------ the output layer
     def class_rows(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
@@ -281,6 +292,7 @@ class TaskInferrer:
         self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
         if self.mode == "auto" and "task_inference" in state:
             self.mode = state["task_inference"]
+            self.layers = recognition_settings(self._mode(), *self._asked)[0]
 
     def nbytes(self) -> int:
         inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)

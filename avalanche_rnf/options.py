@@ -19,7 +19,7 @@ from zennit.core import Composite
 
 from avalanche_rnf.ablation import METHODS, Method, alternative_scores
 from avalanche_rnf.layers import UnitLayer
-from avalanche_rnf.recognition import POWER, SHRINKAGE, View, resolve_views
+from avalanche_rnf.recognition import POWER, View, resolve_views
 from avalanche_rnf.reference import check_reference_size
 from avalanche_rnf.relevance import Forward, Reduction, Start, make_composite, summarized, unit_relevance
 from avalanche_rnf.tolerance import ToleranceSearch
@@ -195,16 +195,17 @@ class TaskInference:
         shares the output layer's classes; each task owns the units it keeps in the layer feeding
         the output layer, the output layer's columns from them are frozen with the task, and in
         evaluation the output layer reads only the recognised task's units.
-    :param layers: which features recognise a task: ``"all"``: what its kept units feed into every
-        layer after the first (conv channels as mean and spread over positions); ``"last"``: only
-        the output layer's input; ``"input"``: what the first unit layer reads (the model's input
-        when that layer comes first), the same for every task. A conv first layer reads only each
-        input channel's mean and spread.
+    :param layers: which features recognise a task: ``"auto"`` (the default): the mode's validated
+        choice (:data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`); ``"all"``: what its kept units
+        feed into every layer after the first (conv channels as mean and spread over positions);
+        ``"last"``: only the output layer's input; ``"input"``: what the first unit layer reads (the
+        model's input when that layer comes first), the same for every task. A conv first layer
+        reads only each input channel's mean and spread.
     :param samples: training samples (class-balanced) per task whose features give its statistics;
         ``None``: all of them.
     :param shrinkage: weight of the scaled identity in each task's shrunk covariance: small values
         trust the features' correlations, large ones count every feature alike (``1``: class
-        means and one scale).
+        means and one scale); ``"auto"`` (the default): the mode's validated choice.
     :param power: exponent of the power transform ``sign(x) * |x| ** power`` applied to the
         features before their statistics are fitted (``0.5`` suits conv channels' means and
         spreads, ``1`` MLP units).
@@ -218,9 +219,9 @@ class TaskInference:
     """
 
     mode: Literal["auto", "class", "domain"] = "auto"
-    layers: Literal["all", "last", "input"] = "all"
+    layers: Literal["auto", "all", "last", "input"] = "auto"
     samples: int | None = 3000
-    shrinkage: float = SHRINKAGE
+    shrinkage: float | Literal["auto"] = "auto"
     power: float = POWER
     posterior: float | None = None
     views: Sequence[str | View] = ()
@@ -228,11 +229,11 @@ class TaskInference:
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "class", "domain"):
             raise ValueError(f"task_inference must be 'auto', 'class' or 'domain', got {self.mode!r}.")
-        if self.layers not in ("all", "last", "input"):
-            raise ValueError(f"recognition layers must be 'all', 'last' or 'input', got {self.layers!r}.")
+        if self.layers not in ("auto", "all", "last", "input"):
+            raise ValueError(f"recognition layers must be 'auto', 'all', 'last' or 'input', got {self.layers!r}.")
         check_reference_size(self.samples, "recognition samples")
-        if not (isinstance(self.shrinkage, (int, float)) and 0 < self.shrinkage <= 1):
-            raise ValueError(f"recognition shrinkage must be in (0, 1], got {self.shrinkage!r}.")
+        if self.shrinkage != "auto" and not (isinstance(self.shrinkage, (int, float)) and 0 < self.shrinkage <= 1):
+            raise ValueError(f"recognition shrinkage must be 'auto' or in (0, 1], got {self.shrinkage!r}.")
         if not (isinstance(self.power, (int, float)) and 0 < self.power <= 1):
             raise ValueError(f"recognition power must be in (0, 1], got {self.power!r}.")
         if self.posterior is not None and not (isinstance(self.posterior, (int, float)) and self.posterior > 0):

@@ -343,6 +343,12 @@ rnf-bench --sweep benchmarks/sweeps/rnf-defaults-domain.json --benchmark permute
   --strategies rnf --seeds 100 101 "${defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' \
   --param 'rnf.recognition_layers="all"' --loggers text --out "$R/sweep-defaults-domain-permuted_mnist-domain" \
   "${extra[@]}"
+# The domain-incremental defaults (avalanche_rnf.scenario.DEFAULT_RECOGNITION and DEFAULT_RETRAINING): the
+# recogniser's features x its shrinkage x retraining.
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-domain-layers.json --benchmark permuted_mnist --scenario domain \
+  --strategies rnf --seeds 100 101 "${defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' \
+  --param rnf.retrain_lr_scale=1 --loggers text --no-plots \
+  --out "$R/sweep-defaults-recognition-permuted_mnist-domain" "${extra[@]}"
 
 # RNF at the library's defaults on the columns outside the mechanism ablation (same seeds as each column).
 python -m avalanche_rnf.bench.defaults_table "$R" | while read -r cmd; do

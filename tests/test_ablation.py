@@ -195,7 +195,9 @@ def test_defaults_overrides_bring_every_tuned_column_back_to_the_library_s_defau
     tuned = {"capacity": 0.09, "recognition_layers": "input", "mass": 0.5, "task_inference": "domain"}
     assert non_defaults(tuned, "domain") != []
     back = defaults_overrides(tuned, "domain")
-    assert back["capacity"] == "fair" and back["recognition_layers"] == "all" and back["task_inference"] == "auto"
+    assert back["capacity"] == "fair" and "recognition_layers" not in back and back["task_inference"] == "auto"
+    class_back = defaults_overrides(tuned, "class")  # input recognition is the domain scenario's, not the class one's
+    assert class_back["recognition_layers"] == "auto" and non_defaults({**tuned, **class_back}, "class") == []
     assert non_defaults({**tuned, **back}, "domain") == []
 
 

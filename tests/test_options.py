@@ -53,9 +53,10 @@ from helpers import MultiHeadMLP
         (lambda: Retraining(1, lr_scale=0), "retraining lr_scale must be a positive factor, got 0"),
         (lambda: Retraining(1, lr_scale=True), "retraining lr_scale must be a positive factor, got True"),
         (lambda: TaskInference("task"), "task_inference must be 'auto', 'class' or 'domain', got 'task'"),
-        (lambda: TaskInference(layers="first"), "recognition layers must be 'all', 'last' or 'input', got 'first'"),
+        (lambda: TaskInference(layers="first"),
+         "recognition layers must be 'auto', 'all', 'last' or 'input', got 'first'"),
         (lambda: TaskInference(samples=0), "recognition samples must be a positive number of samples"),
-        (lambda: TaskInference(shrinkage=0), r"recognition shrinkage must be in \(0, 1\], got 0"),
+        (lambda: TaskInference(shrinkage=0), r"recognition shrinkage must be 'auto' or in \(0, 1\], got 0"),
         (lambda: TaskInference(power=1.5), r"recognition power must be in \(0, 1\], got 1.5"),
         (lambda: TaskInference(posterior=-1.0), "task posterior must be None or a positive scale, got -1.0"),
         (lambda: TaskInference("domain", posterior=1.0), "task posterior weighs .* it needs mode 'class'"),
@@ -256,7 +257,15 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
     assert non_defaults({"task_inference": True, "max_drop": 0.005, "retrain_epochs": 1}, "class") == [
         "retrain_epochs=1"]
-    assert non_defaults({"task_inference": "domain"}, "domain") == []
+    assert non_defaults({"task_inference": "domain", "retrain_epochs": 0.9}, "domain") == []
+    assert non_defaults({"task_inference": "domain"}, "domain") == ["retrain_epochs=0"]
+    # the recogniser's settings count where they differ from the mode's (input, shrinkage 1 in domain streams)
+    domain = {"task_inference": "auto", "retrain_epochs": 0.9}
+    assert non_defaults({**domain, "recognition_layers": "input", "recognition_shrinkage": 1.0}, "domain") == []
+    assert non_defaults({**domain, "recognition_layers": "all", "recognition_shrinkage": 0.01}, "domain") == [
+        "recognition_layers=all", "recognition_shrinkage=0.01"]
+    assert non_defaults({"task_inference": "auto", "max_drop": 0.005, "recognition_layers": "input"}, "class") == [
+        "recognition_layers=input"]
     assert non_defaults({"task_inference": None}, "class") == ["task_inference=None", "max_drop=None"]
     assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None"]  # the harness asks for both
     assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []

@@ -16,7 +16,7 @@ from torch import nn
 from avalanche_rnf import RNFPlugin, TaskInference, Tolerance
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
-from avalanche_rnf.scenario import DEFAULT_RETRAINING, scenario_of
+from avalanche_rnf.scenario import DEFAULT_RECOGNITION, DEFAULT_RETRAINING, scenario_of
 from helpers import ClassMLP
 
 
@@ -66,6 +66,7 @@ def test_defaults_infer_classes_on_a_class_incremental_stream_and_beat_no_infere
     assert auto.task_inference == "class" and len(auto.recognizer) == 5
     assert auto.tolerance == Tolerance(0.005) and len(auto.searches) == 5  # the class scenario's tolerance
     assert auto.retraining.epochs == 0  # and no retraining
+    assert (auto.inference.layers, auto.recognizer.shrinkage) == DEFAULT_RECOGNITION["class"]  # and its recogniser
     off = _train(ClassMLP(), bm.train_stream, RNFPlugin(task_inference=None))
     assert off.plugins[0].task_inference is None
     assert _stream_accuracy(strategy, bm.test_stream) > _stream_accuracy(off, bm.test_stream) + 0.2
@@ -79,6 +80,23 @@ def test_defaults_infer_domains_where_every_experience_holds_the_same_classes():
            bm.train_stream, plugin, epochs=1)
     assert plugin.scenario is not None and plugin.scenario.name == "domain"
     assert plugin.task_inference == "domain" and len(plugin.task_inputs) == 5
+    assert (plugin.inference.layers, plugin.recognizer.shrinkage) == DEFAULT_RECOGNITION["domain"]
+    assert plugin.retraining.epochs == DEFAULT_RETRAINING["domain"].epochs
+    restored = RNFPlugin()
+    restored.load_state_dict(plugin.state_dict())
+    assert (restored.inference.layers, restored.recognizer.shrinkage) == DEFAULT_RECOGNITION["domain"]
+
+
+@pytest.mark.parametrize("asked", [("auto", "auto"), ("last", 0.3), ("all", "auto")])
+def test_the_recogniser_s_auto_settings_follow_the_mode_and_explicit_ones_stay(asked):
+    plugin = RNFPlugin(task_inference=TaskInference("auto", layers=asked[0], shrinkage=asked[1]))
+    for mode in ("class", "domain"):
+        plugin.inference.resolve(mode)
+        default = DEFAULT_RECOGNITION[mode]
+        want = tuple(d if a == "auto" else a for a, d in zip(asked, default))
+        assert (plugin.inference.layers, plugin.recognizer.shrinkage) == want
+    explicit = RNFPlugin(task_inference=TaskInference("domain"))  # a mode given: its settings from the start
+    assert (explicit.inference.layers, explicit.recognizer.shrinkage) == DEFAULT_RECOGNITION["domain"]
 
 
 def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
@@ -141,6 +159,7 @@ def test_the_chosen_mode_and_isolation_survive_a_checkpoint():
     restored = RNFPlugin()
     restored.load_state_dict(plugin.state_dict())
     assert restored.task_inference == "class" and restored.inference.mode == "class" and restored.isolate is True
+    assert (restored.inference.layers, restored.recognizer.shrinkage) == DEFAULT_RECOGNITION["class"]
     assert restored.scenario == plugin.scenario and restored.scenario is not None
     _train(fresh, bm.train_stream[2:3], restored, epochs=1)  # trained on after the restore
     assert torch.equal(_class_logits(fresh, bm.test_stream[0], first), before)

@@ -338,7 +338,7 @@ def test_views_by_name_or_callable():
 
 
 def test_recognition_options_are_checked():
-    with pytest.raises(ValueError, match="recognition layers must be 'all', 'last' or 'input'"):
+    with pytest.raises(ValueError, match="recognition layers must be 'auto', 'all', 'last' or 'input'"):
         _strategy(ClassMLP(), task_inference=TaskInference(layers="first"))
     for bad in (0, True, 2.5):
         with pytest.raises(ValueError, match="recognition samples must be a positive number"):
@@ -349,7 +349,7 @@ def test_recognition_options_are_checked():
     views = _strategy(ClassMLP(), task_inference=TaskInference(views=["hflip"])).rnf.inference.views
     assert views == [horizontal_flip]
     for bad in (0, 1.5, "0.3"):
-        with pytest.raises(ValueError, match=r"recognition shrinkage must be in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"recognition shrinkage must be 'auto' or in \(0, 1\]"):
             _strategy(ClassMLP(), task_inference=TaskInference(shrinkage=bad))
     assert _strategy(ClassMLP(), task_inference=TaskInference(shrinkage=0.3)).rnf.recognizer.shrinkage == 0.3
     for bad in (0, 2, "0.5"):

@@ -4,8 +4,9 @@ The harness names RNF's options by flat keys (``max_drop``, ``retrain_epochs``, 
 :func:`~avalanche_rnf.bench.strategies.rnf_options`). A key's default is its option field's
 default; an option that is off at ``None`` or ``0`` (tolerance, retraining) has its other fields
 count only where it is on. Task inference's default is what ``"auto"`` chooses in the run's
-scenario, and the tolerance's and retraining's the ones that mode brings
-(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
+scenario, and the tolerance's, retraining's and recogniser's the ones that mode brings
+(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`,
+:data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from typing import Any
 from avalanche_rnf.bench.strategies import RNF_GROUPS
 from avalanche_rnf.options import Retraining
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
-from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode, default_retraining
+from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode, default_retraining, recognition_settings
 
 AUTO: dict[str, Mode | None] = {"task": None, "class": "class", "domain": "domain"}
 """What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
 scenario: the harness's models have a head per task in ``task``, one head otherwise, and its class
 and domain streams bring new classes, and the same classes, with each experience."""
 _PLUGIN = inspect.signature(RNFPlugin).parameters
+RECOGNITION = ("recognition_layers", "recognition_shrinkage")
+"""The recogniser's keys, whose ``"auto"`` default is the mode's
+(:data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`)."""
 
 
 def _defaults() -> dict[str, tuple[str, Any]]:
@@ -81,8 +85,11 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     if max_drop != default_max_drop(scenario):
         changed.append(f"max_drop={max_drop}")
     changed += _retraining_changes(params, scenario)
+    recognition = dict(zip(RECOGNITION, recognition_settings(mode, "auto", "auto")))  # type: ignore[arg-type]
     for key, value in params.items():
         if key in ("task_inference", "max_drop", "retrain_epochs", "retrain_lr_scale", "lr"):  # lr: training's
+            continue
+        if key in recognition and value in ("auto", recognition[key]) and not isinstance(value, bool):
             continue
         if key in defaults:
             option, default = defaults[key]
