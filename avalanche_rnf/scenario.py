@@ -130,10 +130,10 @@ x retraining ``epochs`` 0 or 0.9: from the input every task was recognised and 0
 at 0.01 (0.430 without retraining). Of the tie, shrinkage 1 keeps only a mean per class (37 KiB per
 PermutedMNIST task, against a 784 x 784 precision at 0.01) and scores faster (a Euclidean distance
 instead of a quadratic form per class). Input recognition fits domains that differ in their
-inputs; where they overlap there, pass ``layers="all"``. Class-incremental: every layer's features with shrinkage 0.01, standardised per
-task, recognised the task best among the recognisers compared on validation splits (10 %, seed 0) of
-SplitMNIST, SplitFashionMNIST and SplitCIFAR-10 (0.884, 0.802 and 0.466 of inputs;
-:mod:`avalanche_rnf.bench.recognizers`)."""
+inputs; where they overlap there, pass ``layers="all"``. Class-incremental: every layer's features
+with shrinkage 0.01, standardised per task, recognised the task best among the recognisers
+compared on validation splits (10 %, seed 0) of SplitMNIST, SplitFashionMNIST and SplitCIFAR-10
+(0.884, 0.802 and 0.466 of inputs; :mod:`avalanche_rnf.bench.recognizers`)."""
 
 
 def recognition_settings(mode: Mode | None, layers: str, shrinkage: float | str) -> tuple[Layers, float]:
