@@ -45,9 +45,9 @@ class TaskInferrer:
         self.samples = settings.samples
         self.posterior = settings.posterior
         self.views = resolve_views(settings.views)
-        layers, shrinkage = recognition_settings(self._mode(), *self._asked)
-        self.layers: str = layers
-        self.recognizer = TaskRecognizer(shrinkage, settings.power)
+        self.layers: str = "all"
+        self.recognizer = TaskRecognizer(power=settings.power)
+        self._settle()
         self.forward = forward
         self.task_experiences: list[int] = []
         """Per task: the experience it was learned in."""
@@ -286,13 +286,13 @@ class TaskInferrer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.mode == "auto" and "task_inference" in state:
+            self.mode = state["task_inference"]
+            self._settle()
         self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
         self.task_experiences = list(state.get("task_experiences", []))
         self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))
         self.task_inputs = [t.clone().bool() for t in state.get("task_inputs", [])]
-        if self.mode == "auto" and "task_inference" in state:
-            self.mode = state["task_inference"]
-            self.layers = recognition_settings(self._mode(), *self._asked)[0]
 
     def nbytes(self) -> int:
         inputs = sum(t.numel() * t.element_size() for t in self.task_inputs)

@@ -89,7 +89,7 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     for key, value in params.items():
         if key in ("task_inference", "max_drop", "retrain_epochs", "retrain_lr_scale", "lr"):  # lr: training's
             continue
-        if key in recognition and value in ("auto", recognition[key]) and not isinstance(value, bool):
+        if key in recognition and value in ("auto", recognition[key]):
             continue
         if key in defaults:
             option, default = defaults[key]
