@@ -385,6 +385,13 @@ rnf-bench --sweep benchmarks/sweeps/regularisers-class.json --strategies ewc,si,
   "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --strategies ewc,si,lwf,mas --seeds 0 1 2 3 4 --loggers text \
   --out "$R/split_mnist-class" --resume --rerun ewc,si,lwf,mas "${extra[@]}"
+# Naive, Replay and Joint on both class columns: the learning rate under the same budget, then every test seed.
+for b in split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/lr-class.json --strategies naive,replay,joint --benchmark "$b" --scenario class \
+    --seeds 100 101 --loggers text --out "$R/sweep-lr-$b-class" --write-tuned "${extra[@]}"
+  rnf-bench --benchmark "$b" --scenario class --strategies naive,replay,joint --seeds 0 1 2 3 4 --loggers text \
+    --out "$R/$b-class" --resume --rerun naive,replay,joint "${extra[@]}"
+done
 # The mechanism and defaults rows of the MNIST-family columns: seeds 3 and 4, each with its directory's parameters.
 rnf-bench --benchmark split_fmnist --scenario class --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0 --param rnf.reference_size=1000 --param rnf.task_inference=auto --param rnf.max_drop=0.005 --loggers text --out "$R"/defaults-split_fmnist-class --resume "${extra[@]}"
 rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=1.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/defaults-split_fmnist-task --resume "${extra[@]}"
