@@ -406,3 +406,6 @@ rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 -
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-isolation --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.isolate=false --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-plain --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-tolerance --resume "${extra[@]}"
+# The PermutedMNIST domain column: seeds 3 and 4 for every strategy.
+rnf-bench --benchmark permuted_mnist --scenario domain --seeds 3 4 --loggers text --out "$R/permuted_mnist-domain" \
+  --resume "${extra[@]}"
