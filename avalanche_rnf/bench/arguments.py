@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "<out>/logs/<run>/")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-plots", action="store_true", help="do not write plots")
+    p.add_argument("--infer-tasks", action="store_true",
+                   help="task-incremental streams: train with task labels, but evaluate with the task label a "
+                        "recogniser infers from each input (per task, the class means of a sample of its inputs, "
+                        "as RNF's domain-incremental task inference keeps them): peers for RNF's task inference")
     p.add_argument("--explain", action="store_true",
                    help="explanation drift: LRP heatmaps of a seeded probe set of every experience after each "
                         "later one, for every strategy (extra backward passes, timed apart from training); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
         name = (f"{prefix}{benchmark}-{scenario}" + (f"-{training.model}" if training.model else "")
                 + (f"-online{args.online}" if args.online else ""))
+    infer_tasks = bool(getattr(args, "infer_tasks", False))
+    if infer_tasks:
+        if scenario != "task":
+            raise ValueError(f"--infer-tasks replaces the task labels of a task-incremental stream at evaluation; "
+                             f"the {scenario} scenario has none to train with: use --scenario task")
+        name += "-inferred"
     if args.lr is not None:  # --lr is every strategy's learning rate, the table's per-strategy ones included
         for values in params.values():
             values.pop("lr", None)
@@ -100,9 +107,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
                           for seed in args.seeds]
     else:
         specs = [_spec(s, params[s], training, seed) for seed in args.seeds for s in strategies]
+    if infer_tasks:
+        specs = [replace(spec, infer_tasks=True) for spec in specs]
     describe = {"benchmark": benchmark, "scenario": scenario, "training": training.as_dict(), "params": params,
                 "seeds": args.seeds, "preset": args.preset, "search": args.search or bool(args.sweep),
-                **({"sweep": space.as_dict()} if space is not None else {})}
+                **({"sweep": space.as_dict()} if space is not None else {}),
+                **({"infer_tasks": True} if infer_tasks else {})}
     return {"name": name, "benchmark": benchmark, "scenario": scenario, "specs": specs, "describe": describe,
             "swept": swept}
 

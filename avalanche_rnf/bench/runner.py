@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
@@ -19,6 +20,8 @@ from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.measure import PeakMemory, strategy_state_nbytes
 from avalanche_rnf.bench.models import model_for
 from avalanche_rnf.bench.online import sub_experiences
+from avalanche_rnf.bench.recognised import METRIC as RECOGNITION_METRIC
+from avalanche_rnf.bench.recognised import RecognisedTasks
 from avalanche_rnf.bench.results import RunRecord
 from avalanche_rnf.bench.strategies import build_strategy, not_applicable
 from avalanche_rnf.bench.streams import Stream, with_validation
@@ -34,12 +37,13 @@ class RunSpec:
     seed: int
     validation: float = 0.0  # > 0: hold out this fraction of the training data and score on it (searches)
     explain: str | None = None  # --explain: the run directory its heatmaps go to (None: no explanations)
+    infer_tasks: bool = False  # --infer-tasks: evaluated with the task labels a recogniser infers (RecognisedTasks)
 
     def config(self, stream: Stream) -> dict[str, Any]:
         return {"benchmark": stream.info.name, "scenario": stream.scenario, "n_experiences": stream.n_experiences,
                 "input_shape": list(stream.input_shape), "n_outputs": stream.n_outputs,
                 "training": self.training.as_dict(), "params": self.params, "validation": self.validation,
-                **({"explain": True} if self.explain else {})}
+                **({"explain": True} if self.explain else {}), **({"infer_tasks": True} if self.infer_tasks else {})}
 
 
 Progress = Callable[[int, int], None]
@@ -56,6 +60,8 @@ def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: s
     record = RunRecord(stream.info.name, stream.scenario, spec.strategy, spec.seed, spec.config(stream),
                        device=str(device))
     reason = not_applicable(spec.strategy, stream.scenario, spec.training, stream.info.family)
+    if spec.infer_tasks and spec.strategy == "packnet":
+        reason = "PackNet computes one task per batch; recognised task labels differ within a batch"
     if reason:
         record.status, record.reason = "skipped", reason
         return record
@@ -86,9 +92,10 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
         loss_metrics(epoch=True, experience=True), loggers=loggers,
     )
     explanations = Explanations(spec, record)
+    recogniser = [RecognisedTasks(seed=spec.seed)] if spec.infer_tasks else []
     strategy = build_strategy(spec.strategy, model, t, spec.params, evaluator=evaluator, device=device,
-                              seed=spec.seed, plugins=explanations.plugins, input_shape=tuple(stream.input_shape),
-                              normalization=stream.normalization)
+                              seed=spec.seed, plugins=[*explanations.plugins, *recogniser],
+                              input_shape=tuple(stream.input_shape), normalization=stream.normalization)
     steps = [bench.train_stream] if spec.strategy == "joint" else list(bench.train_stream)
     n = len(eval_stream)
     if progress:
@@ -105,14 +112,19 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
             record.matrix.append(experience_accuracies(metrics, "Top1_OwnHeadAcc_Exp", n))
             record.matrix_avalanche.append(experience_accuracies(metrics, "Top1_Acc_Exp", n))
             record.stream_accuracy_avalanche = _stream_accuracy(metrics)
-            with explanations.hidden(strategy):  # the heatmaps are not the strategy's state
-                record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy))
+            # the heatmaps are not the strategy's state; the recogniser's statistics are, counted once
+            with explanations.hidden(strategy), _without(strategy, recogniser):
+                record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy)
+                                          + sum(r.nbytes() for r in recogniser))
+            if recogniser:
+                record.task_recognition.append(_per_experience(metrics, RECOGNITION_METRIC, n))
+                record.recognition_bytes.append(recogniser[0].nbytes())
             if spec.strategy == "rnf":
                 record.relevance_seconds.append(strategy.rnf.relevance_seconds[-1])
                 record.frozen_fractions.append(_frozen_fractions(strategy.rnf, strategy.model))
                 if strategy.rnf.searches:
                     record.rnf_search.append(vars(strategy.rnf.searches[-1]))
-                if strategy.rnf.task_inference:
+                if strategy.rnf.task_inference and not recogniser:
                     record.task_recognition.append(_per_experience(metrics, "RNF/TaskRecognition", n))
                     record.recognition_bytes.append(strategy.rnf.recognizer.nbytes())
             if progress:
@@ -120,6 +132,17 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
     record.peak_rss_mb, record.peak_rss_delta_mb, record.peak_cuda_mb = (
         memory.peak_mb, memory.delta_mb, memory.cuda_mb)
     explanations.finish(strategy)
+
+
+@contextlib.contextmanager
+def _without(strategy: Any, plugins: list) -> Iterator[None]:
+    """``plugins`` out of ``strategy.plugins`` for a while."""
+    kept = list(strategy.plugins)
+    strategy.plugins[:] = [p for p in kept if all(p is not q for q in plugins)]
+    try:
+        yield
+    finally:
+        strategy.plugins[:] = kept
 
 
 def _frozen_fractions(plugin, model) -> dict[str, float]:
