@@ -8,7 +8,8 @@ their inputs (a :class:`~avalanche_rnf.recognition.TaskRecognizer` with full shr
 nearest class mean, RNF's domain default), and at evaluation it replaces every input's task label
 by the one it recognises, so the strategy's task heads are picked as RNF's units are. It stores
 statistics, never inputs. ``rnf-bench --infer-tasks`` adds it to every strategy of a
-task-incremental stream.
+task-incremental stream. A model that computes one task per forward pass (PackNet's) is run once
+per recognised task of a batch (``split_batches``).
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ class RecognisedTasks(SupervisedPlugin):
     :param shrinkage: the recogniser's covariance shrinkage (``1``: nearest class mean, no covariance).
     :param features: what the recogniser reads of a batch of inputs (default: the flattened inputs).
     :param seed: seed of the samples drawn.
+    :param split_batches: at evaluation, run the model once per recognised task of a batch (for models
+        that compute one task per forward pass, such as PackNet's).
     """
 
     def __init__(self, samples: int | None = 3000, shrinkage: float = 1.0,
-                 features: Callable[[Tensor], Tensor] = flattened, seed: int = 0) -> None:
+                 features: Callable[[Tensor], Tensor] = flattened, seed: int = 0,
+                 split_batches: bool = False) -> None:
         super().__init__()
         self.samples, self.features, self.seed = check_reference_size(samples, "samples"), features, seed
+        self.split_batches = split_batches
         self.recognizer = TaskRecognizer(shrinkage=shrinkage)
         self.task_labels: list[int] = []
         """The task label of each task the recogniser learned, in the order learned."""
@@ -67,6 +72,14 @@ class RecognisedTasks(SupervisedPlugin):
             features, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             self.recognizer.add_task(torch.arange(features.shape[1]), features, labels)
             self.task_labels.append(int(task))
+
+    def before_eval(self, strategy: Any, **kwargs: Any) -> None:
+        if self.split_batches:  # an instance attribute shadows the class's forward until after_eval
+            strategy.model.forward = per_task(type(strategy.model).forward.__get__(strategy.model))
+
+    def after_eval(self, strategy: Any, **kwargs: Any) -> None:
+        if self.split_batches and "forward" in vars(strategy.model):
+            del strategy.model.forward
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.recognised = [0, 0]
@@ -91,3 +104,20 @@ class RecognisedTasks(SupervisedPlugin):
     def nbytes(self) -> int:
         """Bytes of the statistics kept."""
         return self.recognizer.nbytes()
+
+
+def per_task(forward: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """``forward(x, task_labels)`` run once per task label of the batch, the outputs put back in the
+    batch's order (narrower outputs padded with zeros)."""
+    def grouped(x: Tensor, task_labels: Tensor) -> Tensor:
+        tasks = task_labels.unique()
+        if len(tasks) == 1:
+            return forward(x, task_labels)
+        masks = [task_labels == task for task in tasks]
+        outputs = [(where, forward(x[where], task_labels[where])) for where in masks]
+        width = max(out.shape[1] for _, out in outputs)
+        merged = outputs[0][1].new_zeros(len(x), width)
+        for where, out in outputs:
+            merged[where, :out.shape[1]] = out
+        return merged
+    return grouped

@@ -60,8 +60,6 @@ def run(spec: RunSpec, stream: Stream, *, loggers: list | None = None, device: s
     record = RunRecord(stream.info.name, stream.scenario, spec.strategy, spec.seed, spec.config(stream),
                        device=str(device))
     reason = not_applicable(spec.strategy, stream.scenario, spec.training, stream.info.family)
-    if spec.infer_tasks and spec.strategy == "packnet":
-        reason = "PackNet computes one task per batch; recognised task labels differ within a batch"
     if reason:
         record.status, record.reason = "skipped", reason
         return record
@@ -92,7 +90,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
         loss_metrics(epoch=True, experience=True), loggers=loggers,
     )
     explanations = Explanations(spec, record)
-    recogniser = [RecognisedTasks(seed=spec.seed)] if spec.infer_tasks else []
+    recogniser = [RecognisedTasks(seed=spec.seed, split_batches=spec.strategy == "packnet")] if spec.infer_tasks else []
     strategy = build_strategy(spec.strategy, model, t, spec.params, evaluator=evaluator, device=device,
                               seed=spec.seed, plugins=[*explanations.plugins, *recogniser],
                               input_shape=tuple(stream.input_shape), normalization=stream.normalization)
