@@ -409,3 +409,7 @@ rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 -
 # The PermutedMNIST domain column: seeds 3 and 4 for every strategy.
 rnf-bench --benchmark permuted_mnist --scenario domain --seeds 3 4 --loggers text --out "$R/permuted_mnist-domain" \
   --resume "${extra[@]}"
+# The domain column's peers with the same kind of recogniser: task heads, the head chosen by recognition.
+rnf-bench --benchmark permuted_mnist --scenario task --infer-tasks --strategies naive,ewc,si,lwf,mas,replay,joint \
+  --seeds 0 1 2 --param ewc.ewc_lambda=100 --param si.si_lambda=100 --param lwf.alpha=2 --param mas.lambda_reg=0.1 \
+  --loggers text --ray --out "$R/recognised-permuted_mnist" "${extra[@]}"
