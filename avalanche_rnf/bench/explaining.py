@@ -14,14 +14,13 @@ weights (:class:`PackNetTasks`). Joint training has no old tasks: no plugin, dri
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import os
 import statistics
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -117,18 +116,6 @@ class Explanations:
         self._counted = len(self.plugin.seconds)
         self.record.explain_seconds.append(seconds)
         return seconds
-
-    @contextlib.contextmanager
-    def hidden(self, strategy: Any) -> Iterator[None]:
-        """The plugin out of ``strategy.plugins`` for a while (what the strategy keeps is measured without it)."""
-        where = next((i for i, p in enumerate(strategy.plugins) if p is self.plugin), None)
-        if where is not None:
-            strategy.plugins.pop(where)
-        try:
-            yield
-        finally:
-            if where is not None:
-                strategy.plugins.insert(where, self.plugin)
 
     def finish(self, strategy: Any) -> None:
         """Drift matrices into the record; heatmaps (and RNF's unit relevance) into the run directory; W&B."""

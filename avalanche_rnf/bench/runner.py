@@ -111,7 +111,7 @@ def _train_and_measure(spec: RunSpec, stream: Stream, record: RunRecord, loggers
             record.matrix_avalanche.append(experience_accuracies(metrics, "Top1_Acc_Exp", n))
             record.stream_accuracy_avalanche = _stream_accuracy(metrics)
             # the heatmaps are not the strategy's state; the recogniser's statistics are, counted once
-            with explanations.hidden(strategy), _without(strategy, recogniser):
+            with _without(strategy, [*explanations.plugins, *recogniser]):
                 record.state_bytes.append(strategy_state_nbytes(spec.strategy, strategy)
                                           + sum(r.nbytes() for r in recogniser))
             if recogniser:
