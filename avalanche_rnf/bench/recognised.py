@@ -25,6 +25,9 @@ from avalanche_rnf import glue
 from avalanche_rnf.recognition import TaskRecognizer
 from avalanche_rnf.reference import balanced_indices, check_reference_size
 
+SAMPLES = 3000
+"""Inputs per task (class-balanced) whose statistics the recogniser keeps, by default."""
+
 METRIC = "Recognised/TaskRecognition"
 """Share of an evaluated experience's inputs whose task was recognised: ``METRIC/eval_phase/<stream>/Exp<k>``."""
 
@@ -45,7 +48,7 @@ class RecognisedTasks(SupervisedPlugin):
         that compute one task per forward pass, such as PackNet's).
     """
 
-    def __init__(self, samples: int | None = 3000, shrinkage: float = 1.0,
+    def __init__(self, samples: int | None = SAMPLES, shrinkage: float = 1.0,
                  features: Callable[[Tensor], Tensor] = flattened, seed: int = 0,
                  split_batches: bool = False) -> None:
         super().__init__()

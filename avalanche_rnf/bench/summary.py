@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES
+from avalanche_rnf.bench.recognised import SAMPLES
 from avalanche_rnf.bench.results import RunRecord, atomic_write, best_points, summary_table
 
 
@@ -50,7 +51,7 @@ def recognition_line(records: Iterable[RunRecord]) -> str:
             shares.setdefault(r.strategy, []).append(statistics.fmean(last))
     found = ", ".join(f"{name} {statistics.fmean(v):.3f}" for name, v in shares.items())
     return ("Every strategy trained with task labels and was evaluated with the task label a recogniser inferred "
-            "from each input (per task, the class means of 3000 of its training inputs). Share of test inputs "
+            f"from each input (per task, the class means of {SAMPLES} of its training inputs). Share of test inputs "
             f"whose task was recognised after the last experience: {found or 'none recorded'}.")
 
 
