@@ -10,7 +10,7 @@ frozen columns of the shared output layer.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -169,13 +169,12 @@ class TaskInferrer:
             features = features + tap.pop()
         return features / (1 + len(self.views))
 
-    def features_of(
+    def feature_batches(
         self, model: nn.Module, layers: list[UnitLayer], tap: FeatureTap, batches: Iterable[Batch]
-    ) -> tuple[Tensor, Tensor]:
-        """The recognition features (read by ``tap``) and the labels of ``batches``."""
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The recognition features (read by ``tap``) and the labels of each of ``batches``, in turn."""
         name = layers[-1].name
         width = model.get_submodule(name).out_features
-        features, labels = [], []
         with evaluating(model):
             for x, y, t in batches:
                 logits = self.forward(model, x, t)
@@ -184,18 +183,24 @@ class TaskInferrer:
                         f"task_inference takes {name!r}, the last Linear registered, as the output layer, but it "
                         f"has {width} outputs and the model {logits.shape[-1]}: register the classifier last."
                     )
-                features.append(self.viewed(model, tap, x, t))
-                labels.append(y)
-        return torch.cat(features), torch.cat(labels)
+                yield self.viewed(model, tap, x, t), y
 
     @torch.no_grad()
     def learn_task(self, model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, experience: int,
                    train: Iterable[Batch], held_out: Callable[[], Iterable[Batch]] | None) -> None:
         """Fit the recogniser's statistics of the finished task on its kept units' features; the
-        held-out batches (with a tolerance search) calibrate the task's distance scale."""
+        held-out batches (with a tolerance search) calibrate the task's distance scale, one at a time."""
         with self.capture(model, layers) as tap:
-            features, labels = self.features_of(model, layers, tap, train)
-            calibration = self.features_of(model, layers, tap, held_out())[0] if held_out is not None else None
+            features, labels = map(torch.cat, zip(*self.feature_batches(model, layers, tap, train)))
+            columns = tap.columns(self._kept(tap, freeze))
+            calibration = None if held_out is None else (
+                f for f, _ in self.feature_batches(model, layers, tap, held_out()))
+            self.recognizer.add_task(columns, features, labels, calibration)
+        self.task_experiences.append(experience)
+
+    def _kept(self, tap: FeatureTap, freeze: FreezeState) -> dict[str, Tensor]:
+        """Per tapped source layer, the units the finished task keeps (all of the last hidden layer's
+        where it keeps none of them, with a warning)."""
         keep = {t.source: freeze.frozen_units(t.source, t.units) for t in tap.taps if t.source is not None}
         last = tap.taps[-1].source
         if last is not None and not keep[last].any():
@@ -203,11 +208,10 @@ class TaskInferrer:
                 f"RNF: task {len(self.recognizer)} keeps no unit of {last!r}, in front of the output layer; "
                 "its recognition statistics use all of that layer's units, which later tasks change. "
                 "A smaller max_drop keeps more units.",
-                stacklevel=4,
+                stacklevel=5,
             )
             keep[last] = torch.ones_like(keep[last])
-        self.recognizer.add_task(tap.columns(keep), features, labels, calibration)
-        self.task_experiences.append(experience)
+        return keep
 
     # ------------------------------------------------------------------ evaluation
     def start_eval(self, model: nn.Module, layers: list[UnitLayer]) -> None:

@@ -25,7 +25,7 @@ for a model trained on mirrored images), which removes what the view changes fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,9 @@ SHRINKAGE = 0.01
 
 POWER = 1.0
 """Exponent of the feature power transform (``1``: the features as they are)."""
+
+CHUNK = 256
+"""Rows per distance computation when a task's distance scale is calibrated on a feature tensor."""
 
 
 View = Callable[[Tensor], Tensor]
@@ -86,8 +89,9 @@ class TaskStats:
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
         means, precision = self.means.to(f.device), self.precision.to(f.device)
         if precision.dim() == 0:  # a scaled Euclidean distance: one matrix product, no [N, C, D] difference
-            scale = precision.sqrt()
-            return torch.cdist(f * scale, means * scale).pow(2).min(-1).values
+            scale = precision.sqrt()  # (always the product, so that a row's distance is the same in any batch)
+            distances = torch.cdist(f * scale, means * scale, compute_mode="use_mm_for_euclid_dist")
+            return distances.pow(2).min(-1).values
         diff = f[:, None, :] - means[None]
         return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(-1).values
 
@@ -196,11 +200,14 @@ class TaskRecognizer:
         return len(self.tasks)
 
     @torch.no_grad()
-    def add_task(self, columns: Tensor, features: Tensor, labels: Tensor, calibration: Tensor | None = None) -> None:
+    def add_task(self, columns: Tensor, features: Tensor, labels: Tensor,
+                 calibration: Tensor | Iterable[Tensor] | None = None) -> None:
         """Learn the next task from its features (``[N, all columns]``) and class labels ``[N]``.
 
-        ``calibration``: features of other samples of the task (e.g. held out from training) whose
-        distances set the task's distance scale; ``None``: the fitting samples themselves.
+        ``calibration``: features of other samples of the task (e.g. held out from training), as one
+        tensor or batch by batch, whose distances set the task's distance scale; ``None``: the fitting
+        samples themselves. The fit keeps one working copy of the task's columns (centred in place),
+        and the D x D covariance only where the shrinkage leaves part of it.
         """
         columns = columns.flatten().long().cpu()
         if columns.numel() == 0:
@@ -209,16 +216,23 @@ class TaskRecognizer:
         labels = labels.cpu()
         classes = labels.unique()
         means = torch.stack([f[labels == c].mean(0) for c in classes])
-        centred = f - means[torch.searchsorted(classes, labels)]
-        covariance = centred.T @ centred / max(len(f) - len(classes), 1)
-        scale = float(covariance.trace()) / len(columns) or 1.0
+        for i, c in enumerate(classes):  # centred on the class means, in place
+            f[labels == c] -= means[i]
+        samples = max(len(f) - len(classes), 1)
         if self.shrinkage == 1:  # the scaled identity alone: keep its scale, not D x D
+            flat = f.flatten()
+            scale = float(flat @ flat) / samples / len(columns) or 1.0
             precision = torch.tensor(1 / scale)
         else:
+            covariance = f.T @ f / samples
+            scale = float(covariance.trace()) / len(columns) or 1.0
             eye = torch.eye(len(columns), dtype=f.dtype)
             precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
+        del f
         task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
-        distances = task.distance(calibration if calibration is not None else features)
+        given = calibration if calibration is not None else features
+        parts = given.split(CHUNK) if isinstance(given, Tensor) else given
+        distances = torch.cat([task.distance(part) for part in parts])
         task.centre = float(distances.mean())
         task.spread = float(distances.std()) if len(distances) > 1 and float(distances.std()) > 0 else 1.0
         self.tasks.append(task)

@@ -97,6 +97,21 @@ def test_full_shrinkage_keeps_the_identity_s_scale_and_scores_as_the_full_matrix
     assert torch.equal(clone.scores(test), rec.scores(test))
 
 
+@pytest.mark.parametrize("shrinkage", [0.01, 1.0])
+def test_calibration_batch_by_batch_matches_one_tensor_and_leaves_the_features_as_they_are(shrinkage):
+    train, labels, tasks = _clusters(0)
+    held_out = _clusters(1)[0][:400].double()
+    fitted = train[:400].double()
+    copy = fitted.clone()
+    whole, batched, itself = (TaskRecognizer(shrinkage=shrinkage) for _ in range(3))
+    whole.add_task(torch.arange(6), fitted, labels[:400], held_out)
+    batched.add_task(torch.arange(6), fitted, labels[:400], iter(held_out.split(64)))
+    itself.add_task(torch.arange(6), fitted, labels[:400])
+    assert torch.equal(fitted, copy)  # the fit centres its own copy
+    assert (whole.tasks[0].centre, whole.tasks[0].spread) == (batched.tasks[0].centre, batched.tasks[0].spread)
+    assert whole.tasks[0].centre != itself.tasks[0].centre  # the held-out samples set the scale
+
+
 def _skewed(seed: int) -> tuple[Tensor, Tensor]:
     """Two one-class tasks whose 4 non-negative features are log-normal, at two medians; and the tasks."""
     g = torch.Generator().manual_seed(seed)
