@@ -413,3 +413,8 @@ rnf-bench --benchmark permuted_mnist --scenario domain --seeds 3 4 --loggers tex
 rnf-bench --benchmark permuted_mnist --scenario task --infer-tasks --strategies naive,ewc,si,lwf,mas,replay,joint \
   --seeds 0 1 2 --param ewc.ewc_lambda=100 --param si.si_lambda=100 --param lwf.alpha=2 --param mas.lambda_reg=0.1 \
   --loggers text --ray --out "$R/recognised-permuted_mnist" "${extra[@]}"
+# permuted_mnist task: seeds 3 and 4.
+rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --seeds 3 4 --param rnf.max_drop=0.002 \
+  --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true \
+  --param rnf.retrain_lr_scale=5 --param rnf.head_transfer=false --loggers text --out "$R/permuted_mnist-task" \
+  --resume "${extra[@]}"
