@@ -418,3 +418,8 @@ rnf-bench --benchmark permuted_mnist --scenario task --strategies naive,rnf --se
   --param rnf.retrain_epochs=0.9 --param rnf.capacity=fair --param rnf.keep_last=true \
   --param rnf.retrain_lr_scale=5 --param rnf.head_transfer=false --loggers text --out "$R/permuted_mnist-task" \
   --resume "${extra[@]}"
+# Peak memory of two columns' configurations next to Naive's, on the validation split (each run alone).
+rnf-bench --sweep benchmarks/sweeps/memory-permuted_mnist-domain.json --strategies naive,rnf --benchmark permuted_mnist \
+  --scenario domain --seeds 100 --cpus-per-run 2 --loggers text --out "$R/memory-permuted_mnist-domain" "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/memory-split_cifar10-class.json --strategies naive,rnf --benchmark split_cifar10 \
+  --scenario class --seeds 100 --cpus-per-run 2 --loggers text --out "$R/memory-split_cifar10-class" "${extra[@]}"
