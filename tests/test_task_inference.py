@@ -99,7 +99,7 @@ def test_full_shrinkage_keeps_the_identity_s_scale_and_scores_as_the_full_matrix
 
 @pytest.mark.parametrize("shrinkage", [0.01, 1.0])
 def test_calibration_batch_by_batch_matches_one_tensor_and_leaves_the_features_as_they_are(shrinkage):
-    train, labels, tasks = _clusters(0)
+    train, labels, _ = _clusters(0)
     held_out = _clusters(1)[0][:400].double()
     fitted = train[:400].double()
     copy = fitted.clone()
