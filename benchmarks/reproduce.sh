@@ -423,3 +423,7 @@ rnf-bench --sweep benchmarks/sweeps/memory-permuted_mnist-domain.json --strategi
   --scenario domain --seeds 100 --cpus-per-run 2 --loggers text --out "$R/memory-permuted_mnist-domain" "${extra[@]}"
 rnf-bench --sweep benchmarks/sweeps/memory-split_cifar10-class.json --strategies naive,rnf --benchmark split_cifar10 \
   --scenario class --seeds 100 --cpus-per-run 2 --loggers text --out "$R/memory-split_cifar10-class" "${extra[@]}"
+# The domain column's peers with the same kind of recogniser: seeds 3 and 4.
+rnf-bench --benchmark permuted_mnist --scenario task --infer-tasks --strategies naive,ewc,si,lwf,mas,replay,joint \
+  --seeds 3 4 --param ewc.ewc_lambda=100 --param si.si_lambda=100 --param lwf.alpha=2 --param mas.lambda_reg=0.1 \
+  --loggers text --ray --out "$R/recognised-permuted_mnist" --resume "${extra[@]}"
