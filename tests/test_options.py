@@ -251,16 +251,17 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     from avalanche_rnf.bench.defaults_diff import non_defaults
     from avalanche_rnf.bench.hparams import strategy_params
 
-    assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 1.0}, "task") == []  # the task scenario retrains
+    assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 2.0}, "task") == []  # the task scenario retrains
+    assert non_defaults({"retrain_epochs": 0.9}, "task") == ["retrain_lr_scale=1.0"]  # the harness's scale: 1
     assert non_defaults({}, "task") == ["retrain_epochs=0"]
     assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 4}, "task") == ["retrain_lr_scale=4"]
     assert non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
     assert non_defaults({"task_inference": True, "max_drop": 0.005, "retrain_epochs": 1}, "class") == [
         "retrain_epochs=1"]
-    assert non_defaults({"task_inference": "domain", "retrain_epochs": 0.9}, "domain") == []
+    assert non_defaults({"task_inference": "domain", "retrain_epochs": 0.9, "retrain_lr_scale": 2.0}, "domain") == []
     assert non_defaults({"task_inference": "domain"}, "domain") == ["retrain_epochs=0"]
     # the recogniser's settings count where they differ from the mode's (input, shrinkage 1 in domain streams)
-    domain = {"task_inference": "auto", "retrain_epochs": 0.9}
+    domain = {"task_inference": "auto", "retrain_epochs": 0.9, "retrain_lr_scale": 2.0}
     assert non_defaults({**domain, "recognition_layers": "input", "recognition_shrinkage": 1.0}, "domain") == []
     assert non_defaults({**domain, "recognition_layers": "all", "recognition_shrinkage": 0.01}, "domain") == [
         "recognition_layers=all", "recognition_shrinkage=0.01"]
@@ -269,7 +270,7 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"task_inference": None}, "class") == ["task_inference=None", "max_drop=None"]
     assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None"]  # the harness asks for both
     assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []
-    retrains = {"retrain_epochs": 0.9}
+    retrains = {"retrain_epochs": 0.9, "retrain_lr_scale": 2.0}
     assert non_defaults({"task_inference": "auto", **retrains}, "task") == []
     assert non_defaults({"task_inference": "domain", **retrains}, "task") == ["task_inference=domain"]
     assert non_defaults({"lr": 0.02, **retrains}, "task") == []  # the run's training, not an RNF setting

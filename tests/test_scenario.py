@@ -13,10 +13,10 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNFPlugin, TaskInference, Tolerance
+from avalanche_rnf import Retraining, RNFPlugin, TaskInference, Tolerance
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
-from avalanche_rnf.scenario import DEFAULT_RECOGNITION, DEFAULT_RETRAINING, scenario_of
+from avalanche_rnf.scenario import DEFAULT_RECOGNITION, DEFAULT_RETRAINING, RETRAINING_RATE, scenario_of
 from helpers import ClassMLP
 
 
@@ -81,7 +81,9 @@ def test_defaults_infer_domains_where_every_experience_holds_the_same_classes():
     assert plugin.scenario is not None and plugin.scenario.name == "domain"
     assert plugin.task_inference == "domain" and len(plugin.task_inputs) == 5
     assert (plugin.inference.layers, plugin.recognizer.shrinkage) == DEFAULT_RECOGNITION["domain"]
-    assert plugin.retraining.epochs == DEFAULT_RETRAINING["domain"].epochs
+    assert (plugin.retraining.epochs, plugin.retraining.lr_scale) == (0.9, RETRAINING_RATE)
+    assert DEFAULT_RETRAINING["domain"] == DEFAULT_RETRAINING[None] == Retraining(0.9, lr_scale=RETRAINING_RATE) != \
+        Retraining(0.9)
     restored = RNFPlugin()
     restored.load_state_dict(plugin.state_dict())
     assert (restored.inference.layers, restored.recognizer.shrinkage) == DEFAULT_RECOGNITION["domain"]
