@@ -206,29 +206,34 @@ class TaskRecognizer:
 
         ``calibration``: features of other samples of the task (e.g. held out from training), as one
         tensor or batch by batch, whose distances set the task's distance scale; ``None``: the fitting
-        samples themselves. The fit keeps one working copy of the task's columns (centred in place),
-        and the D x D covariance only where the shrinkage leaves part of it.
+        samples themselves. The fit works on one class's columns at a time (a float64 copy, centred
+        in place), and keeps the D x D scatter only where the shrinkage leaves part of it.
         """
         columns = columns.flatten().long().cpu()
         if columns.numel() == 0:
             raise ValueError("a task needs at least one feature column to be recognised")
-        f = power_transform(features[:, columns.to(features.device)].double().cpu(), self.power)
         labels = labels.cpu()
         classes = labels.unique()
-        means = torch.stack([f[labels == c].mean(0) for c in classes])
-        for i, c in enumerate(classes):  # centred on the class means, in place
-            f[labels == c] -= means[i]
-        samples = max(len(f) - len(classes), 1)
+        D = len(columns)
+        means = torch.empty(len(classes), D, dtype=torch.float64)
+        scatter = torch.zeros((D, D) if self.shrinkage < 1 else (), dtype=torch.float64)
+        for i, c in enumerate(classes):
+            rows = (labels == c).nonzero().flatten()
+            f = power_transform(features[rows.to(features.device)][:, columns.to(features.device)].double().cpu(),
+                                self.power)
+            means[i] = f.mean(0)
+            f -= means[i]
+            scatter += f.flatten() @ f.flatten() if self.shrinkage == 1 else f.T @ f  # shrinkage 1: its trace
+            del f
+        samples = max(len(labels) - len(classes), 1)
         if self.shrinkage == 1:  # the scaled identity alone: keep its scale, not D x D
-            flat = f.flatten()
-            scale = float(flat @ flat) / samples / len(columns) or 1.0
+            scale = float(scatter) / samples / D or 1.0
             precision = torch.tensor(1 / scale)
         else:
-            covariance = f.T @ f / samples
-            scale = float(covariance.trace()) / len(columns) or 1.0
-            eye = torch.eye(len(columns), dtype=f.dtype)
+            covariance = scatter / samples
+            scale = float(covariance.trace()) / D or 1.0
+            eye = torch.eye(D, dtype=covariance.dtype)
             precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
-        del f
         task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
         given = calibration if calibration is not None else features
         parts = given.split(CHUNK) if isinstance(given, Tensor) else given

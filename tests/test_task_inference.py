@@ -97,6 +97,24 @@ def test_full_shrinkage_keeps_the_identity_s_scale_and_scores_as_the_full_matrix
     assert torch.equal(clone.scores(test), rec.scores(test))
 
 
+def test_a_shrunk_fit_is_the_pooled_within_class_covariance_of_the_transformed_columns():
+    train, labels, tasks = _clusters(0)
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(0))  # classes interleaved
+    x, y = train[tasks == 1][order], labels[tasks == 1][order]
+    columns, shrinkage, power = torch.tensor([5, 0, 3, 2]), 0.3, 0.5
+    rec = TaskRecognizer(shrinkage=shrinkage, power=power)
+    rec.add_task(columns, x, y)
+    f = power_transform(x[:, columns].double(), power)
+    classes = y.unique()
+    means = torch.stack([f[y == c].mean(0) for c in classes])
+    residuals = torch.cat([f[y == c] - means[i] for i, c in enumerate(classes)])
+    covariance = residuals.T @ residuals / (len(f) - len(classes))
+    shrunk = (1 - shrinkage) * covariance + shrinkage * covariance.trace() / len(columns) * torch.eye(len(columns))
+    stored = rec.tasks[0]
+    assert torch.equal(stored.classes, classes) and torch.allclose(stored.means, means.float())
+    assert torch.allclose(stored.precision, torch.linalg.inv(shrunk).float(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("shrinkage", [0.01, 1.0])
 def test_calibration_batch_by_batch_matches_one_tensor_and_leaves_the_features_as_they_are(shrinkage):
     train, labels, _ = _clusters(0)
