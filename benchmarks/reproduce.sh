@@ -349,6 +349,16 @@ rnf-bench --sweep benchmarks/sweeps/rnf-defaults-domain-layers.json --benchmark 
   --strategies rnf --seeds 100 101 "${defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' \
   --param rnf.retrain_lr_scale=1 --loggers text --no-plots \
   --out "$R/sweep-defaults-recognition-permuted_mnist-domain" "${extra[@]}"
+# The retraining's rate at the defaults (avalanche_rnf.scenario.RETRAINING_RATE): lr_scale 1, 2 or 4 with 0.9 epochs.
+for b in permuted_mnist split_mnist split_fmnist split_digits split_cifar10; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-retrain-rate.json --benchmark "$b" --scenario task --strategies rnf \
+    --seeds 100 101 "${defaults[@]}" --param rnf.retrain_epochs=0.9 --loggers text --no-plots \
+    --out "$R/sweep-defaults-retrain-rate-$b-task" "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-retrain-rate.json --benchmark permuted_mnist --scenario domain \
+  --strategies rnf --seeds 100 101 "${defaults[@]}" --param rnf.retrain_epochs=0.9 --param 'rnf.task_inference="auto"' \
+  --param 'rnf.capacity="fair"' --loggers text --no-plots --out "$R/sweep-defaults-retrain-rate-permuted_mnist-domain" \
+  "${extra[@]}"
 
 # RNF at the library's defaults on the columns outside the mechanism ablation (same seeds as each column).
 python -m avalanche_rnf.bench.defaults_table "$R" | while read -r cmd; do
@@ -394,7 +404,6 @@ for b in split_mnist split_fmnist; do
 done
 # The mechanism and defaults rows of the MNIST-family columns: seeds 3 and 4, each with its directory's parameters.
 rnf-bench --benchmark split_fmnist --scenario class --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0 --param rnf.reference_size=1000 --param rnf.task_inference=auto --param rnf.max_drop=0.005 --loggers text --out "$R"/defaults-split_fmnist-class --resume "${extra[@]}"
-rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=1.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/defaults-split_fmnist-task --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.task_inference=null --param rnf.max_drop=null --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-capacity --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.max_drop=0.005 --param rnf.retrain_epochs=0 --param rnf.reference_size=1000 --param 'rnf.task_inference="auto"' --loggers text --out "$R"/mechanisms-split_mnist-class-defaults --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.max_drop=null --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-inference --resume "${extra[@]}"
@@ -402,7 +411,7 @@ rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.isolate=false --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.task_inference=null --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-class-plain --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario class --strategies rnf --seeds 3 4 --param rnf.retrain_epochs=0 --param rnf.isolate=true --loggers text --out "$R"/mechanisms-split_mnist-class-tolerance --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-capacity --resume "${extra[@]}"
-rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=1.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/mechanisms-split_mnist-task-defaults --resume "${extra[@]}"
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 --param rnf.reference_size=1000 --param rnf.max_drop=null --loggers text --out "$R"/mechanisms-split_mnist-task-defaults --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-isolation --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.isolate=false --param 'rnf.capacity="unlimited"' --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-plain --resume "${extra[@]}"
 rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 3 4 --param rnf.retrain_epochs=0 --loggers text --out "$R"/mechanisms-split_mnist-task-tolerance --resume "${extra[@]}"
