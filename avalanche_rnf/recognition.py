@@ -223,10 +223,13 @@ class TaskRecognizer:
                                 self.power)
             means[i] = f.mean(0)
             f -= means[i]
-            scatter += f.flatten() @ f.flatten() if self.shrinkage == 1 else f.T @ f  # shrinkage 1: its trace
+            if self.shrinkage == 1:  # the scaled identity alone: its trace, not D x D
+                scatter += f.flatten() @ f.flatten()
+            else:
+                scatter.addmm_(f.T, f)  # in place: no D x D temporary per class
             del f
         samples = max(len(labels) - len(classes), 1)
-        if self.shrinkage == 1:  # the scaled identity alone: keep its scale, not D x D
+        if self.shrinkage == 1:
             scale = float(scatter) / samples / D or 1.0
             precision = torch.tensor(1 / scale)
         else:
