@@ -168,6 +168,7 @@ def test_the_defaults_step_is_the_library_s_defaults():
 
 def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_from_the_defaults(tmp_path):
     from avalanche_rnf.bench.result_tables import comparison_table
+    from avalanche_rnf.scenario import RETRAINING_RATE
 
     def run(strategy: str, scenario: str, params: dict) -> RunRecord:
         return RunRecord("split_mnist", scenario, strategy, 0, {"scenario": scenario, "params": params},
@@ -175,7 +176,7 @@ def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_fro
 
     _write(tmp_path / "c-class", [run("rnf", "class", {"task_inference": True, "max_drop": 0.002}),
                                   run("naive", "class", {})])
-    _write(tmp_path / "c-task", [run("rnf", "task", {"retrain_epochs": 0.9}),
+    _write(tmp_path / "c-task", [run("rnf", "task", {"retrain_epochs": 0.9, "retrain_lr_scale": RETRAINING_RATE}),
                                  run("naive", "task", {})])
     table = comparison_table(tmp_path, order=("c-class", "c-task"))
     rnf = next(line for line in table.splitlines() if line.startswith("| rnf |"))
