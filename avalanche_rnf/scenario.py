@@ -110,8 +110,8 @@ SplitMNIST, 0.963 / 0.968 / 0.962 on SplitFashionMNIST, 0.996 / 0.993 / 0.996 on
 domain-incremental PermutedMNIST. 2 has the best mean over the six streams and is never more than
 0.012 below the best one, where 4 loses 0.034 on SplitCIFAR-10 (``sweep-defaults-retrain-rate-*``)."""
 
-DEFAULT_RETRAINING: dict[Mode | None, Retraining] = {None: Retraining(0.9, lr_scale=RETRAINING_RATE),
-                                                     "domain": Retraining(0.9, lr_scale=RETRAINING_RATE)}
+DEFAULT_RETRAINING: dict[Mode | None, Retraining] = dict.fromkeys((None, "domain"),
+                                                                  Retraining(0.9, lr_scale=RETRAINING_RATE))
 """``retraining="auto"``: the retraining per task inference mode (``None``: no inference, as in
 task-incremental streams); none where a mode is missing, without isolation, and in online streams.
 ``epochs`` was chosen on validation splits (10 % of the training data, seeds 100 and 101) of
