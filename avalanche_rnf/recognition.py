@@ -217,10 +217,10 @@ class TaskRecognizer:
         D = len(columns)
         means = torch.empty(len(classes), D, dtype=torch.float64)
         scatter = torch.zeros((D, D) if self.shrinkage < 1 else (), dtype=torch.float64)
+        on = columns.to(features.device)
         for i, c in enumerate(classes):
-            rows = (labels == c).nonzero().flatten()
-            f = power_transform(features[rows.to(features.device)][:, columns.to(features.device)].double().cpu(),
-                                self.power)
+            rows = (labels == c).nonzero().to(features.device)  # [n, 1]: one gather of the class's columns
+            f = power_transform(features[rows, on].double().cpu(), self.power)
             means[i] = f.mean(0)
             f -= means[i]
             if self.shrinkage == 1:  # the scaled identity alone: its trace, not D x D
