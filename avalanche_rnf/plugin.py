@@ -61,9 +61,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         or its ``share``: ``"fair"``, ``"unlimited"`` or a fraction).
     :param retraining: train the kept sub-network alone for the experience's last epochs
         (:class:`~avalanche_rnf.options.Retraining` or its ``epochs``); ``None``: off; ``"auto"``
-        (default): the scenario's, 0.9 epochs at twice the optimizer's rate where no task is inferred
-        (task-incremental streams) and isolation is on, and in domain-incremental streams; off with
-        class inference and in online streams (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
+        (default): 0.9 epochs at twice the optimizer's rate wherever isolation is on (task heads, task
+        inference); off without isolation and in online streams
+        (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
     :param isolate: cut newly frozen units and a finished task's head off the free units, so each
         task's function is kept exactly (:mod:`~avalanche_rnf.isolation`). ``None``: on for
         multi-head (task-incremental) models.
@@ -153,8 +153,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.tolerance = default_tolerance(self.task_inference)
         if "retraining" in self._auto:
             isolated = self.isolate if self.isolate is not None else bool(glue.heads(strategy.model))
-            self.retraining = RetrainingSchedule(default_retraining(self.task_inference, isolated,
-                                                                    glue.is_online(strategy.experience)))
+            self.retraining = RetrainingSchedule(default_retraining(isolated, glue.is_online(strategy.experience)))
         self._auto = set()
 
     def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:

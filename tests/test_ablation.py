@@ -174,10 +174,10 @@ def test_comparison_table_says_where_rnf_infers_the_task_and_what_it_changed_fro
         return RunRecord("split_mnist", scenario, strategy, 0, {"scenario": scenario, "params": params},
                          matrix=[[0.9, 0.1], [0.8, 0.9]])
 
-    _write(tmp_path / "c-class", [run("rnf", "class", {"task_inference": True, "max_drop": 0.002}),
+    retrains = {"retrain_epochs": 0.9, "retrain_lr_scale": RETRAINING_RATE}
+    _write(tmp_path / "c-class", [run("rnf", "class", {"task_inference": True, "max_drop": 0.002, **retrains}),
                                   run("naive", "class", {})])
-    _write(tmp_path / "c-task", [run("rnf", "task", {"retrain_epochs": 0.9, "retrain_lr_scale": RETRAINING_RATE}),
-                                 run("naive", "task", {})])
+    _write(tmp_path / "c-task", [run("rnf", "task", retrains), run("naive", "task", {})])
     table = comparison_table(tmp_path, order=("c-class", "c-task"))
     rnf = next(line for line in table.splitlines() if line.startswith("| rnf |"))
     assert rnf.split("|")[2].strip() == "0.850 (task inferred)" and rnf.split("|")[3].strip() == "0.850"

@@ -251,13 +251,15 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     from avalanche_rnf.bench.defaults_diff import non_defaults
     from avalanche_rnf.bench.hparams import strategy_params
 
-    assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 2.0}, "task") == []  # the task scenario retrains
+    retrains = {"retrain_epochs": 0.9, "retrain_lr_scale": 2.0}
+    assert non_defaults(retrains, "task") == []  # every isolated scenario retrains
     assert non_defaults({"retrain_epochs": 0.9}, "task") == ["retrain_lr_scale=1.0"]  # the harness's scale: 1
     assert non_defaults({}, "task") == ["retrain_epochs=0"]
     assert non_defaults({"retrain_epochs": 0.9, "retrain_lr_scale": 4}, "task") == ["retrain_lr_scale=4"]
-    assert non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == []
+    assert non_defaults({"task_inference": True, "max_drop": 0.005, **retrains}, "class") == []  # class retrains too
+    assert non_defaults({"task_inference": True, "max_drop": 0.005}, "class") == ["retrain_epochs=0"]
     assert non_defaults({"task_inference": True, "max_drop": 0.005, "retrain_epochs": 1}, "class") == [
-        "retrain_epochs=1"]
+        "retrain_epochs=1", "retrain_lr_scale=1.0"]
     assert non_defaults({"task_inference": "domain", "retrain_epochs": 0.9, "retrain_lr_scale": 2.0}, "domain") == []
     assert non_defaults({"task_inference": "domain"}, "domain") == ["retrain_epochs=0"]
     # the recogniser's settings count where they differ from the mode's (input, shrinkage 1 in domain streams)
@@ -265,12 +267,12 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({**domain, "recognition_layers": "input", "recognition_shrinkage": 1.0}, "domain") == []
     assert non_defaults({**domain, "recognition_layers": "all", "recognition_shrinkage": 0.01}, "domain") == [
         "recognition_layers=all", "recognition_shrinkage=0.01"]
-    assert non_defaults({"task_inference": "auto", "max_drop": 0.005, "recognition_layers": "input"}, "class") == [
-        "recognition_layers=input"]
-    assert non_defaults({"task_inference": None}, "class") == ["task_inference=None", "max_drop=None"]
-    assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None"]  # the harness asks for both
-    assert non_defaults({"task_inference": "auto", "max_drop": 0.005}, "class") == []
-    retrains = {"retrain_epochs": 0.9, "retrain_lr_scale": 2.0}
+    assert non_defaults({"task_inference": "auto", "max_drop": 0.005, "recognition_layers": "input", **retrains},
+                        "class") == ["recognition_layers=input"]
+    assert non_defaults({"task_inference": None, **retrains}, "class") == ["task_inference=None", "max_drop=None"]
+    assert non_defaults({}, "class") == ["task_inference=None", "max_drop=None",  # the harness asks for all three
+                                         "retrain_epochs=0"]
+    assert non_defaults({"task_inference": "auto", "max_drop": 0.005, **retrains}, "class") == []
     assert non_defaults({"task_inference": "auto", **retrains}, "task") == []
     assert non_defaults({"task_inference": "domain", **retrains}, "task") == ["task_inference=domain"]
     assert non_defaults({"lr": 0.02, **retrains}, "task") == []  # the run's training, not an RNF setting
@@ -278,7 +280,7 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
                          "capacity": "fair", "keep_last": False, "reference_size": 1000, "mass": 0.95,
                          "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "class") == [
-        "task_inference=None", "max_drop=None"]
+        "task_inference=None", "max_drop=None", "retrain_epochs=0"]
     assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random", **retrains},
                         "task") == [
         "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
@@ -286,6 +288,6 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
         "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "reference_size=300", "holdout=0.05",
         "keep_last=True"]
     assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
-                         "max_drop": 0.005}, "class") == ["recognition_power=0.5"]
-    assert non_defaults({"task_inference": None, "recognition_power": 0.5}, "class") == [
+                         "max_drop": 0.005, **retrains}, "class") == ["recognition_power=0.5"]
+    assert non_defaults({"task_inference": None, "recognition_power": 0.5, **retrains}, "class") == [
         "task_inference=None", "max_drop=None"]

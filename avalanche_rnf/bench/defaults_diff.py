@@ -4,9 +4,9 @@ The harness names RNF's options by flat keys (``max_drop``, ``retrain_epochs``, 
 :func:`~avalanche_rnf.bench.strategies.rnf_options`). A key's default is its option field's
 default; an option that is off at ``None`` or ``0`` (tolerance, retraining) has its other fields
 count only where it is on. Task inference's default is what ``"auto"`` chooses in the run's
-scenario, and the tolerance's, retraining's and recogniser's the ones that mode brings
-(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`,
-:data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`).
+scenario, and the tolerance's and recogniser's the ones that mode brings
+(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`);
+the retraining's are the same in every scenario (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from avalanche_rnf.bench.strategies import RNF_GROUPS
 from avalanche_rnf.options import Retraining
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
-from avalanche_rnf.scenario import DEFAULT_MAX_DROP, Mode, default_retraining, recognition_settings
+from avalanche_rnf.scenario import DEFAULT_MAX_DROP, DEFAULT_RETRAINING, Mode, recognition_settings
 
 AUTO: dict[str, Mode | None] = {"task": None, "class": "class", "domain": "domain"}
 """What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
@@ -53,19 +53,12 @@ def default_max_drop(scenario: str) -> float | None:
     return DEFAULT_MAX_DROP.get(AUTO.get(scenario))
 
 
-def default_retraining_of(scenario: str) -> Retraining | None:
-    """The retraining of the library's defaults in a harness scenario (None: none); the harness's
-    streams are offline and isolated wherever ``"auto"`` picks retraining."""
-    return default_retraining(AUTO.get(scenario), isolated=True, online=False)
-
-
-def _retraining_changes(params: dict[str, Any], scenario: str) -> list[str]:
+def _retraining_changes(params: dict[str, Any]) -> list[str]:
     """``key=value`` for the retraining settings of a run that are not the library's defaults."""
-    retraining = default_retraining_of(scenario)
     epochs = params.get("retrain_epochs") or None
-    changed = [] if epochs == (retraining.epochs if retraining else None) else [f"retrain_epochs={epochs or 0}"]
+    changed = [] if epochs == DEFAULT_RETRAINING.epochs else [f"retrain_epochs={epochs or 0}"]
     scale = params.get("retrain_lr_scale", Retraining.lr_scale)
-    if epochs and scale != (retraining.lr_scale if retraining else Retraining.lr_scale):
+    if epochs and scale != DEFAULT_RETRAINING.lr_scale:
         changed.append(f"retrain_lr_scale={scale}")
     return changed
 
@@ -84,7 +77,7 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
     max_drop = params.get("max_drop") or None
     if max_drop != default_max_drop(scenario):
         changed.append(f"max_drop={max_drop}")
-    changed += _retraining_changes(params, scenario)
+    changed += _retraining_changes(params)
     recognition = dict(zip(RECOGNITION, recognition_settings(mode, "auto", "auto")))  # type: ignore[arg-type]
     for key, value in params.items():
         if key in ("task_inference", "max_drop", "retrain_epochs", "retrain_lr_scale", "lr"):  # lr: training's
@@ -111,9 +104,8 @@ def defaults_overrides(params: dict[str, Any], scenario: str) -> dict[str, Any]:
     tolerance, retraining and task inference of ``"auto"`` in ``scenario``, the last task capped like the
     others, and every other setting away from its default set back to it."""
     defaults = _defaults()
-    retraining = default_retraining_of(scenario)
-    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": retraining.epochs if retraining else 0,
-                           **({"retrain_lr_scale": retraining.lr_scale} if retraining else {}),
+    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": DEFAULT_RETRAINING.epochs,
+                           "retrain_lr_scale": DEFAULT_RETRAINING.lr_scale,
                            "reference_size": defaults["reference_size"][1],
                            **({"task_inference": "auto"} if scenario != "task" else {}),
                            "max_drop": default_max_drop(scenario)}
