@@ -359,6 +359,16 @@ rnf-bench --sweep benchmarks/sweeps/rnf-defaults-retrain-rate.json --benchmark p
   --strategies rnf --seeds 100 101 "${defaults[@]}" --param rnf.retrain_epochs=0.9 --param 'rnf.task_inference="auto"' \
   --param 'rnf.capacity="fair"' --loggers text --no-plots --out "$R/sweep-defaults-retrain-rate-permuted_mnist-domain" \
   "${extra[@]}"
+# The class-incremental retraining at the defaults (avalanche_rnf.scenario.DEFAULT_RETRAINING): none or 0.9 epochs
+# at 2x, with the class tolerance and RNF otherwise at its defaults.
+for b in split_mnist split_fmnist split_cifar10; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-retraining.json --benchmark "$b" --scenario class \
+    --strategies rnf --seeds 100 101 --param rnf.keep_last=false --param rnf.reference_size=1000 \
+    --param 'rnf.task_inference="auto"' --param rnf.max_drop=0.005 --param rnf.retrain_lr_scale=2.0 \
+    --param rnf.recognition_power=1.0 --param rnf.task_posterior=null --param rnf.recognition_samples=3000 \
+    --param 'rnf.recognition_views=[]' --loggers text --no-plots --out "$R/sweep-defaults-class-retraining-$b-class" \
+    "${extra[@]}"
+done
 
 # RNF at the library's defaults on the columns outside the mechanism ablation (same seeds as each column).
 python -m avalanche_rnf.bench.defaults_table "$R" | while read -r cmd; do
