@@ -43,6 +43,17 @@ def test_best_point_is_chosen_among_the_points_run_on_the_most_seeds():
     assert best.params == {"max_drop": 0.3} and best.seeds == 2 and best.score == pytest.approx(0.97)
 
 
+def test_a_one_point_sweep_s_table_names_the_parameters_the_sweep_set():
+    from avalanche_rnf.bench.results import RunRecord
+    from avalanche_rnf.bench.summary import search_table
+
+    params = {"max_drop": None, "reference_size": 300}
+    runs = [RunRecord("b", "task", "rnf", seed, {"params": params}, matrix=[[0.9]]) for seed in (100, 101)]
+    row = search_table(runs, {"rnf": ["reference_size"]}).splitlines()[-1]
+    assert row.startswith("| rnf | reference_size | 300 | 2 | 0.9000 ± 0.0000 |")
+    assert search_table(runs).splitlines()[-1].startswith("| rnf | max_drop | None |")  # no sweep: the key one
+
+
 def test_own_head_logits_ignore_the_zero_padding_of_narrow_heads():
     # Task 0's head has 2 outputs, task 1's head 3: Avalanche pads task 0's logits with a zero.
     out = torch.tensor([[-1.0, -2.0, 0.0], [-3.0, -1.0, 0.0], [0.1, 0.5, 0.2]])

@@ -21,7 +21,8 @@ def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, 
     order = list(order)
     plan = meta.get("plan", {})
     title = f"{plan.get('benchmark', '?')} ({plan.get('scenario', '?')}-incremental)"
-    table = search_table(records) if search else summary_table(records, order=order)
+    swept = {strategy: list(space) for strategy, space in (plan.get("sweep") or {}).get("strategies", {}).items()}
+    table = search_table(records, swept) if search else summary_table(records, order=order)
     if plan.get("infer_tasks") and not search:
         title += ", task labels inferred at evaluation"
         table += "\n\n" + recognition_line(records)
@@ -55,9 +56,10 @@ def recognition_line(records: Iterable[RunRecord]) -> str:
             f"whose task was recognised after the last experience: {found or 'none recorded'}.")
 
 
-def search_table(records: Iterable[RunRecord]) -> str:
+def search_table(records: Iterable[RunRecord], swept: dict[str, list[str]] | None = None) -> str:
     """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
-    parameters (mean ± std over seeds), the best point per strategy marked."""
+    parameters (mean ± std over seeds; ``swept``: a sweep's parameters per strategy), the best point per
+    strategy marked."""
     lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
              "|---|---|---|---|---|---|"]
     by_strategy: dict[str, list[RunRecord]] = {}
@@ -68,7 +70,7 @@ def search_table(records: Iterable[RunRecord]) -> str:
         if not ok:  # not applicable here: one line with the reason, not one per value
             lines.append(f"| {strategy} | – | – | 0 | {runs[0].status}: {runs[0].reason} | |")
             continue
-        keys = _searched_keys(strategy, runs)
+        keys = _searched_keys(strategy, runs, (swept or {}).get(strategy, []))
         points: dict[tuple[str, ...], list[RunRecord]] = {}
         for r in runs:
             points.setdefault(tuple(repr(r.config["params"].get(k)) for k in keys), []).append(r)
@@ -96,9 +98,10 @@ def _value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _searched_keys(strategy: str, runs: list[RunRecord]) -> list[str]:
-    """The parameters a search varied: those whose value differs between runs, else the strategy's key one."""
+def _searched_keys(strategy: str, runs: list[RunRecord], swept: list[str]) -> list[str]:
+    """The parameters a search varied: those whose value differs between runs, else those the sweep
+    set (one point), else the strategy's key one."""
     names = sorted({k for r in runs for k in r.config["params"]})
     varying = [k for k in names if len({repr(r.config["params"].get(k)) for r in runs}) > 1]
     key = SEARCH.get(strategy, (None,))[0]
-    return varying or ([key] if key in names else [])
+    return varying or [k for k in swept if k in names] or ([key] if key in names else [])
