@@ -33,7 +33,7 @@ import avalanche_rnf.graph as graph
 import avalanche_rnf.inference as inference
 import avalanche_rnf.keeping as keeping
 import avalanche_rnf.options as options
-from avalanche_rnf import RNF, Retraining, Tolerance
+from avalanche_rnf import RNF, Relevance, Retraining, Tolerance
 from avalanche_rnf.bench.measure import PeakMemory
 from avalanche_rnf.bench.models import SmallCNN
 
@@ -69,6 +69,9 @@ def main() -> None:
                                "retraining epoch, isolating what it keeps")
     parser.add_argument("--defaults", action="store_true",
                         help="RNF at the library's defaults (RNF() as a user writes it) instead of the settings above")
+    parser.add_argument("--reference-size", type=int, default=None,
+                        help="samples of each experience RNF runs LRP on (Relevance(reference_size=...); "
+                             "default: the library's)")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")  # a fresh process each: peaks not hidden by the other's
     for strategy_name in ("naive", "rnf"):
@@ -106,6 +109,8 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
         extra["task_inference"] = "class"
     if args.defaults:
         extra = {}
+    if args.reference_size is not None:
+        extra["relevance"] = Relevance(reference_size=args.reference_size)
     strategy = Naive(**common) if strategy_name == "naive" else RNF(**common, **extra)
     start = time.perf_counter()
     with PeakMemory() as memory:
