@@ -278,15 +278,14 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"lr": 0.02, **retrains}, "task") == []  # the run's training, not an RNF setting
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
-                         "capacity": "fair", "keep_last": False, "reference_size": 1000, "mass": 0.95,
+                         "capacity": "fair", "keep_last": False, "reference_size": 300, "mass": 0.95,
                          "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "class") == [
         "task_inference=None", "max_drop=None", "retrain_epochs=0"]
     assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random", **retrains},
                         "task") == [
         "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
     assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
-        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "reference_size=300", "holdout=0.05",
-        "keep_last=True"]
+        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "holdout=0.05", "keep_last=True"]
     assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
                          "max_drop": 0.005, **retrains}, "class") == ["recognition_power=0.5"]
     assert non_defaults({"task_inference": None, "recognition_power": 0.5, **retrains}, "class") == [
