@@ -361,32 +361,29 @@ rnf-bench --sweep benchmarks/sweeps/rnf-defaults-retrain-rate.json --benchmark p
   "${extra[@]}"
 # The class-incremental retraining at the defaults (avalanche_rnf.scenario.DEFAULT_RETRAINING): none or 0.9 epochs
 # at 2x, with the class tolerance and RNF otherwise at its defaults.
+class_defaults=(--seeds 100 101 --param rnf.keep_last=false --param 'rnf.task_inference="auto"'
+                --param rnf.max_drop=0.005 --param rnf.retrain_lr_scale=2.0 --param rnf.recognition_power=1.0
+                --param rnf.task_posterior=null --param rnf.recognition_samples=3000 --param 'rnf.recognition_views=[]')
 for b in split_mnist split_fmnist split_cifar10; do
   rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-retraining.json --benchmark "$b" --scenario class \
-    --strategies rnf --seeds 100 101 --param rnf.keep_last=false --param rnf.reference_size=1000 \
-    --param 'rnf.task_inference="auto"' --param rnf.max_drop=0.005 --param rnf.retrain_lr_scale=2.0 \
-    --param rnf.recognition_power=1.0 --param rnf.task_posterior=null --param rnf.recognition_samples=3000 \
-    --param 'rnf.recognition_views=[]' --loggers text --no-plots --out "$R/sweep-defaults-class-retraining-$b-class" \
-    "${extra[@]}"
+    --strategies rnf "${class_defaults[@]}" --param rnf.reference_size=1000 --loggers text --no-plots \
+    --out "$R/sweep-defaults-class-retraining-$b-class" "${extra[@]}"
 done
 # The relevance pass's sample count at the defaults: reference_size 300 against the default 1000 (the 1000 points are
 # the defaults' points of the two sweeps above), RNF otherwise at its defaults.
-T=(--seeds 100 101 --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0.9
-   --param rnf.retrain_lr_scale=2.0)
+task_defaults=(--seeds 100 101 --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0.9
+               --param rnf.retrain_lr_scale=2.0)
 for b in permuted_mnist split_mnist split_fmnist split_digits split_cifar10; do
   rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark "$b" --scenario task --strategies rnf \
-    "${T[@]}" --loggers text --no-plots --out "$R/sweep-defaults-reference-size-$b-task" "${extra[@]}"
+    "${task_defaults[@]}" --loggers text --no-plots --out "$R/sweep-defaults-reference-size-$b-task" "${extra[@]}"
 done
 rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark permuted_mnist --scenario domain \
-  --strategies rnf "${T[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' --loggers text \
+  --strategies rnf "${task_defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' --loggers text \
   --no-plots --out "$R/sweep-defaults-reference-size-permuted_mnist-domain" "${extra[@]}"
 for b in split_mnist split_fmnist split_cifar10; do
   rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark "$b" --scenario class \
-    --strategies rnf --seeds 100 101 --param rnf.keep_last=false --param 'rnf.task_inference="auto"' \
-    --param rnf.max_drop=0.005 --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 \
-    --param rnf.recognition_power=1.0 --param rnf.task_posterior=null --param rnf.recognition_samples=3000 \
-    --param 'rnf.recognition_views=[]' --loggers text --no-plots --out "$R/sweep-defaults-reference-size-$b-class" \
-    "${extra[@]}"
+    --strategies rnf "${class_defaults[@]}" --param rnf.retrain_epochs=0.9 --loggers text --no-plots \
+    --out "$R/sweep-defaults-reference-size-$b-class" "${extra[@]}"
 done
 
 # RNF at the library's defaults on the columns outside the mechanism ablation (same seeds as each column).
