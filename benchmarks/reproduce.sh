@@ -462,3 +462,14 @@ rnf-bench --sweep benchmarks/sweeps/memory-split_cifar10-class.json --strategies
 rnf-bench --benchmark permuted_mnist --scenario task --infer-tasks --strategies naive,ewc,si,lwf,mas,replay,joint \
   --seeds 3 4 --param ewc.ewc_lambda=100 --param si.si_lambda=100 --param lwf.alpha=2 --param mas.lambda_reg=0.1 \
   --loggers text --ray --out "$R/recognised-permuted_mnist" --resume "${extra[@]}"
+# Peak memory next to Naive's with RNF at the library's defaults, domain-incremental PermutedMNIST (validation split,
+# each run alone).
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark permuted_mnist \
+  --scenario domain --seeds 100 --cpus-per-run 2 --param rnf.keep_last=false --param rnf.max_drop=null \
+  --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 --param 'rnf.task_inference="auto"' \
+  --param 'rnf.capacity="fair"' --loggers text --out "$R/memory-defaults-permuted_mnist-domain" "${extra[@]}"
+# SplitCIFAR-10 task-incremental with Avalanche's SlimResNet18: Naive, Joint and RNF at the library's defaults.
+rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies naive,joint,rnf --seeds 0 1 2 \
+  --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 \
+  --param rnf.reference_size=300 --param rnf.max_drop=null --loggers text --ray \
+  --out "$R/split_cifar10-task-slim_resnet18" "${extra[@]}"
