@@ -4,7 +4,9 @@ class-incremental RNF with task inference, and explanation drift (``rnf-bench --
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from avalanche_rnf.bench.defaults_diff import inferred, non_defaults
 from avalanche_rnf.bench.hparams import STRATEGIES
@@ -14,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 EXPLAIN_ORDER = ("explain-split_mnist-task", "explain-split_cifar10-task")
 """The result directories of ``rnf-bench --explain`` runs."""
+SLIM = "split_cifar10-task-slim_resnet18"
+"""SplitCIFAR-10 task-incremental with Avalanche's ``SlimResNet18`` (``rnf-bench --model slim_resnet18``)."""
 ORDER = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
-         "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
+         "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class", SLIM)
 
 
 def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
@@ -136,12 +140,47 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
             share = _mean(sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf)
             row(f"relevance pass <= 5% of RNF's training time ({name.split('-')[-2]})", name, f"{share:.1%}",
                 len(rnf), _verdict(share <= 0.05, f"{share - 0.05:.1%}"))
+    _slim_rows(load(SLIM), partial(row, name=SLIM))
     rnf = _rnf_and(cost)
     if rnf and ewc:
         mine, theirs = _mean(r.state_bytes[-1] for r in rnf), _mean(r.state_bytes[-1] for r in ewc)
         row("state kept between experiences < EWC's", "cost-split_mnist-task",
             f"{mine / 1024:.0f} KiB (EWC {theirs / 1024:.0f} KiB)", len(rnf), _verdict(mine < theirs, "–"))
     return "\n".join(lines)
+
+
+def _slim_rows(records: list[RunRecord], row: Callable[..., None]) -> None:
+    """The SlimResNet18 targets: accuracy against the baselines run and Joint, forgetting, and time and
+    peak memory against Naive's in the same (sequential) run."""
+    rnf = _rnf_and(records)
+    if not rnf:
+        return
+    acc = _mean(r.average_accuracy for r in rnf)
+    means = {s: _mean(r.average_accuracy for r in _rnf_and(records, s))
+             for s in sorted({r.strategy for r in records} - {"rnf", "joint"}) if _rnf_and(records, s)}
+    if means:
+        best, value = max(means.items(), key=lambda kv: kv[1])
+        row(target=f"SlimResNet18 task-IL: accuracy >= every baseline run ({', '.join(means)}; best: {best})",
+            measured=f"{acc:.3f} ({best} {value:.3f})", seeds=len(rnf),
+            verdict=_verdict(acc >= value, f"{value - acc:.3f}"))
+    joint = _rnf_and(records, "joint")
+    if joint:
+        value = _mean(r.average_accuracy for r in joint)
+        row(target="SlimResNet18 task-IL: within 0.02 of Joint", measured=f"{acc:.3f} (Joint {value:.3f})",
+            seeds=len(rnf), verdict=_verdict(acc >= value - 0.02, f"{value - 0.02 - acc:.3f}"))
+    forget = _mean(r.forgetting for r in rnf)
+    row(target="SlimResNet18 task-IL: forgetting <= 0.005", measured=f"{forget:.4f}", seeds=len(rnf),
+        verdict=_verdict(forget <= 0.005, f"{forget - 0.005:.4f}"))
+    naive = _rnf_and(records, "naive")
+    if naive:
+        for what, of, bar in (("training time", lambda r: sum(r.train_seconds), 1.10),
+                              ("peak memory (RSS above the run's start)", lambda r: r.peak_rss_delta_mb, 1.25)):
+            ratio = _mean(of(r) for r in rnf) / _mean(of(r) for r in naive)
+            row(target=f"SlimResNet18 {what} <= {bar:.2f}x Naive's (same run)", measured=f"{ratio:.2f}x",
+                seeds=len(rnf), verdict=_verdict(ratio <= bar, f"{ratio - bar:.2f}x"))
+    share = _mean(sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf)
+    row(target="SlimResNet18 relevance pass <= 5% of RNF's training time", measured=f"{share:.1%}", seeds=len(rnf),
+        verdict=_verdict(share <= 0.05, f"{share - 0.05:.1%}"))
 
 
 def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
