@@ -369,17 +369,20 @@ for b in split_mnist split_fmnist split_cifar10; do
     --strategies rnf "${class_defaults[@]}" --param rnf.reference_size=1000 --loggers text --no-plots \
     --out "$R/sweep-defaults-class-retraining-$b-class" "${extra[@]}"
 done
-# The relevance pass's sample count at the defaults: reference_size 300 against the default 1000 (the 1000 points are
-# the defaults' points of the two sweeps above), RNF otherwise at its defaults.
-task_defaults=(--seeds 100 101 --param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0.9
+# The relevance pass's sample count at the defaults: reference_size 300 against 1000 (the 1000 points are the
+# defaults' points of the two sweeps above), RNF otherwise at its defaults. task_defaults: the flags that take the
+# harness's tuned task-incremental RNF back to the library's defaults (reference_size is swept or added).
+task_defaults=(--param rnf.keep_last=false --param rnf.max_drop=null --param rnf.retrain_epochs=0.9
                --param rnf.retrain_lr_scale=2.0)
 for b in permuted_mnist split_mnist split_fmnist split_digits split_cifar10; do
   rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark "$b" --scenario task --strategies rnf \
-    "${task_defaults[@]}" --loggers text --no-plots --out "$R/sweep-defaults-reference-size-$b-task" "${extra[@]}"
+    --seeds 100 101 "${task_defaults[@]}" --loggers text --no-plots --out "$R/sweep-defaults-reference-size-$b-task" \
+    "${extra[@]}"
 done
 rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark permuted_mnist --scenario domain \
-  --strategies rnf "${task_defaults[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' --loggers text \
-  --no-plots --out "$R/sweep-defaults-reference-size-permuted_mnist-domain" "${extra[@]}"
+  --strategies rnf --seeds 100 101 "${task_defaults[@]}" --param 'rnf.task_inference="auto"' \
+  --param 'rnf.capacity="fair"' --loggers text --no-plots --out "$R/sweep-defaults-reference-size-permuted_mnist-domain" \
+  "${extra[@]}"
 for b in split_mnist split_fmnist split_cifar10; do
   rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark "$b" --scenario class \
     --strategies rnf "${class_defaults[@]}" --param rnf.retrain_epochs=0.9 --loggers text --no-plots \
@@ -465,11 +468,9 @@ rnf-bench --benchmark permuted_mnist --scenario task --infer-tasks --strategies 
 # Peak memory next to Naive's with RNF at the library's defaults, domain-incremental PermutedMNIST (validation split,
 # each run alone).
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark permuted_mnist \
-  --scenario domain --seeds 100 --cpus-per-run 2 --param rnf.keep_last=false --param rnf.max_drop=null \
-  --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 --param 'rnf.task_inference="auto"' \
+  --scenario domain --seeds 100 --cpus-per-run 2 "${task_defaults[@]}" --param 'rnf.task_inference="auto"' \
   --param 'rnf.capacity="fair"' --loggers text --out "$R/memory-defaults-permuted_mnist-domain" "${extra[@]}"
 # SplitCIFAR-10 task-incremental with Avalanche's SlimResNet18: Naive, Joint and RNF at the library's defaults.
 rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies naive,joint,rnf --seeds 0 1 2 \
-  --param rnf.keep_last=false --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 \
-  --param rnf.reference_size=300 --param rnf.max_drop=null --loggers text --ray \
+  "${task_defaults[@]}" --param rnf.reference_size=300 --loggers text --ray \
   --out "$R/split_cifar10-task-slim_resnet18" "${extra[@]}"
