@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avalanche_rnf.bench.result_tables import SLIM, targets_table
+from avalanche_rnf.bench.result_tables import SLIM, SLIM_TIME, targets_table
 from avalanche_rnf.bench.results import RunRecord
 
 
@@ -15,9 +15,13 @@ def _run(strategy: str, seed: int, last: float, seconds: float, rss: float, rele
                      relevance_seconds=[relevance] if relevance else [])
 
 
+def _write(folder: Path, runs: list[RunRecord]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"meta": {}, "runs": [r.to_json() for r in runs]}))
+
+
 def _rows(folder: Path, runs: list[RunRecord]) -> dict[str, str]:
-    (folder / SLIM).mkdir(parents=True)
-    (folder / SLIM / "results.json").write_text(json.dumps({"meta": {}, "runs": [r.to_json() for r in runs]}))
+    _write(folder / SLIM, runs)
     lines = targets_table(folder).splitlines()[2:]
     return {line.split("|")[1].strip(): line for line in lines if "SlimResNet18" in line}
 
@@ -45,3 +49,13 @@ def test_slim_resnet_targets_compare_rnf_with_the_baselines_joint_and_naive_s_co
 
 def test_slim_resnet_targets_are_left_out_without_rnf_runs(tmp_path):
     assert _rows(tmp_path, [_run("naive", 0, 0.5, 95.0, 100.0)]) == {}
+
+
+def test_slim_resnet_time_comes_from_the_quiet_pair_where_it_ran(tmp_path):
+    _write(tmp_path / SLIM_TIME, [_run("rnf", 100, 0.9, 108.0, 500.0), _run("naive", 100, 0.5, 100.0, 100.0)])
+    rows = _rows(tmp_path, [_run("rnf", 0, 0.9, 130.0, 120.0), _run("naive", 0, 0.5, 100.0, 100.0)])
+    time = next(v for k, v in rows.items() if "training time" in k)
+    assert "side by side on a quiet machine" in time and "1.08x" in time and "**met**" in time
+    assert f"](benchmarks/results/{SLIM_TIME}/summary.md)" in time
+    memory = next(v for k, v in rows.items() if "peak memory" in k)
+    assert "(same run)" in memory and "1.20x" in memory and f"{SLIM}/summary.md" in memory
