@@ -6,8 +6,6 @@ the input it sees at inference (eval mode), after every earlier norm has its new
 
 - where the largest norm input of all calibration samples fits the budget, in one forward pass (a
   hook sets each norm's statistics from its input just before it normalises);
-- where it fits for at least :data:`MIN_ONE_PASS_SAMPLES` of them, in one pass over as many as fit,
-  spread evenly over the calibration samples;
 - otherwise norm by norm, in the order they run, each over the samples in chunks whose norm inputs
   fit :data:`CALIBRATION_BUDGET` (the pass stops at the norm), with sums accumulated in float64.
 
@@ -17,9 +15,7 @@ several tensors as large as its largest norm input, and the halving keeps the on
 training step's memory peak (on Avalanche's SlimResNet18 with 32x32 inputs, 512 samples take the
 one pass from a training batch of 110 on; a no-gradient pass over them peaks at 258 MiB, a training
 step of 128 samples at 353 MiB). Both ways give the same statistics; the one pass runs the network
-once instead of once per norm (there, 1.1 s instead of 6-10 s on two CPU cores). With training
-batches of 64 about 300 of the 512 samples fit: the one pass over them measures each channel on
-fewer samples, but costs a forward pass instead of a pass per norm.
+once instead of once per norm (there, 1.1 s instead of 6-10 s on two CPU cores).
 """
 
 from __future__ import annotations
@@ -35,9 +31,6 @@ from avalanche_rnf.layers import evaluating, pre_hooks
 Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 CALIBRATION_BUDGET = 4 * 2**20
 """Bytes of the largest norm input: the smallest budget for the one pass, and a chunk's size norm by norm."""
-MIN_ONE_PASS_SAMPLES = 256
-"""Fewest calibration samples the one pass measures on where not all of them fit the budget (fewer:
-norm by norm over all of them)."""
 _CHANNEL_BLOCK = 16
 """Channels whose statistics are computed at once (each as a float64 copy)."""
 
@@ -164,13 +157,9 @@ def calibrated_norms(
                                                      call, probe)
     if budget is None:
         budget = max(CALIBRATION_BUDGET, all_norms * train_batch // 2)
-    n, fit = len(joined[0]), budget // max(per_sample, 1)
     with evaluating(model):
-        if fit >= n:
+        if per_sample * len(joined[0]) <= budget:
             _one_pass(model, tensors, targets, joined, call)
-        elif fit >= MIN_ONE_PASS_SAMPLES:
-            spread = torch.linspace(0, n - 1, fit).round().long()
-            _one_pass(model, tensors, targets, tuple(t[spread.to(t.device)] for t in joined), call)
         else:
             chunk = min(budget, CALIBRATION_BUDGET) // max(per_sample, 1)
             chunks = list(zip(*(t.split(max(1, chunk)) for t in joined)))

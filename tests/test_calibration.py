@@ -85,27 +85,6 @@ def test_the_training_batch_sets_the_budget(monkeypatch, train_batch, passes):
         assert torch.allclose(out[key], reference[key], rtol=1e-5, atol=1e-6), key
 
 
-@pytest.mark.parametrize("fewest, passes", [(4, [2, 6]), (7, [2, 6, 4, 6, 4])], ids=["spread", "norm-by-norm"])
-def test_where_only_part_of_the_samples_fits_the_one_pass_measures_an_even_spread_of_them(monkeypatch, fewest, passes):
-    """Room for 6 of 10 samples' largest norm input (576 bytes each): with at least ``fewest`` fitting, one
-    pass over 6 samples spread from the first to the last; otherwise norm by norm over all 10."""
-    monkeypatch.setattr(calibration, "MIN_ONE_PASS_SAMPLES", fewest)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.Conv2d(4, 2, 3), nn.BatchNorm2d(2)).eval()
-    norms = [("1", torch.ones(4, dtype=torch.bool)), ("4", torch.ones(2, dtype=torch.bool))]
-    x = torch.cat([torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8) + 3])  # two halves far apart
-    calls: list[int] = []
-    out = calibrated_norms(model, {}, norms, [(x[:4],), (x[4:],)], _counting_call(calls), budget=576 * 6)
-    assert calls == passes
-    measured = x[[0, 2, 4, 5, 7, 9]] if fewest == 4 else x
-    reference = calibrated_norms(model, {}, norms, [(measured,)], _counting_call([]), budget=2**40)
-    for key in out:
-        assert torch.allclose(out[key], reference[key], rtol=1e-5, atol=1e-6), key
-    prefix = calibrated_norms(model, {}, norms, [(x[:6],)], _counting_call([]), budget=2**40)
-    assert not torch.allclose(out["1.running_mean"], prefix["1.running_mean"], atol=0.1)
-
-
 def test_norms_without_new_channels_count_toward_the_budget_only(monkeypatch):
     monkeypatch.setattr(calibration, "CALIBRATION_BUDGET", 1)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
