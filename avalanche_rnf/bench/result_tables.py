@@ -187,12 +187,11 @@ def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[R
     forget = _mean(r.forgetting for r in rnf)
     row(target="SlimResNet18 task-IL: forgetting <= 0.005", measured=f"{forget:.4f}", seeds=len(rnf),
         verdict=_verdict(forget <= 0.005, f"{forget - 0.005:.4f}"))
-    quiet = (_rnf_and(timed), _rnf_and(timed, "naive"))
-    for what, of, bar in (("training time", _train_time, 1.10),
-                          ("peak memory (RSS above the run's start)", lambda r: r.peak_rss_delta_mb, 1.25)):
-        mine, naive, where, name = rnf, _rnf_and(records, "naive"), "same run", SLIM
-        if of is _train_time and all(quiet):
-            (mine, naive), where, name = quiet, "side by side on a quiet machine, validation split", SLIM_TIME
+    same = (rnf, _rnf_and(records, "naive"), "same run", SLIM)
+    quiet = (_rnf_and(timed), _rnf_and(timed, "naive"), "side by side on a quiet machine, validation split", SLIM_TIME)
+    for what, of, bar, (mine, naive, where, name) in (
+            ("training time", _train_time, 1.10, quiet if quiet[0] and quiet[1] else same),
+            ("peak memory (RSS above the run's start)", lambda r: r.peak_rss_delta_mb, 1.25, same)):
         if naive:
             ratio = _ratio(mine, naive, of)
             row(target=f"SlimResNet18 {what} <= {bar:.2f}x Naive's ({where})", measured=f"{ratio:.2f}x",
