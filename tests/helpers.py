@@ -9,10 +9,12 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import RNF, Relevance, Tolerance
+from avalanche_rnf import RNF, Relevance, Tolerance, find_unit_layers
 from avalanche_rnf.bench.evaluation import task_accuracy  # noqa: F401  (re-exported for tests)
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.freezing import tensor_by_name
+from avalanche_rnf.graph import traced_layers
+from avalanche_rnf.relevance import plain_forward
 
 
 class MultiHeadConvBN(MultiHeadMLP):
@@ -111,3 +113,9 @@ def assert_kept(earlier, later):
     for name, (mask, values) in earlier.items():
         now = later[name][1][: values.shape[0]]
         assert torch.equal(now[mask], values[mask]), name
+
+
+def traced(model: nn.Module, shape=(3, 32, 32)):
+    """The model's unit layers, read from a trace on a random batch of ``shape`` inputs."""
+    x = torch.randn(2, *shape)
+    return traced_layers(model, find_unit_layers(model), (x, torch.zeros(2, dtype=torch.long)), plain_forward)

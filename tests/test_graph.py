@@ -1,4 +1,4 @@
-"""Units from the model's data flow (coupled channel groups), and LRP through residual sums."""
+"""Units from the model's data flow: coupled channel groups, and which units each layer reads."""
 
 from __future__ import annotations
 
@@ -6,33 +6,20 @@ import warnings
 
 import pytest
 import torch
-import torchvision.models as tv
 from avalanche.models import SlimResNet18
-from avalanche.models.slim_resnet18 import BasicBlock
 from torch import nn
-from torchvision.models.mobilenetv2 import InvertedResidual
-from zennit.attribution import Gradient
-from zennit.composites import LayerMapComposite
-from zennit.layer import Sum
-from zennit.rules import Epsilon, Norm, Pass
-from zennit.types import Activation, AvgPool, Convolution, Linear
 
-from avalanche_rnf import UnsupportedModelError, find_unit_layers, unit_relevance
-from avalanche_rnf.canonizers import default_canonizers
+from avalanche_rnf import UnsupportedModelError, find_unit_layers
 from avalanche_rnf.graph import DataFlow, traced_layers
 from avalanche_rnf.isolation import input_mask, isolated_weights, unit_sources
 from avalanche_rnf.layers import Source, n_units, weight_of
-from avalanche_rnf.relevance import make_composite, plain_forward
-
-
-def _traced(model: nn.Module, shape=(3, 32, 32)):
-    x = torch.randn(2, *shape)
-    return traced_layers(model, find_unit_layers(model), (x, torch.zeros(2, dtype=torch.long)), plain_forward)
+from avalanche_rnf.relevance import plain_forward
+from helpers import traced
 
 
 def test_slim_resnet18_units_are_its_13_coupled_channel_groups():
     model = SlimResNet18(10)
-    layers = _traced(model)
+    layers = traced(model)
     assert len(layers) == 13
     stream = {layer.name: layer for layer in layers}["layer2.0.conv2"]
     coupled = {module for module, _ in stream.modules}
@@ -47,13 +34,13 @@ def test_slim_resnet18_units_are_its_13_coupled_channel_groups():
 
 def test_a_flattened_map_reads_each_channel_as_a_block_of_features():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
-    layers = _traced(model, (1, 8, 8))
+    layers = traced(model, (1, 8, 8))
     assert unit_sources(model, layers, set())["3"] == Source("0", 36)
 
 
 def test_a_depthwise_conv_joins_the_group_it_reads():
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, groups=8), nn.ReLU(), nn.Conv2d(8, 4, 1))
-    layers = _traced(model, (3, 8, 8))
+    layers = traced(model, (3, 8, 8))
     assert [(layer.name, layer.coupled) for layer in layers] == [("0", (("1", None),)), ("3", ())]
     sources = unit_sources(model, layers, set())
     assert sources["1"] is None and sources["3"] == Source("0", 1)
@@ -79,7 +66,7 @@ class _Branch(nn.Module):
 
 def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
     with pytest.raises(UnsupportedModelError, match="'rare' did not run"):
-        _traced(_Branch(), (4,))
+        traced(_Branch(), (4,))
 
     class Shuffled(nn.Module):  # a layer's channels split and concatenated again the other way round
         def __init__(self):
@@ -91,7 +78,7 @@ def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
             return self.head(torch.cat([h[:, 2:], h[:, :2]], 1))
 
     with pytest.raises(UnsupportedModelError, match="cannot isolate 'head'"):
-        _traced(Shuffled(), (3, 4, 4))
+        traced(Shuffled(), (3, 4, 4))
 
     class Permuted(nn.Module):  # an index permutation and a channel shuffle: ops the tracer passes over
         def __init__(self, shuffle: bool):
@@ -106,7 +93,7 @@ def test_models_rnf_cannot_isolate_get_an_error_that_names_the_module():
 
     for shuffle in (False, True):
         with pytest.raises(UnsupportedModelError, match="'head'.*a forward pass shows inputs that change"):
-            _traced(Permuted(shuffle), (3, 4, 4))
+            traced(Permuted(shuffle), (3, 4, 4))
 
 
 class _Glue(nn.Module):
@@ -133,11 +120,11 @@ def _shuffle(h):  # ShuffleNet's channel shuffle, two groups
 ], ids=["shuffle-before-depthwise", "one-swap", "normalize-over-channels", "gate-over-channels"])
 def test_ops_the_tracer_cannot_follow_are_caught_by_the_check(glue):
     with pytest.raises(UnsupportedModelError, match="a forward pass shows inputs that change"):
-        _traced(_Glue(glue), (3, 6, 6))
+        traced(_Glue(glue), (3, 6, 6))
 
 
 def test_channel_local_glue_passes_the_check():
-    _traced(_Glue(lambda h: nn.functional.max_pool2d(torch.relu(h), 3, 1, 1) * 2 + 1), (3, 6, 6))
+    traced(_Glue(lambda h: nn.functional.max_pool2d(torch.relu(h), 3, 1, 1) * 2 + 1), (3, 6, 6))
 
     class FlatConcat(nn.Module):  # concatenated maps flattened into a Linear: the tracer loses the channels
         def __init__(self):
@@ -148,12 +135,12 @@ def test_channel_local_glue_passes_the_check():
             return self.head(torch.cat([self.a(x), self.b(x)], 1).flatten(1))
 
     with pytest.raises(UnsupportedModelError, match="cannot couple the output channels of 'b'"):
-        _traced(FlatConcat(), (3, 2, 2))
+        traced(FlatConcat(), (3, 2, 2))
 
 
 def test_concatenated_inputs_read_their_sources_one_after_the_other():
     model = _Concat()
-    assert unit_sources(model, _traced(model, (3, 4, 4)), set())["head"] == Source("a", 1, (("b", 1),))
+    assert unit_sources(model, traced(model, (3, 4, 4)), set())["head"] == Source("a", 1, (("b", 1),))
 
     class Pooled(nn.Module):
         def __init__(self):
@@ -164,7 +151,7 @@ def test_concatenated_inputs_read_their_sources_one_after_the_other():
             return self.head(torch.cat([self.a(x), self.b(x)], 1).mean((2, 3)))
 
     model = Pooled()
-    source = unit_sources(model, _traced(model, (3, 2, 2)), set())["head"]
+    source = unit_sources(model, traced(model, (3, 2, 2)), set())["head"]
     assert source == Source("a", 1, (("b", 1),))
     keep = {"a": torch.tensor([True, False]), "b": torch.tensor([False, False, True])}
     assert torch.equal(input_mask(model.head, source, keep).flatten(), torch.tensor([True, False, False, False, True]))
@@ -174,7 +161,7 @@ def test_concatenated_inputs_read_their_sources_one_after_the_other():
 
 def test_a_grouped_conv_reads_only_its_group_s_share_of_the_units():
     model = nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 6, 3, groups=2), nn.ReLU(), nn.Conv2d(6, 2, 1))
-    layers = _traced(model, (4, 8, 8))
+    layers = traced(model, (4, 8, 8))
     source = unit_sources(model, layers, set())["1"]
     assert source == Source("0", 1, (), 2)
     keep = {"0": torch.tensor([True, True, False, False, False, True, False, False])}
@@ -191,7 +178,7 @@ def test_a_grouped_conv_reads_only_its_group_s_share_of_the_units():
 def test_kept_units_behind_concatenations_and_grouped_convs_read_only_kept_units(make):
     torch.manual_seed(0)
     model = make().eval()
-    layers = _traced(model, (3, 6, 6))
+    layers = traced(model, (3, 6, 6))
     sources = unit_sources(model, layers, set())
     keep = {layer.name: torch.rand(n_units(model.get_submodule(layer.name))) < 0.5 for layer in layers}
     x = torch.randn(4, 3, 6, 6)
@@ -225,7 +212,7 @@ def test_a_batchnorm_left_trainable_is_passed_over_and_a_misplaced_one_named():
             return self.norm(self.b(self.a(x)))
 
     with pytest.raises(UnsupportedModelError, match="cannot freeze 'norm'"):
-        _traced(Misplaced(), (3, 8, 8))
+        traced(Misplaced(), (3, 8, 8))
 
 
 def test_the_trace_is_cached_per_model_structure():
@@ -239,81 +226,3 @@ def test_the_trace_is_cached_per_model_structure():
     model.linear = nn.Linear(160, 12)  # grown
     assert flow.layers(model, find_unit_layers(model)) is not first
 
-
-def _no_bias_residual(kind: str) -> nn.Module:
-    """Bias-free: BatchNorms with identity statistics and affine parameters merge to a bias of zero."""
-    torch.manual_seed(0)
-    if kind == "slim":
-        blocks: list[nn.Module] = [BasicBlock(8, 8), BasicBlock(8, 16, stride=2)]
-    else:  # torchvision's inverted residuals (MobileNetV2), with a depthwise conv in each branch
-        blocks = [InvertedResidual(8, 8, 1, expand_ratio=2), InvertedResidual(8, 16, 2, expand_ratio=2),
-                  InvertedResidual(16, 16, 1, expand_ratio=2)]
-    width = 16
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-        *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4, bias=False),
-    )
-    return model.eval()
-
-
-class _ConcatGrouped(nn.Module):
-    """Bias-free: two branches concatenated, then a grouped convolution."""
-
-    def __init__(self, groups: int):
-        super().__init__()
-        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.Conv2d(3, 4, 1, bias=False)
-        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=groups, bias=False)
-        self.relu, self.relu2, self.pool = nn.ReLU(), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8, 4, bias=False)
-
-    def forward(self, x):
-        h = self.relu(torch.cat([self.a(x), self.b(x)], 1))
-        return self.head(self.pool(self.relu2(self.grouped(h))).flatten(1))
-
-
-@pytest.mark.parametrize("groups", [2, 4, 8])
-def test_relevance_is_conserved_across_concatenations_and_grouped_convs(groups):
-    torch.manual_seed(0)
-    model = _ConcatGrouped(groups).eval()
-    with Gradient(model=model, composite=_epsilon([])) as attributor:
-        _, relevance = attributor(torch.rand(3, 3, 8, 8), torch.eye(4)[[0, 1, 2]])
-    assert torch.allclose(relevance.flatten(1).sum(1), torch.ones(3), atol=1e-3)
-
-
-def _epsilon(canonizers) -> LayerMapComposite:
-    """LRP-epsilon (tiny epsilon) everywhere: exactly conservative on bias-free layers, whatever their signs."""
-    rules = [(Activation, Pass()), (Convolution, Epsilon(1e-9)), (Linear, Epsilon(1e-9)), (AvgPool, Norm()),
-             (Sum, Norm())]
-    return LayerMapComposite(rules, canonizers=canonizers)
-
-
-@pytest.mark.parametrize("kind", ["slim", "inverted"])
-@pytest.mark.parametrize("canonizers, conserved", [(None, True), ([], False)])
-def test_relevance_is_conserved_across_residual_sums(canonizers, conserved, kind):
-    model = _no_bias_residual(kind)
-    x = torch.rand(3, 3, 8, 8)
-    composite = _epsilon(default_canonizers() if canonizers is None else canonizers)
-    with Gradient(model=model, composite=composite) as attributor:
-        _, relevance = attributor(x, torch.eye(4)[[0, 1, 2]])
-    total = relevance.flatten(1).sum(1)
-    if conserved:
-        assert torch.allclose(total, torch.ones(3), atol=1e-3)
-    else:  # the plain sum hands each summand the whole relevance
-        assert (total > 1.05).all()
-
-
-def test_torchvision_resnet_sums_are_canonized_and_the_first_rule_lands_on_the_stem():
-    model = tv.resnet18(num_classes=3).eval()
-    for module in model.modules():  # bias-free: identity BatchNorms
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-    model.fc.bias.data.zero_()
-    x = torch.rand(2, 3, 32, 32)
-    with Gradient(model=model, composite=_epsilon(default_canonizers())) as attr:
-        _, relevance = attr(x, torch.eye(3)[[0, 2]])
-    assert torch.allclose(relevance.flatten(1).sum(1), torch.ones(2), atol=1e-3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the first-layer warning would fail here
-        layers = _traced(model)
-        batches = [(x, torch.tensor([0, 2]), torch.zeros(2, dtype=torch.long))]
-        unit_relevance(model, layers, batches, composite=make_composite())
