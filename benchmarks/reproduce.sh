@@ -475,7 +475,7 @@ rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --stra
   "${task_defaults[@]}" --param rnf.reference_size=300 --loggers text --ray \
   --out "$R/split_cifar10-task-slim_resnet18" "${extra[@]}"
 # ... and the baselines beside it, at the values searched for the small CNN (PackNet does not support BatchNorm).
-rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies replay,lwf,ewc --seeds 0 1 2 \
+rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies replay,lwf,ewc,si,mas --seeds 0 1 2 \
   --loggers text --ray --out "$R/split_cifar10-task-slim_resnet18" --resume "${extra[@]}"
 # Training time next to Naive's with RNF at its defaults on SlimResNet18: one pair side by side on a quiet machine
 # (validation split).
