@@ -21,6 +21,7 @@ from avalanche_rnf.isolation import Source
 from avalanche_rnf.keeping import Batch, Call, accuracy, isolated, kept
 from avalanche_rnf.layers import UnitLayer, n_units
 from avalanche_rnf.options import Capacity
+from avalanche_rnf.scenario import Mode, keeps_last
 from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, limit
 from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
 
@@ -49,6 +50,12 @@ class Choice:
     seconds: float
     keeps_all: bool = False
     """``keep_last`` on the stream's last experience: every free unit is kept, by design."""
+
+
+def keeps_all(capacity: Capacity, mode: Mode | None, left: int | None) -> bool:
+    """Whether an experience keeps every free unit: the stream's last (``left`` 1) where the capacity's
+    ``keep_last`` says so (``"auto"``: the choice for task inference ``mode``)."""
+    return left == 1 and keeps_last(capacity.keep_last, mode)
 
 
 def budgets(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, capacity: Capacity,

@@ -130,19 +130,21 @@ class Capacity:
     :param keep_last: on the last experience of the stream (its length known), keep every free
         unit instead of choosing (with a tolerance no search is run): no later experience needs
         them, so the last task keeps the whole capacity left. Training past the stream's end then
-        finds no free unit.
+        finds no free unit. ``"auto"``: the scenario's choice
+        (:data:`~avalanche_rnf.scenario.DEFAULT_KEEP_LAST`: on with task labels, off with task
+        inference of classes).
     """
 
     share: Share = "fair"
     n_experiences: int | None = None
-    keep_last: bool = False
+    keep_last: bool | Literal["auto"] = "auto"
     flex: float = 1.0
 
     def __post_init__(self) -> None:
         if self.share not in ("fair", "unlimited") and not (is_number(self.share) and 0 < float(self.share) <= 1):
             raise ValueError(f"capacity must be 'fair', 'unlimited' or a fraction in (0, 1], got {self.share!r}.")
-        if not isinstance(self.keep_last, bool):
-            raise ValueError(f"keep_last must be True or False, got {self.keep_last!r}.")
+        if not (isinstance(self.keep_last, bool) or self.keep_last == "auto"):
+            raise ValueError(f"keep_last must be True, False or 'auto', got {self.keep_last!r}.")
         if not (is_number(self.flex) and self.flex >= 1):
             raise ValueError(f"capacity flex must be a number of equal shares, at least 1, got {self.flex!r}.")
         if self.flex != 1 and self.share != "fair":

@@ -17,7 +17,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor, nn
 
 from avalanche_rnf import glue
-from avalanche_rnf.choosing import Choice, Chooser, budgets
+from avalanche_rnf.choosing import Choice, Chooser, budgets, keeps_all
 from avalanche_rnf.cuts import WeightCuts
 from avalanche_rnf.evaluating import EvaluationCallbacks
 from avalanche_rnf.experience_access import ExperienceAccess
@@ -266,7 +266,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self.inference.rows = rows
         sources = unit_sources(model, self.layers, glue.heads(model))
         left = glue.experiences_left(experience, self.capacity.n_experiences)
-        last = self.capacity.keep_last and left == 1
+        last = keeps_all(self.capacity, self.task_inference, left)
         chooser = Chooser(model, self.layers, self.freeze, normalized, heads,
                           budgets(model, self.layers, self.freeze, self.capacity, left, last), rows,
                           self.layers[-1].name if self.task_inference == "domain" else None,

@@ -75,7 +75,7 @@ class RelevanceMass:
 
 class KeepFree:
     """Freeze every still-free unit, scored or not: the last experience of a stream needs to leave
-    nothing for later ones (``RNFPlugin(keep_last=True)``)."""
+    nothing for later ones (``Capacity(keep_last=True)``)."""
 
     def __call__(self, scores: Tensor, frozen: Tensor) -> Tensor:
         return ~frozen

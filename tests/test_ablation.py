@@ -109,9 +109,10 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
     for step, _, _ in steps("task"):
         made[step] = rnf_options({**tuned, **parse_params(step_params(step)[1::2]).get("rnf", {})})
     plain = made["plain"]
-    assert plain["isolate"] is False and plain["capacity"] == Capacity("unlimited")
+    assert plain["isolate"] is False and plain["capacity"] == Capacity("unlimited", keep_last=False)
     assert plain["tolerance"] is None and plain["retraining"] is None and plain["task_inference"] is None
-    assert "isolate" not in made["isolation"] and made["isolation"]["capacity"] == Capacity("unlimited")
+    assert "isolate" not in made["isolation"]
+    assert made["isolation"]["capacity"] == Capacity("unlimited", keep_last=False)
     assert made["capacity"]["capacity"] == Capacity("fair", keep_last=True) and made["capacity"]["tolerance"] is None
     assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and made["tolerance"]["retraining"] is None
     assert made["retraining"] == rnf_options(tuned) and made["retraining"]["retraining"] == Retraining(1, lr_scale=4)
@@ -122,10 +123,12 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
     assert list(made) == ["plain", "isolation", "capacity", "inference", "tolerance", "retraining", "defaults"]
     assert made["plain"]["isolate"] is False and made["plain"]["task_inference"] is None
     assert made["isolation"]["isolate"] is True and made["isolation"]["task_inference"] is None
-    assert "capacity" not in made["capacity"] and made["capacity"]["task_inference"] is None  # the default: fair
+    assert made["capacity"]["capacity"] == Capacity("fair", keep_last=False)  # the harness's, as searched
+    assert made["capacity"]["task_inference"] is None
     assert made["inference"]["task_inference"] == TaskInference("class") and made["inference"]["tolerance"] is None
     assert made["retraining"] == rnf_options(tuned)
     assert made["defaults"]["task_inference"] == TaskInference("auto") and "isolate" not in made["defaults"]
+    assert made["defaults"]["capacity"] == Capacity()
     assert all(c.startswith("rnf-bench --benchmark split_mnist --scenario class") and "-retraining" not in c
                for c in commands("split_mnist-class"))
 

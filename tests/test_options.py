@@ -44,7 +44,7 @@ from helpers import MultiHeadMLP
         (lambda: Capacity(0), r"capacity must be 'fair', 'unlimited' or a fraction in \(0, 1\], got 0"),
         (lambda: Capacity(1.5), r"capacity must be 'fair', 'unlimited' or a fraction in \(0, 1\], got 1.5"),
         (lambda: Capacity(True), r"capacity must be 'fair', 'unlimited' or a fraction in \(0, 1\], got True"),
-        (lambda: Capacity(keep_last="yes"), "keep_last must be True or False, got 'yes'"),
+        (lambda: Capacity(keep_last="yes"), "keep_last must be True, False or 'auto', got 'yes'"),
         (lambda: Capacity(n_experiences=0), "n_experiences must be positive, got 0"),
         (lambda: Retraining(0), "retraining epochs must be a positive number of epochs, got 0"),
         (lambda: Retraining(-0.5), "retraining epochs must be a positive number of epochs, got -0.5"),
@@ -142,7 +142,7 @@ def test_a_shorthand_gives_the_same_settings_as_the_full_option(short, full):
 def test_the_shorthand_settings_are_those_of_the_option():
     plugin = RNFPlugin(tolerance=0.01, capacity="unlimited", retraining=1, task_inference="domain")
     assert plugin.tolerance == Tolerance(0.01, holdout=0.1, steps=7)
-    assert plugin.capacity == Capacity("unlimited", n_experiences=None, keep_last=False)
+    assert plugin.capacity == Capacity("unlimited", n_experiences=None, keep_last="auto")
     assert (plugin.retraining.epochs, plugin.retraining.lr_scale) == (1, 1.0)
     assert plugin.task_inference == "domain" and plugin.isolate is True  # task inference turns isolation on
     assert _settings(RNFPlugin(task_inference=True)) == _settings(RNFPlugin(task_inference="class"))
@@ -278,14 +278,16 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
     assert non_defaults({"lr": 0.02, **retrains}, "task") == []  # the run's training, not an RNF setting
     # fields of an option count only where it is on; values equal to the defaults never count
     assert non_defaults({"max_drop": None, "holdout": 0.05, "retrain_epochs": 0, "retrain_lr_scale": 4,
-                         "capacity": "fair", "keep_last": False, "reference_size": 300, "mass": 0.95,
+                         "capacity": "fair", "keep_last": True, "reference_size": 300, "mass": 0.95,
                          "isolate": None, "head_transfer": True, "unit_scores": "lrp"}, "class") == [
         "task_inference=None", "max_drop=None", "retrain_epochs=0"]
     assert non_defaults({"mass": 0.9, "isolate": False, "capacity_flex": 2, "unit_scores": "random", **retrains},
                         "task") == [
         "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
     assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
-        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "holdout=0.05", "keep_last=True"]
+        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "holdout=0.05"]
+    assert non_defaults(strategy_params("rnf", "split_cifar10", "task"), "task") == [  # tuned with the last task capped
+        "max_drop=0.002", "retrain_epochs=1", "retrain_lr_scale=1.0", "keep_last=False"]
     assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
                          "max_drop": 0.005, **retrains}, "class") == ["recognition_power=0.5"]
     assert non_defaults({"task_inference": None, "recognition_power": 0.5, **retrains}, "class") == [

@@ -13,10 +13,10 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
-from avalanche_rnf import Retraining, RNFPlugin, TaskInference, Tolerance
+from avalanche_rnf import Capacity, Retraining, RNFPlugin, TaskInference, Tolerance
 from avalanche_rnf.bench.models import MultiHeadMLP
 from avalanche_rnf.bench.split_digits import SplitDigits
-from avalanche_rnf.scenario import DEFAULT_RECOGNITION, DEFAULT_RETRAINING, RETRAINING_RATE, scenario_of
+from avalanche_rnf.scenario import DEFAULT_RECOGNITION, DEFAULT_RETRAINING, RETRAINING_RATE, keeps_last, scenario_of
 from helpers import ClassMLP
 
 
@@ -120,6 +120,22 @@ def test_defaults_infer_nothing_for_task_heads_and_with_isolation_off():
     assert plain.scenario is not None and plain.scenario.name == "class"
     assert plain.task_inference is None and len(plain.recognizer) == 0
     assert plain.retraining.epochs == 0  # nor retraining, which needs isolation
+
+
+def test_the_last_experience_keeps_every_free_unit_with_task_labels_but_searches_with_class_inference():
+    assert [keeps_last("auto", mode) for mode in (None, "domain", "class")] == [True, True, False]
+    assert [keeps_last(setting, "class") for setting in (True, False)] == [True, False]  # a setting given stays
+    hidden = ("features.1", "features.3")
+    heads = RNFPlugin()
+    _train(MultiHeadMLP(hidden=32), SplitDigits(2, return_task_id=True, seed=0).train_stream, heads, epochs=1)
+    assert all(fraction < 1.0 for name, fraction in heads.frozen_fractions[0].items() if name in hidden)
+    assert all(heads.frozen_fractions[1][name] == 1.0 for name in hidden)  # the last task keeps the rest
+    torch.manual_seed(0)
+    classes = RNFPlugin()
+    _train(ClassMLP(), SplitDigits(2, return_task_id=False, seed=0).train_stream, classes, epochs=2)
+    assert classes.task_inference == "class" and len(classes.searches) == 2  # the last one searched too
+    assert classes.searches[-1].evaluations > 2
+    assert Capacity().keep_last == "auto" and RNFPlugin(capacity=Capacity(keep_last=False)).capacity.keep_last is False
 
 
 def test_online_streams_see_their_origin_stream():

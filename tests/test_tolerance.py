@@ -197,7 +197,7 @@ def test_bad_options_are_rejected():
         tolerant_rnf(model, capacity=Capacity(flex=0.5))
     with pytest.raises(ValueError, match="needs share 'fair'"):
         tolerant_rnf(model, capacity=Capacity("unlimited", flex=2))
-    with pytest.raises(ValueError, match="keep_last must be True or False"):
+    with pytest.raises(ValueError, match="keep_last must be True, False or .auto."):
         tolerant_rnf(model, capacity=Capacity(keep_last="yes"))
     with pytest.raises(ValueError, match="max_drop must be an accuracy fraction"):
         tolerant_rnf(model, tolerance=Tolerance(2))

@@ -18,7 +18,7 @@ from typing import Any
 from avalanche_rnf.bench.strategies import RNF_GROUPS
 from avalanche_rnf.options import Retraining
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
-from avalanche_rnf.scenario import DEFAULT_MAX_DROP, DEFAULT_RETRAINING, Mode, recognition_settings
+from avalanche_rnf.scenario import DEFAULT_MAX_DROP, DEFAULT_RETRAINING, Mode, keeps_last, recognition_settings
 
 AUTO: dict[str, Mode | None] = {"task": None, "class": "class", "domain": "domain"}
 """What ``task_inference="auto"`` (:func:`~avalanche_rnf.scenario.scenario_of`) chooses in each harness
@@ -84,6 +84,8 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
             continue
         if key in recognition and value in ("auto", recognition[key]):
             continue
+        if key == "keep_last" and value in ("auto", keeps_last("auto", mode)):  # type: ignore[arg-type]
+            continue
         if key in defaults:
             option, default = defaults[key]
             if _off(option, params, scenario) or (value == default and default is not dataclasses.MISSING):
@@ -101,10 +103,10 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
 
 def defaults_overrides(params: dict[str, Any], scenario: str) -> dict[str, Any]:
     """The harness parameters that turn a run with ``params`` into RNF at the library's defaults: the
-    tolerance, retraining and task inference of ``"auto"`` in ``scenario``, the last task capped like the
-    others, and every other setting away from its default set back to it."""
+    tolerance, retraining and task inference of ``"auto"`` in ``scenario``, the last task's capacity of
+    ``keep_last="auto"``, and every other setting away from its default set back to it."""
     defaults = _defaults()
-    out: dict[str, Any] = {"keep_last": False, "retrain_epochs": DEFAULT_RETRAINING.epochs,
+    out: dict[str, Any] = {"keep_last": defaults["keep_last"][1], "retrain_epochs": DEFAULT_RETRAINING.epochs,
                            "retrain_lr_scale": DEFAULT_RETRAINING.lr_scale,
                            "reference_size": defaults["reference_size"][1],
                            **({"task_inference": "auto"} if scenario != "task" else {}),

@@ -76,7 +76,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "slda_backbone": {"shrinkage": 1e-4},
     "generative_replay": {"latent": 2, "generator_lr": 0.01},  # Avalanche's default VAE and optimiser
     "joint": {},
-    "rnf": {"max_drop": 0.005, "reference_size": 300},
+    "rnf": {"max_drop": 0.005, "reference_size": 300, "keep_last": False},  # as searched (not the library's default)
 }
 
 #: The key parameter of each strategy and the values ``rnf-bench --search`` tries.
