@@ -482,3 +482,36 @@ rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --stra
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
   --model slim_resnet18 --seeds 100 "${task_defaults[@]}" --loggers text --ray \
   --out "$R/time-defaults-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# The last task's capacity at the defaults (avalanche_rnf.scenario.DEFAULT_KEEP_LAST): keep_last off or on, with RNF
+# otherwise at its defaults, on validation splits (seeds 100 and 101); on SlimResNet18 only on (the off runs are
+# time-defaults-split_cifar10-task-slim_resnet18 and the same command on seed 101).
+kl_task=(--param rnf.max_drop=null --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0)
+for b in split_digits split_mnist split_fmnist permuted_mnist split_cifar10; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-keep-last.json --benchmark "$b" --scenario task --strategies rnf \
+    --seeds 100 101 "${kl_task[@]}" --loggers text --no-plots --ray --out "$R/sweep-defaults-keep-last-$b-task" \
+    "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-reference-size.json --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --strategies rnf --seeds 100 101 "${kl_task[@]}" --param rnf.keep_last=true --loggers text \
+  --no-plots --ray --out "$R/sweep-defaults-keep-last-split_cifar10-task-slim_resnet18" "${extra[@]}"
+for b in split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-keep-last.json --benchmark "$b" --scenario class --strategies rnf \
+    --seeds 100 101 --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 \
+    --param 'rnf.task_inference="auto"' --param rnf.max_drop=0.005 --loggers text --no-plots --ray \
+    --out "$R/sweep-defaults-keep-last-$b-class" "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-keep-last.json --benchmark permuted_mnist --scenario domain \
+  --strategies rnf --seeds 100 101 "${kl_task[@]}" --param 'rnf.task_inference="auto"' --param 'rnf.capacity="fair"' \
+  --loggers text --no-plots --ray --out "$R/sweep-defaults-keep-last-permuted_mnist-domain" "${extra[@]}"
+# RNF at these defaults, read once more on the test stream where they changed it: the task-incremental and domain
+# columns' defaults runs (the class columns' defaults keep the last task capped, as before) and SlimResNet18.
+python -m avalanche_rnf.bench.defaults_table "$R" | grep -v -- "--scenario class" | while read -r cmd; do
+  eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
+done
+new_defaults=(--param 'rnf.keep_last="auto"' --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
+              --param rnf.reference_size=300 --param rnf.max_drop=null)
+rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2 3 4 "${new_defaults[@]}" \
+  --loggers text --ray --out "$R/mechanisms-split_mnist-task-defaults" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies rnf --seeds 0 1 2 \
+  "${new_defaults[@]}" --loggers text --ray --out "$R/split_cifar10-task-slim_resnet18" --resume --rerun rnf \
+  "${extra[@]}"
