@@ -131,8 +131,8 @@ class Capacity:
         unit instead of choosing (with a tolerance no search is run): no later experience needs
         them, so the last task keeps the whole capacity left. Training past the stream's end then
         finds no free unit. ``"auto"``: the scenario's choice
-        (:data:`~avalanche_rnf.scenario.DEFAULT_KEEP_LAST`: on with task labels, off with task
-        inference of classes).
+        (:data:`~avalanche_rnf.scenario.DEFAULT_KEEP_LAST`: on with task labels and in
+        domain-incremental streams, off with class-incremental task inference).
     """
 
     share: Share = "fair"
