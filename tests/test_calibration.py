@@ -8,8 +8,7 @@ from torch import nn
 
 import avalanche_rnf.calibration as calibration
 import avalanche_rnf.keeping as keeping
-from avalanche_rnf import Retraining
-from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms, settled
+from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms
 from helpers import MultiHeadConvBN, tolerant_rnf
 
 
@@ -118,49 +117,3 @@ def test_the_plugin_calibrates_within_the_strategy_s_training_batch(digits_til_i
     strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, train_epochs=1)
     strategy.train(digits_til_images.train_stream[0])
     assert seen and set(seen) == {24}
-
-
-def test_running_averages_settle_after_enough_steps():
-    model = nn.Sequential(nn.BatchNorm1d(3, momentum=0.1), nn.BatchNorm1d(3, momentum=None))
-    assert not settled(model, ["0"], 43)  # 0.9 ** 43 > 1 % of the statistics from before
-    assert settled(model, ["0"], 44)
-    assert not settled(model, ["1"], 10**6)  # a cumulative average keeps all of its past
-    assert settled(model, [], 0)
-
-
-@pytest.mark.parametrize("momentum, measured", [(0.3, 0), (0.1, 2), (None, 2)])
-def test_retraining_that_lets_the_statistics_settle_keeps_them(digits_til_images, monkeypatch, momentum, measured):
-    # 0.3: 13 steps settle the running averages and retraining takes about 18, so isolation keeps the
-    # statistics training leaves; otherwise they are measured before retraining and before freezing
-    calls: list[int] = []
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return calibrated_norms(*args, **kwargs)
-
-    monkeypatch.setattr(keeping, "calibrated_norms", spy)
-    torch.manual_seed(0)
-    model = MultiHeadConvBN(hidden=16)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.momentum = momentum
-    strategy = tolerant_rnf(model, train_mb_size=16, train_epochs=2, tolerance=None, retraining=Retraining(1))
-    strategy.train(digits_til_images.train_stream[0])
-    assert strategy.rnf.retraining.retrained_steps() >= 13
-    assert len(calls) == measured
-    assert strategy.rnf.freeze.values  # units were frozen either way
-
-
-def test_without_retraining_isolation_measures_the_statistics_once(digits_til_images, monkeypatch):
-    calls: list[int] = []
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return calibrated_norms(*args, **kwargs)
-
-    monkeypatch.setattr(keeping, "calibrated_norms", spy)
-    torch.manual_seed(0)
-    model = MultiHeadConvBN(hidden=16)
-    strategy = tolerant_rnf(model, train_mb_size=16, train_epochs=1, tolerance=None, retraining=None)
-    strategy.train(digits_til_images.train_stream[0])
-    assert len(calls) == 1

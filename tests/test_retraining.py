@@ -10,7 +10,6 @@ from torch import nn
 
 from avalanche_rnf import Retraining, TaskInference, Tolerance
 from avalanche_rnf.freezing import tensor_by_name
-from avalanche_rnf.retraining import RetrainingSchedule
 from helpers import MultiHeadConvBN, MultiHeadMLP, experience_logits, tolerant_rnf
 
 
@@ -209,17 +208,3 @@ def test_single_head_class_incremental_retrains_its_class_rows(digits_cil):
     assert watch.chosen_at == [2, 2] and watch.updates_checked > 0
     rows = strategy.rnf.freeze.frozen_units("3", 10)
     assert rows.sum() == 4  # the two experiences' classes
-
-
-def test_the_schedule_counts_the_steps_left_and_those_retrained():
-    schedule = RetrainingSchedule(Retraining(1))
-    schedule.start(3, range(10))
-    for _ in range(20):
-        schedule.iteration_done()
-    assert (schedule.steps_left(), schedule.retrained_steps()) == (10, 0)
-    schedule.chosen()
-    for _ in range(4):
-        schedule.iteration_done()
-    assert (schedule.steps_left(), schedule.retrained_steps()) == (6, 4)
-    schedule.start(3, iter([]))  # a loader without a length: nothing is planned
-    assert (schedule.steps_left(), schedule.retrained_steps()) == (0, 0)
