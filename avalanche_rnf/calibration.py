@@ -31,9 +31,6 @@ from avalanche_rnf.layers import evaluating, pre_hooks
 Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 CALIBRATION_BUDGET = 4 * 2**20
 """Bytes of the largest norm input: the smallest budget for the one pass, and a chunk's size norm by norm."""
-SETTLED = 0.01
-"""Share of a norm's running statistics that may still date from before retraining, where the
-statistics training kept stand in for measured ones (:func:`settled`)."""
 _CHANNEL_BLOCK = 16
 """Channels whose statistics are computed at once (each as a float64 copy)."""
 
@@ -49,17 +46,6 @@ class Calibration:
 
 class _Stop(BaseException):
     """Raised by a hook to end a forward pass at the norm being measured."""
-
-
-def settled(model: nn.Module, norms: Sequence[str], steps: int) -> bool:
-    """Whether ``steps`` training steps left at most :data:`SETTLED` of the running statistics of
-    every norm in ``norms`` from before them (exponential averages only; ``momentum=None``, a
-    cumulative average, never settles)."""
-    for name in norms:
-        momentum = getattr(model.get_submodule(name), "momentum", None)
-        if momentum is None or not 0 < momentum <= 1 or (1 - momentum) ** steps > SETTLED:
-            return False
-    return True
 
 
 def _rows(x: Tensor, channels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:

@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.calibration import Calibration, Call, calibrated_norms, settled
+from avalanche_rnf.calibration import Calibration, Call, calibrated_norms
 from avalanche_rnf.freezing import FreezeState, tensor_by_name
 from avalanche_rnf.isolation import Source, isolated_weights, sever
 from avalanche_rnf.layers import UnitLayer, evaluating
@@ -56,13 +56,9 @@ def accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[Batch],
 
 def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
             sources: dict[str, Source | None], calibration: Calibration, call: Call,
-            whole_rows: str | None = None, held_steps: int = 0) -> dict[str, Tensor]:
+            whole_rows: str | None = None) -> dict[str, Tensor]:
     """Cut the newly kept units off the free ones and recalibrate their norms; returns the cut weight
-    entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row.
-
-    The norms keep their statistics where nothing is cut (what the units read is unchanged), and
-    where the units train (or trained) ``held_steps`` steps with these cuts held, enough for their
-    running statistics to follow the isolated network (:func:`~avalanche_rnf.calibration.settled`)."""
+    entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row."""
     keep = kept(freeze, new)
     cuts = {}
     for layer in layers:
@@ -73,9 +69,6 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
                 cut = sever(model, module, source, rows, keep)
                 if cut is not None and cut.any():
                     cuts[f"{module}.weight"] = cut
-    norms = [norm for layer in layers if new[layer.name].any() for _, norm in layer.modules if norm is not None]
-    if not cuts or settled(model, norms, held_steps):
-        return cuts
     with torch.no_grad():
         for name, value in calibrated(model, layers, {}, new, calibration, call).items():
             tensor_by_name(model, name).copy_(value)

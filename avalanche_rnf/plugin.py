@@ -225,8 +225,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         """Choose the units to keep, and retrain them alone from here on."""
         self.freeze.restore(strategy.model)
         self._pending = self._choose(strategy)
-        self.retraining.chosen()
-        self.cuts.add(self._isolate(strategy.model, self._pending, True, self.retraining.steps_left()))
+        self.cuts.add(self._isolate(strategy.model, self._pending, retraining=True))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         online = self._online()
@@ -240,7 +239,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         choice = self._pending if self._pending is not None else self._choose(strategy)
         self._pending = None
         self.cuts.clear()
-        self._freeze(model, choice, self.retraining.retrained_steps())
+        self._freeze(model, choice)
         data = self._data_of(strategy)
         if retrained and self.search is not None and self.searches:
             self.history.retrained(self.inference.kept_accuracy(model, self.layers, data.held_out(), glue.call))
@@ -277,21 +276,19 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.searches.append(result)
         return Choice(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
-    def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False,
-                 held_steps: int = 0) -> dict[str, Tensor]:
+    def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones (before retraining in
         ``"domain"`` mode, the shared output layer too, so the kept sub-network trains as the
-        recognised task will compute it); returns the cut entries. ``held_steps``: training steps
-        the units take (or took) isolated; enough of them keep the BatchNorm statistics."""
+        recognised task will compute it); returns the cut entries."""
         if not (self.isolate if self.isolate is not None else glue.heads(model)):
             return {}
         whole = self.layers[-1].name if retraining and self.task_inference == "domain" else None
         return isolate(model, self.layers, self.freeze, choice.new, choice.sources, choice.calibration, glue.call,
-                       whole, held_steps)
+                       whole)
 
-    def _freeze(self, model: nn.Module, choice: Choice, held_steps: int = 0) -> None:
+    def _freeze(self, model: nn.Module, choice: Choice) -> None:
         """Isolate and freeze the choice's units; whole task heads are remembered."""
-        self._isolate(model, choice, held_steps=held_steps)
+        self._isolate(model, choice)
         if self.task_inference == "domain":
             self.inference.freeze_columns(model, self.layers, choice.new)
         self.heads.whole |= {layer.name for layer in self.layers if layer.name in choice.heads}

@@ -22,8 +22,6 @@ class RetrainingSchedule:
         self._epochs_done = 0
         self._iterations = 0
         self._select_at: int | None = None
-        self._chosen_at: int | None = None
-        self._planned: int | None = None
         self._unscaled: list[float] | None = None
         self._off = False
 
@@ -42,12 +40,8 @@ class RetrainingSchedule:
                 "train the whole network before choosing units: use fewer retrain_epochs or more train_epochs."
             )
         self._epochs_done, self._iterations = 0, 0
-        self._select_at = self._chosen_at = None
+        self._select_at = None
         self._off = False
-        try:
-            self._planned = None if train_epochs is None else train_epochs * len(loader)
-        except TypeError:
-            self._planned = None
         if not float(self.epochs).is_integer():  # a fraction: choose after that share of the iterations
             if train_epochs is None:
                 raise ValueError("a fractional retrain_epochs needs a strategy with train_epochs")
@@ -59,7 +53,7 @@ class RetrainingSchedule:
 
     def stop(self, warned: set[str]) -> None:
         """No retraining in this experience (an online stream passes over it once); says so once."""
-        self._epochs_done, self._iterations, self._select_at, self._chosen_at = 0, 0, None, None
+        self._epochs_done, self._iterations, self._select_at = 0, 0, None
         self._off = True
         if self.epochs and "online retraining" not in warned:
             warned.add("online retraining")
@@ -70,18 +64,6 @@ class RetrainingSchedule:
         """Count a training iteration; ``True`` when the units are to be chosen now."""
         self._iterations += 1
         return self._iterations == self._select_at
-
-    def chosen(self) -> None:
-        """The units were chosen now; the iterations from here on retrain them."""
-        self._chosen_at = self._iterations
-
-    def retrained_steps(self) -> int:
-        """Iterations since :meth:`chosen` in this experience (0 if nothing was chosen)."""
-        return 0 if self._chosen_at is None else self._iterations - self._chosen_at
-
-    def steps_left(self) -> int:
-        """Iterations this experience still plans (0 where its length is unknown)."""
-        return 0 if self._planned is None or self._off else max(0, self._planned - self._iterations)
 
     def epoch_done(self, train_epochs: int) -> bool:
         """Count a training epoch; ``True`` when the units are to be chosen now."""
