@@ -51,6 +51,11 @@ def is_online(experience: Any) -> bool:
     return isinstance(experience, OnlineCLExperience)
 
 
+def evaluates_while_training(strategy: Any) -> bool:
+    """Whether ``strategy`` evaluates during an experience (Avalanche's ``eval_every`` > 0)."""
+    return (getattr(strategy, "eval_every", -1) or 0) > 0
+
+
 def origin(experience: Any) -> Any:
     """The experience whose task is being learned: for a sub-experience of an online stream, the
     experience it was cut from; RNF acts at its end, so the stream must tell where that is."""

@@ -56,9 +56,12 @@ def accuracy(model: nn.Module, weights: dict[str, Tensor], batches: list[Batch],
 
 def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
             sources: dict[str, Source | None], calibration: Calibration, call: Call,
-            whole_rows: str | None = None) -> dict[str, Tensor]:
+            whole_rows: str | None = None, recalibrate: bool = True) -> dict[str, Tensor]:
     """Cut the newly kept units off the free ones and recalibrate their norms; returns the cut weight
-    entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row."""
+    entries by tensor name. The layer ``whole_rows`` is cut off the free units in every row.
+    ``recalibrate=False`` leaves the norms as they are for units that retrain before they are
+    frozen, unless a norm is in eval mode: training mode normalises by each batch's statistics, and
+    freezing measures them anew."""
     keep = kept(freeze, new)
     cuts = {}
     for layer in layers:
@@ -69,6 +72,9 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
                 cut = sever(model, module, source, rows, keep)
                 if cut is not None and cut.any():
                     cuts[f"{module}.weight"] = cut
+    norms = [norm for layer in layers for _, norm in layer.modules if norm is not None]
+    if not recalibrate and all(model.get_submodule(norm).training for norm in norms):
+        return cuts
     with torch.no_grad():
         for name, value in calibrated(model, layers, {}, new, calibration, call).items():
             tensor_by_name(model, name).copy_(value)

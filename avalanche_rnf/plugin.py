@@ -224,8 +224,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
     def _start_retraining(self, strategy: Any) -> None:
         """Choose the units to keep, and retrain them alone from here on."""
         self.freeze.restore(strategy.model)
-        self._pending = self._choose(strategy)
-        self.cuts.add(self._isolate(strategy.model, self._pending, retraining=True))
+        self._pending = self._choose(strategy)  # norms measured at the freeze, or now if evaluations read them
+        self.cuts.add(self._isolate(strategy.model, self._pending, True, glue.evaluates_while_training(strategy)))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         online = self._online()
@@ -276,7 +276,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.searches.append(result)
         return Choice(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
-    def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False) -> dict[str, Tensor]:
+    def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False,
+                 recalibrate: bool = True) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones (before retraining in
         ``"domain"`` mode, the shared output layer too, so the kept sub-network trains as the
         recognised task will compute it); returns the cut entries."""
@@ -284,7 +285,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             return {}
         whole = self.layers[-1].name if retraining and self.task_inference == "domain" else None
         return isolate(model, self.layers, self.freeze, choice.new, choice.sources, choice.calibration, glue.call,
-                       whole)
+                       whole, recalibrate)
 
     def _freeze(self, model: nn.Module, choice: Choice) -> None:
         """Isolate and freeze the choice's units; whole task heads are remembered."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from torch import nn
 
 import avalanche_rnf.calibration as calibration
+import avalanche_rnf.glue as glue
 import avalanche_rnf.keeping as keeping
+from avalanche_rnf import Retraining
 from avalanche_rnf.calibration import CALIBRATION_BUDGET, calibrated_norms
 from helpers import MultiHeadConvBN, tolerant_rnf
 
@@ -117,3 +120,63 @@ def test_the_plugin_calibrates_within_the_strategy_s_training_batch(digits_til_i
     strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, train_epochs=1)
     strategy.train(digits_til_images.train_stream[0])
     assert seen and set(seen) == {24}
+
+
+def _calibrations(monkeypatch) -> list[int]:
+    calls: list[int] = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return calibrated_norms(*args, **kwargs)
+
+    monkeypatch.setattr(keeping, "calibrated_norms", spy)
+    return calls
+
+
+def _retrained(stream, monkeypatch, evaluates: bool) -> tuple[dict[str, torch.Tensor], int]:
+    """Two experiences with retraining; the final state and how many times norms were measured."""
+    calls = _calibrations(monkeypatch)
+    monkeypatch.setattr(glue, "evaluates_while_training", lambda strategy: evaluates)
+    torch.manual_seed(0)
+    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=32, train_epochs=2, tolerance=None,
+                            retraining=Retraining(1))
+    for experience in stream[:2]:
+        strategy.train(experience)
+    return {k: v.clone() for k, v in strategy.model.state_dict().items()}, len(calls)
+
+
+def test_norms_are_measured_at_the_freeze_only_and_the_model_is_the_same(digits_til_images, monkeypatch):
+    # training mode normalises by batch statistics, and freezing measures the kept units' anew, so
+    # measuring them before retraining too changes nothing that is kept
+    kept, measured = _retrained(digits_til_images.train_stream, monkeypatch, evaluates=False)
+    both, measured_both = _retrained(digits_til_images.train_stream, monkeypatch, evaluates=True)
+    assert (measured, measured_both) == (2, 4)
+    assert kept.keys() == both.keys()
+    for key in kept:
+        assert torch.equal(kept[key], both[key]), key
+
+
+def test_norms_are_measured_before_retraining_when_the_strategy_evaluates_meanwhile(digits_til_images, monkeypatch):
+    calls = _calibrations(monkeypatch)
+    torch.manual_seed(0)
+    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=32, train_epochs=2, tolerance=None,
+                            retraining=Retraining(1), eval_every=1)
+    assert glue.evaluates_while_training(strategy)
+    strategy.train(digits_til_images.train_stream[0], eval_streams=[digits_til_images.test_stream[0]])
+    assert len(calls) == 2
+
+
+def test_norms_kept_in_eval_mode_while_training_are_measured_before_retraining(digits_til_images, monkeypatch):
+    calls = _calibrations(monkeypatch)
+
+    class FrozenNorms(SupervisedPlugin):  # a pipeline that trains with its BatchNorm statistics fixed
+        def before_training_iteration(self, strategy, **kwargs):
+            for module in strategy.model.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+
+    torch.manual_seed(0)
+    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=32, train_epochs=2, tolerance=None,
+                            retraining=Retraining(1), plugins=[FrozenNorms()])
+    strategy.train(digits_til_images.train_stream[0])
+    assert len(calls) == 2
