@@ -515,3 +515,8 @@ rnf-bench --benchmark split_mnist --scenario task --strategies rnf --seeds 0 1 2
 rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies rnf --seeds 0 1 2 \
   "${new_defaults[@]}" --loggers text --ray --out "$R/split_cifar10-task-slim_resnet18" --resume --rerun rnf \
   "${extra[@]}"
+# Training time next to Naive's with RNF at its current defaults on SlimResNet18 (a retrained unit's BatchNorm
+# statistics measured once, at the freeze): one pair side by side on a quiet machine (validation split).
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
+  --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"

@@ -18,7 +18,7 @@ EXPLAIN_ORDER = ("explain-split_mnist-task", "explain-split_cifar10-task")
 """The result directories of ``rnf-bench --explain`` runs."""
 SLIM = "split_cifar10-task-slim_resnet18"
 """SplitCIFAR-10 task-incremental with Avalanche's ``SlimResNet18`` (``rnf-bench --model slim_resnet18``)."""
-SLIM_TIME = "time-defaults-split_cifar10-task-slim_resnet18"
+SLIM_TIME = "time-split_cifar10-task-slim_resnet18"
 """Naive and RNF at its defaults side by side on a quiet machine, on the validation split of :data:`SLIM`'s stream."""
 TIME_BAR, MEMORY_BAR = 1.10, 1.25
 """RNF's training time and peak memory targets, as multiples of Naive's."""
