@@ -225,7 +225,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         """Choose the units to keep, and retrain them alone from here on."""
         self.freeze.restore(strategy.model)
         self._pending = self._choose(strategy)  # norms measured at the freeze, or now if evaluations read them
-        self.cuts.add(self._isolate(strategy.model, self._pending, True, glue.evaluates_while_training(strategy)))
+        self.cuts.add(self._isolate(strategy.model, self._pending, retraining=True,
+                                    recalibrate=glue.evaluates_while_training(strategy)))
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         online = self._online()

@@ -108,29 +108,24 @@ def test_without_a_training_batch_the_fixed_budget_holds(monkeypatch):
     assert calls == [2, 5, 5]
 
 
-def test_the_plugin_calibrates_within_the_strategy_s_training_batch(digits_til_images, monkeypatch):
-    seen: list[int] = []
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["train_batch"])
-        return calibrated_norms(*args, **kwargs)
-
-    monkeypatch.setattr(keeping, "calibrated_norms", spy)
-    torch.manual_seed(0)
-    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, train_epochs=1)
-    strategy.train(digits_til_images.train_stream[0])
-    assert seen and set(seen) == {24}
-
-
 def _calibrations(monkeypatch) -> list[int]:
+    """Records the training batch of every BatchNorm measurement the plugin makes."""
     calls: list[int] = []
 
     def spy(*args, **kwargs):
-        calls.append(1)
+        calls.append(kwargs["train_batch"])
         return calibrated_norms(*args, **kwargs)
 
     monkeypatch.setattr(keeping, "calibrated_norms", spy)
     return calls
+
+
+def test_the_plugin_calibrates_within_the_strategy_s_training_batch(digits_til_images, monkeypatch):
+    seen = _calibrations(monkeypatch)
+    torch.manual_seed(0)
+    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, train_epochs=1)
+    strategy.train(digits_til_images.train_stream[0])
+    assert seen and set(seen) == {24}
 
 
 def _retrained(stream, monkeypatch, evaluates: bool) -> tuple[dict[str, torch.Tensor], int]:
