@@ -151,7 +151,7 @@ class Chooser:
     ) -> tuple[dict[str, Tensor], Calibration, SearchResult | None]:
         """The new units (by ``rule``, or by ``search`` on the held-out data), the calibration
         batches of their BatchNorm channels, and the search's result."""
-        norms = any(norm for layer in self.layers for _, norm in layer.modules)
+        norms = any(layer.norms for layer in self.layers)
         calibration = Calibration(list(data.batches(CALIBRATION_SAMPLES)) if norms else [], self.train_batch)
         if search is None:
             return self.new_units(KeepFree() if keep_all else rule), calibration, None

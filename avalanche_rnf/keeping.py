@@ -25,7 +25,7 @@ def kept(freeze: FreezeState, new: dict[str, Tensor]) -> dict[str, Tensor]:
 def calibrated(model: nn.Module, layers: list[UnitLayer], weights: dict[str, Tensor], new: dict[str, Tensor],
                calibration: Calibration, call: Call) -> dict[str, Tensor]:
     """BatchNorm statistics of the ``new`` units, measured on ``calibration`` with ``weights`` swapped in."""
-    norms = [(norm, new[layer.name]) for layer in layers for _, norm in layer.modules if norm is not None]
+    norms = [(norm, new[layer.name]) for layer in layers for norm in layer.norms]
     tensors = calibrated_norms(model, weights, norms, calibration.batches, call,
                                train_batch=calibration.train_batch)
     return {k: v for k, v in tensors.items() if k not in weights}
@@ -72,8 +72,7 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
                 cut = sever(model, module, source, rows, keep)
                 if cut is not None and cut.any():
                     cuts[f"{module}.weight"] = cut
-    norms = [norm for layer in layers for _, norm in layer.modules if norm is not None]
-    if not recalibrate and all(model.get_submodule(norm).training for norm in norms):
+    if not recalibrate and all(model.get_submodule(norm).training for layer in layers for norm in layer.norms):
         return cuts
     with torch.no_grad():
         for name, value in calibrated(model, layers, {}, new, calibration, call).items():

@@ -78,6 +78,11 @@ class UnitLayer:
         """``(module, norm)`` of every module whose output channels are this layer's units."""
         return ((self.name, self.norm), *self.coupled)
 
+    @property
+    def norms(self) -> tuple[str, ...]:
+        """Names of the BatchNorms that normalise this layer's units (one per module that has one)."""
+        return tuple(norm for _, norm in self.modules if norm is not None)
+
     def tensor_names(self, model: nn.Module) -> Iterator[str]:
         """Names of the parameters and buffers whose dimension 0 indexes this layer's units."""
         owners: list[tuple[str, tuple[str, ...]]] = []
