@@ -7,6 +7,7 @@ import tarfile
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from avalanche_rnf.bench.data import DataNotFoundError
 from avalanche_rnf.bench.hparams import TRAINING, strategy_params
@@ -78,6 +79,26 @@ def test_model_option_names_the_run_and_needs_rgb_images():
     assert all(spec.training.model == "slim_resnet18" for spec in made["specs"])
     with pytest.raises(ValueError, match="--model slim_resnet18 trains on RGB images"):
         make_plan(build_parser().parse_args(["--benchmark", "split_mnist", "--model", "slim_resnet18"]))
+
+
+def test_width_and_hidden_size_options_narrow_the_small_cnn():
+    from avalanche_rnf.bench.arguments import build_parser
+    from avalanche_rnf.bench.planning import make_plan
+
+    parse = build_parser().parse_args
+    made = make_plan(parse(["--benchmark", "split_cifar10", "--width", "8", "--hidden-size", "64", "--strategies",
+                            "naive,rnf"]))
+    assert {(spec.training.width, spec.training.hidden_size) for spec in made["specs"]} == {(8, 64)}
+    model = make_model("image", (3, 32, 32), 10, False, width=8, hidden_size=64)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 8, 16, 16]
+    assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [64, 10]
+    with pytest.raises(ValueError, match="--width sets the small CNN's channels; split_mnist"):
+        make_plan(parse(["--benchmark", "split_mnist", "--width", "8"]))
+    with pytest.raises(ValueError, match="with --model slim_resnet18 does not train it"):
+        make_plan(parse(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--width", "8"]))
+    with pytest.raises(ValueError, match="--hidden-size must be a positive number of units, got 0"):
+        make_plan(parse(["--benchmark", "split_mnist", "--hidden-size", "0"]))
 
 
 def test_imagefolder_classes_that_do_not_divide_evenly(tmp_path):

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs per experience, for every strategy (default: the table's)")
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
     p.add_argument("--lr", type=float, help="learning rate, for every strategy (default: the table's)")
+    p.add_argument("--width", type=int, help="channels in the small CNN's first block (image benchmarks; the table's: "
+                   "32), for every strategy")
+    p.add_argument("--hidden-size", type=int, help="hidden units per layer of the MLP, or of the small CNN's hidden "
+                   "Linear layer (default: the table's)")
     p.add_argument("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,
                    help="clear the optimizer's state (Adam's moments, SGD's momentum) before each experience, "
                         "as Avalanche did before 0.4 (default: kept, as Avalanche 0.6 does; the presets clear it)")

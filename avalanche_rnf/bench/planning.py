@@ -61,12 +61,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
         strategies = (names(args.strategies)
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
-                                  lr=args.lr, reset_optimizer=args.reset_optimizer)
+                                  lr=args.lr, reset_optimizer=args.reset_optimizer, width=_size(args, "width"),
+                                  hidden_size=_size(args, "hidden_size"))
         if getattr(args, "model", None):
             if BENCHMARKS[benchmark].family != "image":
                 raise ValueError(f"--model {args.model} trains on RGB images (split_cifar10, imagefolder), not on "
                                  f"{benchmark}")
             training = with_overrides(training, model=args.model)
+        if getattr(args, "width", None) is not None and (BENCHMARKS[benchmark].family != "image" or training.model):
+            raise ValueError(f"--width sets the small CNN's channels; {benchmark}"
+                             + (f" with --model {training.model}" if training.model else "") + " does not train it")
         if args.online is not None:
             if not args.online > 0:
                 raise ValueError(f"--online needs a positive sub-experience size, got {args.online}")
@@ -115,6 +119,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 **({"infer_tasks": True} if infer_tasks else {})}
     return {"name": name, "benchmark": benchmark, "scenario": scenario, "specs": specs, "describe": describe,
             "swept": swept}
+
+
+def _size(args: argparse.Namespace, name: str) -> int | None:
+    """``--width`` or ``--hidden-size``: a positive count, or None where not given."""
+    value = getattr(args, name, None)
+    if value is not None and value < 1:
+        raise ValueError(f"--{name.replace('_', '-')} must be a positive number of units, got {value}")
+    return value
 
 
 def _spec(strategy: str, params: dict[str, Any], training: Training, seed: int,
