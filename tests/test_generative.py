@@ -8,9 +8,11 @@ import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.models import MlpVAE
+from avalanche.models.generator import VAE_loss
 from avalanche.training.plugins import EvaluationPlugin
+from PIL import Image
 
-from avalanche_rnf.bench.generative import stream_vae
+from avalanche_rnf.bench.generative import ConvEncoder, stream_vae
 from avalanche_rnf.bench.hparams import TRAINING, strategy_params
 from avalanche_rnf.bench.models import model_for
 from avalanche_rnf.bench.runner import RunSpec, run
@@ -41,6 +43,47 @@ def test_the_vae_samples_are_normalised_as_the_streams_inputs():
                           atol=1e-6)
     with pytest.raises(ValueError, match="2 channels"):
         stream_vae((3, 4, 4), ((0.5, 0.5), (0.2, 0.2)), latent=2, device="cpu")
+
+
+def test_the_conv_vae_keeps_avalanches_interface_and_the_streams_normalisation():
+    torch.manual_seed(0)
+    stats = ((0.5, 0.4, 0.3), (0.2, 0.25, 0.5))
+    vae = stream_vae((3, 16, 16), stats, latent=8, device="cpu", kind="conv")
+    x = torch.randn(4, 3, 16, 16)
+    x_hat, mean, logvar = vae(x)
+    assert x_hat.shape == x.shape and mean.shape == logvar.shape == (4, 8)
+    VAE_loss(x, (x_hat, mean, logvar)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.encoder.parameters())
+    vae.eval()
+    z = torch.randn(5, 8)
+    pixels = vae.decoder.decode(z)
+    assert pixels.shape == (5, 3, 16, 16) and 0 <= pixels.min() and pixels.max() <= 1
+    channel_means, channel_stds = (torch.tensor(v).view(3, 1, 1) for v in stats)
+    assert torch.allclose(vae.decoder(z), (pixels - channel_means) / channel_stds, atol=1e-6)
+    assert vae.generate(6).shape == (6, 3, 16, 16)
+    with pytest.raises(ValueError, match="H and W multiples of 8, not \\(1, 28, 28\\)"):
+        stream_vae((1, 28, 28), MNIST_STATS, latent=2, device="cpu", kind="conv")
+    with pytest.raises(ValueError, match="'mlp' or 'conv', not 'gan'"):
+        stream_vae((3, 16, 16), stats, latent=2, device="cpu", kind="gan")
+
+
+def test_generative_replay_with_the_conv_vae_replays_generated_images(tmp_path):
+    for split in ("train", "test"):
+        for i in range(4):
+            folder = tmp_path / split / f"c{i}"
+            folder.mkdir(parents=True)
+            for k in range(4):
+                Image.new("RGB", (8, 8), (60 * i, 20 * k, 100)).save(folder / f"{k}.png")
+    stream = build_stream("imagefolder", "class", root=tmp_path, n_experiences=2, image_size=8)
+    training = dataclasses.replace(TRAINING["imagefolder"], epochs=1, batch_size=4, width=4, hidden_size=8)
+    sizes = BatchSizes()
+    strategy = build_strategy("generative_replay", model_for(stream, training), training,
+                              {"latent": 4, "vae": "conv"}, evaluator=EvaluationPlugin(loggers=[]), plugins=[sizes],
+                              input_shape=tuple(stream.input_shape), normalization=stream.normalization)
+    for experience in stream.benchmark.train_stream:
+        strategy.train(experience)
+    assert isinstance(strategy.generator_strategy.model.encoder, ConvEncoder)
+    assert max(sizes.sizes[1]) == 2 * training.batch_size  # each batch doubled by the old VAE's images
 
 
 def test_the_streams_normalisation_is_avalanches_default():
@@ -74,7 +117,7 @@ def test_generative_replay_mixes_generated_samples_into_batches_from_the_second_
         strategy.train(experience)
     assert max(sizes.sizes[0]) <= training.batch_size  # nothing to replay yet
     assert max(sizes.sizes[1]) == 2 * training.batch_size  # each batch doubled by the old VAE's samples
-    with pytest.raises(ValueError, match="latent, generator_lr and replay_size"):
+    with pytest.raises(ValueError, match="latent, generator_lr, replay_size and vae"):
         build_strategy("generative_replay", model_for(stream, training), training, {"mem_size": 10},
                        evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,), normalization=stream.normalization)
     with pytest.raises(ValueError, match="input_shape and normalization"):

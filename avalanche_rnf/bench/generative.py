@@ -7,7 +7,9 @@ sigmoid output is normalised with MNIST's mean and standard deviation. Here the 
 stream's input shape and normalisation instead, so its samples look like the inputs the solver
 trains on (Fashion-MNIST, CIFAR-10 and the 8x8 digits are normalised differently). Everything else
 is Avalanche's: ``MlpVAE``, ``VAE_loss``, ``VAETraining``, ``GenerativeReplayPlugin`` and the
-generator's optimiser (Adam, learning rate 0.01, weight decay 1e-4, as Avalanche's default).
+generator's optimiser (Adam, learning rate 0.01, weight decay 1e-4, as Avalanche's default). On
+colour images a fully connected VAE draws blurs; ``vae="conv"`` swaps in a convolutional encoder
+and decoder of the same interface.
 """
 
 from __future__ import annotations
@@ -42,10 +44,65 @@ class Normalizing(nn.Module):
         return (x - self.mean) / self.std
 
 
+FEATURES = 128
+"""Width of the encoder's output, which ``MlpVAE``'s mean and log-variance layers read."""
+
+
+class ConvEncoder(nn.Module):
+    """Three stride-2 conv-BatchNorm-LeakyReLU blocks (``width``, 2x, 4x channels), then a Linear-ReLU to
+    :data:`FEATURES`: the convolutional counterpart of Avalanche's ``VAEMLPEncoder``."""
+
+    def __init__(self, shape: tuple[int, ...], width: int = 32):
+        super().__init__()
+        channels, height, breadth = _image(shape)
+        blocks: list[nn.Module] = []
+        for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
+            blocks += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU()]
+        self.encode = nn.Sequential(*blocks, nn.Flatten(),
+                                    nn.Linear(4 * width * (height // 8) * (breadth // 8), FEATURES), nn.ReLU())
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x)
+
+
+class ConvDecoder(nn.Module):
+    """The encoder mirrored with transposed convolutions, a sigmoid over pixels in [0, 1], then
+    ``invTrans`` (set to the stream's normalisation), as Avalanche's ``VAEMLPDecoder``."""
+
+    def __init__(self, shape: tuple[int, ...], nhid: int, width: int = 32):
+        super().__init__()
+        channels, height, breadth = _image(shape)
+        self.shape = shape
+        blocks: list[nn.Module] = [nn.Linear(nhid, 4 * width * (height // 8) * (breadth // 8)), nn.ReLU(),
+                                   nn.Unflatten(1, (4 * width, height // 8, breadth // 8))]
+        for c_in, c_out in ((4 * width, 2 * width), (2 * width, width)):
+            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        self.decode = nn.Sequential(*blocks, nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+                                    nn.Sigmoid())
+        self.invTrans: nn.Module = nn.Identity()
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.invTrans(self.decode(z).view(-1, *self.shape))
+
+
+def _image(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3 or shape[1] % 8 or shape[2] % 8:
+        raise ValueError(f"the convolutional VAE needs images (C, H, W) with H and W multiples of 8, not {shape}: "
+                         f"use vae='mlp'")
+    return shape[0], shape[1], shape[2]
+
+
 def stream_vae(input_shape: tuple[int, ...], normalization: tuple[Sequence[float], Sequence[float]], *,
-               latent: int, device: str | torch.device) -> MlpVAE:
-    """Avalanche's ``MlpVAE`` for inputs of ``input_shape``, its samples normalised as the stream's inputs."""
+               latent: int, device: str | torch.device, kind: str = "mlp") -> MlpVAE:
+    """Avalanche's ``MlpVAE`` for inputs of ``input_shape``, its samples normalised as the stream's inputs;
+    ``kind="conv"``: its encoder and decoder replaced by :class:`ConvEncoder` and :class:`ConvDecoder`
+    (sampling, generation and the loss stay Avalanche's)."""
+    if kind not in ("mlp", "conv"):
+        raise ValueError(f"vae is 'mlp' or 'conv', not {kind!r}")
     vae = MlpVAE(input_shape, nhid=latent, device=device)
+    if kind == "conv":
+        vae.encoder = ConvEncoder(input_shape)  # type: ignore[assignment]
+        vae.decoder = ConvDecoder(input_shape, latent)  # type: ignore[assignment]
     vae.decoder.invTrans = Normalizing(*normalization, input_shape)
     return vae.to(device)
 
@@ -55,12 +112,14 @@ def generative_replay(model: nn.Module, training: Training, params: dict[str, An
                       evaluator, plugins: list | None, device: str | torch.device) -> GenerativeReplay:
     """Avalanche's ``GenerativeReplay`` training ``model`` (the solver) with a VAE fitted to the stream.
 
-    ``params``: ``latent`` (the VAE's latent size; Avalanche's default is 2), ``generator_lr`` and
-    ``replay_size`` (replayed samples per batch; None: as many as the batch has)."""
-    unknown = set(params) - {"latent", "generator_lr", "replay_size"}
+    ``params``: ``latent`` (the VAE's latent size; Avalanche's default is 2), ``generator_lr``,
+    ``replay_size`` (replayed samples per batch; None: as many as the batch has) and ``vae``
+    (``"mlp"``, Avalanche's, or ``"conv"``, for images)."""
+    unknown = set(params) - {"latent", "generator_lr", "replay_size", "vae"}
     if unknown:
-        raise ValueError(f"generative_replay takes latent, generator_lr and replay_size; got {sorted(unknown)}")
-    vae = stream_vae(input_shape, normalization, latent=params.get("latent", 2), device=device)
+        raise ValueError(f"generative_replay takes latent, generator_lr, replay_size and vae; got {sorted(unknown)}")
+    vae = stream_vae(input_shape, normalization, latent=params.get("latent", 2), device=device,
+                     kind=params.get("vae", "mlp"))
     trainable = [p for p in vae.parameters() if p.requires_grad]
     generator = VAETraining(
         model=vae, optimizer=torch.optim.Adam(trainable, lr=params.get("generator_lr", 0.01), weight_decay=1e-4),
