@@ -153,6 +153,11 @@ def test_bad_sweep_configuration_is_a_clear_error(data, message):
         sweep.parse_space(data)
 
 
+def test_a_sweep_may_search_the_harness_peers_outside_the_headline_strategies():
+    space = sweep.parse_space({"strategies": {"generative_replay": {"vae": ["mlp", "conv"], "latent": [16]}}})
+    assert space.points("generative_replay") == [{"vae": "mlp", "latent": 16}, {"vae": "conv", "latent": 16}]
+
+
 def test_sweep_points_are_the_grid_times_the_draws_and_repeat_with_the_seed():
     space = sweep.parse_space({"samples": 3, "seed": 1, "strategies": {
         "rnf": {"reference_size": [100, 300], "max_drop": {"uniform": [0.0, 0.1]}}, "lwf": {"alpha": [1, 2]},

@@ -31,7 +31,7 @@ from ray import cloudpickle as ray_pickle
 from ray import tune
 
 from avalanche_rnf.bench.distributed import Handler, Resources, error_reason
-from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES, TUNED_FILE
+from avalanche_rnf.bench.hparams import SEARCH, STRATEGY_DEFAULTS, TUNED_FILE
 from avalanche_rnf.bench.jobs import Job, failed_record, run_job
 from avalanche_rnf.bench.results import Best, RunRecord, atomic_write, best_points  # noqa: F401  (best_points: part of the sweep API)
 
@@ -97,8 +97,8 @@ def parse_space(data: Any, where: str = "sweep") -> SweepSpace:
     if not isinstance(samples, int) or samples < 1 or not isinstance(seed, int):
         raise SweepConfigError(f"{where}: 'samples' must be a positive integer and 'seed' an integer")
     for strategy, space in data["strategies"].items():
-        if strategy not in STRATEGIES:
-            raise SweepConfigError(f"{where}: unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if strategy not in STRATEGY_DEFAULTS:
+            raise SweepConfigError(f"{where}: unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_DEFAULTS)}")
         if not isinstance(space, dict):
             raise SweepConfigError(f"{where}: {strategy}: expected an object of parameters")
         for key, spec in space.items():
