@@ -98,7 +98,8 @@ def parse_space(data: Any, where: str = "sweep") -> SweepSpace:
         raise SweepConfigError(f"{where}: 'samples' must be a positive integer and 'seed' an integer")
     for strategy, space in data["strategies"].items():
         if strategy not in STRATEGY_DEFAULTS:
-            raise SweepConfigError(f"{where}: unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_DEFAULTS)}")
+            raise SweepConfigError(f"{where}: unknown strategy {strategy!r}; "
+                                   f"choose from {', '.join(STRATEGY_DEFAULTS)}")
         if not isinstance(space, dict):
             raise SweepConfigError(f"{where}: {strategy}: expected an object of parameters")
         for key, spec in space.items():
