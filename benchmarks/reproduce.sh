@@ -316,6 +316,13 @@ for job in "lrp 0 1" "random 0 1" "weight 0 1" "activation 0 1" "taylor 0 1"; do
     --param rnf.max_drop=0.01 --param rnf.unit_scores=$scores --loggers text \
     --out "$R/ablation-permuted_mnist20-task-$scores" "${extra[@]}"
 done
+# The same on a narrow network: SplitCIFAR-10 task-incremental, the small CNN at half width (16 channels in the
+# first block, a 128-unit hidden layer), no retraining, 3 seeds each.
+for scores in lrp random weight activation taylor; do
+  rnf-bench --benchmark split_cifar10 --scenario task --width 16 --hidden-size 128 --strategies rnf --seeds 0 1 2 \
+    --param rnf.max_drop=0.01 --param rnf.retrain_epochs=0 --param rnf.unit_scores=$scores --loggers text \
+    --out "$R/ablation-split_cifar10-task-narrow-$scores" "${extra[@]}"
+done
 
 # The class-incremental default tolerance (avalanche_rnf.scenario.DEFAULT_MAX_DROP), chosen on validation splits
 # with RNF otherwise at its defaults (sweep seeds 100 and 101, disjoint from the test seeds).

@@ -98,6 +98,14 @@ def test_ablation_verdict_is_tied_within_the_spread():
     assert ablation_table(Path("/nonexistent")) == "No ablation result directory."
 
 
+def test_ablation_table_names_its_stream_in_the_verdict(tmp_path):
+    order = ("n-lrp", "n-random")
+    _write(tmp_path / "n-lrp", [_record("lrp", 0, 0.60), _record("lrp", 1, 0.64)])
+    _write(tmp_path / "n-random", [_record("random", 0, 0.61), _record("random", 1, 0.61)])
+    last = ablation_table(tmp_path, order=order, label="Narrow CNN").splitlines()[-1]
+    assert last.startswith("Narrow CNN: LRP +0.010 against random") and last.endswith("tied.")
+
+
 # ---------------------------------------------------------------- the mechanism ablation
 def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
     from avalanche_rnf.bench.arguments import parse_params

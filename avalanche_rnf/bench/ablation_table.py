@@ -15,9 +15,12 @@ from pathlib import Path
 
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
 
-ABLATION_ORDER = tuple(f"ablation-permuted_mnist20-task-{name}" for name in
-                       ("lrp", "random", "weight", "activation", "taylor"))
-"""Result directories of the long-stream ablation, LRP first: the others are compared with it."""
+UNIT_SCORES = ("lrp", "random", "weight", "activation", "taylor")
+"""The unit scores compared, LRP first: the others are compared with it."""
+ABLATION_ORDER = tuple(f"ablation-permuted_mnist20-task-{name}" for name in UNIT_SCORES)
+"""Result directories of the long-stream ablation (PermutedMNIST, 20 tasks, the MLP)."""
+NARROW_ORDER = tuple(f"ablation-split_cifar10-task-narrow-{name}" for name in UNIT_SCORES)
+"""Result directories of the narrow-network ablation (SplitCIFAR-10, a half-width small CNN)."""
 MARGIN = 0.02
 """How far above random choice LRP relevance has to be to count as earning its place."""
 
@@ -88,8 +91,9 @@ def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> st
     return f"{text}: **met**" if word == "met" else f"{text}: {word}"
 
 
-def ablation_table(results: Path, link: str = "benchmarks/results/", order: tuple[str, ...] = ABLATION_ORDER) -> str:
-    """The table of every configuration in ``order`` that has runs, and the long-stream verdict."""
+def ablation_table(results: Path, link: str = "benchmarks/results/", order: tuple[str, ...] = ABLATION_ORDER,
+                   label: str = "Long stream") -> str:
+    """The table of every configuration in ``order`` that has runs, and the verdict, headed ``label``."""
     runs = {}
     for name in order:
         if (results / name / "results.json").is_file():
@@ -104,4 +108,4 @@ def ablation_table(results: Path, link: str = "benchmarks/results/", order: tupl
     lines += [_row(name, records, link) for name, records in runs.items()]
     accuracies = {name: present(r.average_accuracy for r in records) for name, records in runs.items()}
     lrp, random = (accuracies.get(name, []) for name in order[:2])
-    return "\n".join([*lines, "", "Long stream: " + verdict(lrp, random) + "."])
+    return "\n".join([*lines, "", f"{label}: " + verdict(lrp, random) + "."])
