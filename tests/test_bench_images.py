@@ -97,6 +97,8 @@ def test_width_and_hidden_size_options_narrow_the_small_cnn():
         make_plan(parse(["--benchmark", "split_mnist", "--width", "8"]))
     with pytest.raises(ValueError, match="with --model slim_resnet18 does not train it"):
         make_plan(parse(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--width", "8"]))
+    with pytest.raises(ValueError, match="--preset si-pmnist fixes its network"):
+        make_plan(parse(["--preset", "si-pmnist", "--hidden-size", "64"]))
     with pytest.raises(ValueError, match="--hidden-size must be a positive number of units, got 0"):
         make_plan(parse(["--benchmark", "split_mnist", "--hidden-size", "0"]))
 

@@ -47,6 +47,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     space = None
     if args.preset:
         preset = PRESETS[args.preset]
+        if _size(args, "width") is not None or _size(args, "hidden_size") is not None:
+            raise ValueError(f"--preset {args.preset} fixes its network: drop --width and --hidden-size")
         benchmark, scenario = preset.benchmark, preset.scenario
         strategies = names(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
