@@ -21,6 +21,8 @@ ABLATION_ORDER = tuple(f"ablation-permuted_mnist20-task-{name}" for name in UNIT
 """Result directories of the long-stream ablation (PermutedMNIST, 20 tasks, the MLP)."""
 NARROW_ORDER = tuple(f"ablation-split_cifar10-task-narrow-{name}" for name in UNIT_SCORES)
 """Result directories of the narrow-network ablation (SplitCIFAR-10, a half-width small CNN)."""
+RETRAINED_ORDER = tuple(f"ablation-split_cifar10-task-narrow-retrained-{name}" for name in UNIT_SCORES[:3])
+"""The same with the kept units retrained: LRP, random choice and weight magnitude."""
 MARGIN = 0.02
 """How far above random choice LRP relevance has to be to count as earning its place."""
 

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from avalanche_rnf.bench.ablation_table import NARROW_ORDER, ablation_table
+from avalanche_rnf.bench.ablation_table import NARROW_ORDER, RETRAINED_ORDER, ablation_table
 from avalanche_rnf.bench.defaults_table import defaults_table
 from avalanche_rnf.bench.mechanism_table import mechanism_table
 from avalanche_rnf.bench.peer_targets import peer_targets_table
@@ -53,6 +53,9 @@ BLOCKS: dict[Path, Blocks] = {
                                    "unit-scores-narrow": lambda: ablation_table(RESULTS, link=DOCS_LINK,
                                                                                 order=NARROW_ORDER,
                                                                                 label="Narrow CNN"),
+                                   "unit-scores-retrained": lambda: ablation_table(
+                                       RESULTS, link=DOCS_LINK, order=RETRAINED_ORDER,
+                                       label="Narrow CNN, retrained"),
                                    "mechanisms": lambda: mechanism_table(RESULTS, link=DOCS_LINK)},
     ROOT / "docs" / "protocol.md": {"hparams": hparams_table, "presets": presets_table},
     ROOT / "docs" / "benchmarks.md": {"scaling": scaling_table},
