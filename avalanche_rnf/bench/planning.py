@@ -44,10 +44,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise ValueError("--sweep searches the harness's own configurations, not a --preset")
     if args.lr is not None and not args.lr > 0:
         raise ValueError(f"--lr must be a positive learning rate, got {args.lr}")
+    width, hidden_size = _size(args, "width"), _size(args, "hidden_size")
     space = None
     if args.preset:
         preset = PRESETS[args.preset]
-        if _size(args, "width") is not None or _size(args, "hidden_size") is not None:
+        if width is not None or hidden_size is not None:
             raise ValueError(f"--preset {args.preset} fixes its network: drop --width and --hidden-size")
         benchmark, scenario = preset.benchmark, preset.scenario
         strategies = names(args.strategies) or [preset.strategy]
@@ -63,14 +64,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         strategies = (names(args.strategies)
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
-                                  lr=args.lr, reset_optimizer=args.reset_optimizer, width=_size(args, "width"),
-                                  hidden_size=_size(args, "hidden_size"))
+                                  lr=args.lr, reset_optimizer=args.reset_optimizer, width=width,
+                                  hidden_size=hidden_size)
         if getattr(args, "model", None):
             if BENCHMARKS[benchmark].family != "image":
                 raise ValueError(f"--model {args.model} trains on RGB images (split_cifar10, imagefolder), not on "
                                  f"{benchmark}")
             training = with_overrides(training, model=args.model)
-        if getattr(args, "width", None) is not None and (BENCHMARKS[benchmark].family != "image" or training.model):
+        if width is not None and (BENCHMARKS[benchmark].family != "image" or training.model):
             raise ValueError(f"--width sets the small CNN's channels; {benchmark}"
                              + (f" with --model {training.model}" if training.model else "") + " does not train it")
         if args.online is not None:
