@@ -14,6 +14,7 @@ and decoder of the same interface.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -54,12 +55,12 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], width: int = 32):
         super().__init__()
-        channels, height, breadth = _image(shape)
+        channels, inner = _bottleneck(shape, width)
         blocks: list[nn.Module] = []
         for c_in, c_out in ((channels, width), (width, 2 * width), (2 * width, 4 * width)):
             blocks += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.LeakyReLU()]
         self.encode = nn.Sequential(*blocks, nn.Flatten(),
-                                    nn.Linear(4 * width * (height // 8) * (breadth // 8), FEATURES), nn.ReLU())
+                                    nn.Linear(math.prod(inner), FEATURES), nn.ReLU())
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x)
@@ -71,10 +72,9 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], nhid: int, width: int = 32):
         super().__init__()
-        channels, height, breadth = _image(shape)
+        channels, inner = _bottleneck(shape, width)
         self.shape = shape
-        blocks: list[nn.Module] = [nn.Linear(nhid, 4 * width * (height // 8) * (breadth // 8)), nn.ReLU(),
-                                   nn.Unflatten(1, (4 * width, height // 8, breadth // 8))]
+        blocks: list[nn.Module] = [nn.Linear(nhid, math.prod(inner)), nn.ReLU(), nn.Unflatten(1, inner)]
         for c_in, c_out in ((4 * width, 2 * width), (2 * width, width)):
             blocks += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.decode = nn.Sequential(*blocks, nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
@@ -85,11 +85,12 @@ class ConvDecoder(nn.Module):
         return self.invTrans(self.decode(z).view(-1, *self.shape))
 
 
-def _image(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def _bottleneck(shape: tuple[int, ...], width: int) -> tuple[int, tuple[int, int, int]]:
+    """An image's channels, and the shape it has after the three stride-2 blocks."""
     if len(shape) != 3 or shape[1] % 8 or shape[2] % 8:
         raise ValueError(f"the convolutional VAE needs images (C, H, W) with H and W multiples of 8, not {shape}: "
                          f"use vae='mlp'")
-    return shape[0], shape[1], shape[2]
+    return shape[0], (4 * width, shape[1] // 8, shape[2] // 8)
 
 
 def stream_vae(input_shape: tuple[int, ...], normalization: tuple[Sequence[float], Sequence[float]], *,
