@@ -21,6 +21,7 @@ from avalanche_rnf.keeping import Call, accuracy
 from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units, weight_of
 from avalanche_rnf.options import TaskInference
 from avalanche_rnf.output_layer import check_output_layer, output_columns, output_source
+from avalanche_rnf.pooled import JointRecognizer, input_values
 from avalanche_rnf.recognition import (
     FeatureTap,
     Tap,
@@ -75,7 +76,11 @@ class TaskInferrer:
 
     def _settle(self) -> None:
         """The recogniser's ``"auto"`` features and shrinkage, once the mode is known."""
-        self.layers, self.recognizer.shrinkage = recognition_settings(self._mode(), *self._asked)
+        self.layers, shrinkage = recognition_settings(self._mode(), *self._asked)
+        kind = JointRecognizer if self.layers == "all+input" else TaskRecognizer
+        if type(self.recognizer) is not kind:  # settled before the first task is learned
+            self.recognizer = kind(power=self.recognizer.power)
+        self.recognizer.shrinkage = shrinkage
 
     # ------------------------------------------------------------------ the output layer
     def class_rows(self, model: nn.Module, layers: list[UnitLayer], experience: Any) -> dict[str, Tensor]:
@@ -145,8 +150,8 @@ class TaskInferrer:
         last = sources[output]
         if last is None:
             raise ValueError("task_inference needs a hidden layer in front of the output layer")
+        first = layers[0].name
         if self.layers == "input":
-            first = layers[0].name
             return [Tap(first, None, n_inputs(model.get_submodule(first)))]
         # a tap reads a layer's input: inputs concatenated from several layers are left out, so units that only
         # feed concatenations take no part in recognition
@@ -154,7 +159,10 @@ class TaskInferrer:
         if self.layers == "last":
             last.only(output)
         names = [output] if self.layers == "last" else [layer.name for layer in layers if layer.name in fed]
-        return [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
+        own = [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
+        if self.layers != "all+input":
+            return own
+        return own + [Tap(first, None, n_inputs(model.get_submodule(first)), read=input_values)]
 
     def capture(self, model: nn.Module, layers: list[UnitLayer]) -> FeatureTap:
         """Record the recognition features on every forward pass."""
@@ -195,7 +203,11 @@ class TaskInferrer:
             columns = tap.columns(self._kept(tap, freeze))
             calibration = None if held_out is None else (
                 f for f, _ in self.feature_batches(model, layers, tap, held_out()))
-            self.recognizer.add_task(columns, features, labels, calibration)
+            if isinstance(self.recognizer, JointRecognizer):  # the input's columns: those no task owns
+                nothing = {t.source: torch.zeros(t.units, dtype=torch.bool) for t in tap.taps if t.source is not None}
+                self.recognizer.add_task(columns, features, labels, calibration, shared=tap.columns(nothing))
+            else:
+                self.recognizer.add_task(columns, features, labels, calibration)
         self.task_experiences.append(experience)
 
     def _kept(self, tap: FeatureTap, freeze: FreezeState) -> dict[str, Tensor]:

@@ -203,7 +203,9 @@ class TaskInference:
         feed into every layer after the first (conv channels as mean and spread over positions);
         ``"last"``: only the output layer's input; ``"input"``: what the first unit layer reads (the
         model's input when that layer comes first), the same for every task. A conv first layer
-        reads only each input channel's mean and spread.
+        reads only each input channel's mean and spread. ``"all+input"``: ``"all"``, plus the input's
+        values (images average-pooled to at most 1024) in one linear discriminant analysis whose
+        covariance is pooled over every task (:class:`~avalanche_rnf.pooled.JointRecognizer`).
     :param samples: training samples (class-balanced) per task whose features give its statistics;
         ``None``: all of them.
     :param shrinkage: weight of the scaled identity in each task's shrunk covariance: small values
@@ -222,7 +224,7 @@ class TaskInference:
     """
 
     mode: Literal["auto", "class", "domain"] = "auto"
-    layers: Literal["auto", "all", "last", "input"] = "auto"
+    layers: Literal["auto", "all", "last", "input", "all+input"] = "auto"
     samples: int | None = 3000
     shrinkage: float | Literal["auto"] = "auto"
     power: float = POWER
@@ -232,8 +234,9 @@ class TaskInference:
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "class", "domain"):
             raise ValueError(f"task_inference must be 'auto', 'class' or 'domain', got {self.mode!r}.")
-        if self.layers not in ("auto", "all", "last", "input"):
-            raise ValueError(f"recognition layers must be 'auto', 'all', 'last' or 'input', got {self.layers!r}.")
+        if self.layers not in ("auto", "all", "last", "input", "all+input"):
+            raise ValueError(
+                f"recognition layers must be 'auto', 'all', 'last', 'input' or 'all+input', got {self.layers!r}.")
         check_reference_size(self.samples, "recognition samples")
         if self.shrinkage != "auto" and not (isinstance(self.shrinkage, (int, float)) and 0 < self.shrinkage <= 1):
             raise ValueError(f"recognition shrinkage must be 'auto' or in (0, 1], got {self.shrinkage!r}.")

@@ -127,6 +127,7 @@ class Tap:
     layer: str
     source: str | None
     units: int
+    read: Callable[[Tensor], Tensor] | None = None  # the features from the layer's input; None: unit_statistics
 
 
 class FeatureTap:
@@ -146,7 +147,7 @@ class FeatureTap:
 
     def _hook(self, tap: Tap) -> Any:
         def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-            part = unit_statistics(inputs[0], tap.units)
+            part = tap.read(inputs[0].detach()) if tap.read else unit_statistics(inputs[0], tap.units)
             self.widths[tap.layer] = part.shape[1]
             self._parts[tap.layer] = part
 

@@ -25,7 +25,7 @@ from avalanche_rnf.recognition import SHRINKAGE
 
 Mode = Literal["class", "domain"]
 Name = Literal["task", "class", "domain", "other"]
-Layers = Literal["all", "last", "input"]
+Layers = Literal["all", "last", "input", "all+input"]
 
 
 @dataclass(frozen=True)

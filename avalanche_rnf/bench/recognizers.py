@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.options import TaskInference
+from avalanche_rnf.pooled import PooledRecognizer
 from avalanche_rnf.recognition import (
     TaskRecognizer,
     View,
@@ -49,7 +50,8 @@ from avalanche_rnf.reference import balanced_indices
 LAYERS = ("last", "all", "input")
 #: Recognisers also scored with each class weighed by its task's probability, at this scale.
 POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
-             "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5")
+             "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5",
+             "LDA, covariance pooled over tasks, shrinkage 0.01")
 POSTERIOR_SCALE = 1.0
 #: Training samples per task the recognisers are fitted on: the plugin's default ``recognition_samples``.
 SAMPLES: int | None = TaskInference.samples
@@ -114,7 +116,8 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
         test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], layers)
         columns = _kept_columns(tap, kept)
         test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
-        candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0])
+        candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0],
+                                 pooled=layers == "input")
         for name, score in candidates.items():
             scores = score(test_f)
             results[f"{name} | {layers}"] = _score(scores, test_logits, test_y, recognizer)
@@ -185,7 +188,7 @@ def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: Task
 
 
 def _candidates(columns: list[Tensor], classes: list[Tensor], train, test_logits: Tensor,
-                with_logits: bool) -> dict[str, Callable[[Tensor], Tensor]]:
+                with_logits: bool, pooled: bool) -> dict[str, Callable[[Tensor], Tensor]]:
     """The recognisers, each a function from test features to ``[N, tasks]`` scores."""
     def diagonal(f: Tensor) -> Tensor:
         scores = []
@@ -218,6 +221,12 @@ def _candidates(columns: list[Tensor], classes: list[Tensor], train, test_logits
     for power in (0.75, 0.5, 0.33):
         candidates[f"Mahalanobis, shrinkage 0.01, standardised per task, features ** {power}"] = \
             mahalanobis(0.01, True, power)
+    if pooled:  # every task reads the same features: one covariance over all classes
+        for s in (1e-4, 0.01, 0.1):
+            lda = PooledRecognizer(s)
+            for cols, (fit, _, y) in zip(columns, train):
+                lda.add_task(cols, fit, y)
+            candidates[f"LDA, covariance pooled over tasks, shrinkage {s}"] = lda.scores
     return candidates
 
 

@@ -1,0 +1,161 @@
+"""Task recognition by linear discriminant analysis over features every task shares.
+
+:class:`~avalanche_rnf.recognition.TaskRecognizer` fits each task apart, on the features its own
+kept units provide, so tasks' distances are put on one scale by standardising them. Where every
+task reads the same features (the model's input, ``TaskInference(layers="input")``), that is not
+needed: :class:`PooledRecognizer` keeps each class's mean and one covariance pooled over every
+class of every task learned so far (streaming linear discriminant analysis, as Avalanche's
+``StreamingLDA``), shrunk towards a scaled identity. A task's score is the log of the summed
+likelihoods of its classes, so the scores are comparable across tasks as they are and their
+softmax is the task's posterior probability (equal class priors). Statistics only, never inputs:
+the ``D x D`` scatter summed over the stream, and the class means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+
+from avalanche_rnf.recognition import SHRINKAGE, TaskRecognizer, TaskStats
+
+INPUT_VALUES = 1024
+"""At most this many input values per sample reach the pooled LDA (its scatter is their square)."""
+
+
+def input_values(inputs: Tensor, limit: int = INPUT_VALUES) -> Tensor:
+    """``[N, D]``: each input's values, images (``[N, C, H, W]``) average-pooled over 2 x 2 blocks
+    until at most ``limit`` values are left (CIFAR's 3 x 32 x 32 to 3 x 16 x 16)."""
+    x = inputs.float()
+    while x.dim() == 4 and x[0].numel() > limit and min(x.shape[-2:]) >= 2:
+        x = torch.nn.functional.avg_pool2d(x, 2)
+    return x.reshape(len(x), -1)
+
+
+class PooledRecognizer(TaskRecognizer):
+    """Recognises an input's task from shared features with one pooled covariance over all classes."""
+
+    def __init__(self, shrinkage: float = SHRINKAGE) -> None:
+        super().__init__(shrinkage)
+        self.scatter: Tensor | None = None
+        """float64 ``[D, D]``: the centred outer products of every class's samples, summed over tasks."""
+        self.samples = 0
+        """Degrees of freedom of ``scatter``: samples minus classes, summed over tasks."""
+        self._weights: tuple[Tensor, Tensor] | None = None
+
+    @torch.no_grad()
+    def add_task(self, columns: Tensor, features: Tensor, labels: Tensor,
+                 calibration: Tensor | Iterable[Tensor] | None = None) -> None:
+        """Learn the next task from its features (``[N, all columns]``) and class labels ``[N]``.
+
+        ``columns`` must be the same for every task; ``calibration`` is not needed (the scores
+        share one scale) and is ignored.
+        """
+        columns = columns.flatten().long().cpu()
+        if columns.numel() == 0:
+            raise ValueError("a task needs at least one feature column to be recognised")
+        if self.tasks and not torch.equal(columns, self.tasks[0].columns):
+            raise ValueError("a pooled covariance needs the features every task shares (recognition from the "
+                             "model's input, TaskInference(layers='input')); this task reads other columns")
+        labels = labels.cpu()
+        classes = labels.unique()
+        if self.scatter is None:
+            self.scatter = torch.zeros(len(columns), len(columns), dtype=torch.float64)
+        means = torch.empty(len(classes), len(columns), dtype=torch.float64)
+        on = columns.to(features.device)
+        for i, c in enumerate(classes):
+            rows = (labels == c).nonzero().to(features.device)
+            f = features[rows, on].double().cpu()
+            means[i] = f.mean(0)
+            f -= means[i]
+            self.scatter.addmm_(f.T, f)
+            del f
+        self.samples += max(len(labels) - len(classes), 1)
+        self.tasks.append(TaskStats(columns, classes, means.float(), torch.tensor(0.0)))
+        self._weights = None
+
+    def _discriminant(self) -> tuple[Tensor, Tensor]:
+        """Per learned class, the weights and bias of its linear discriminant (cached until a task is added)."""
+        if self._weights is None:
+            assert self.scatter is not None, "no task learned yet"
+            covariance = self.scatter / self.samples
+            scale = float(covariance.trace()) / len(covariance) or 1.0
+            eye = torch.eye(len(covariance), dtype=covariance.dtype)
+            precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
+            means = torch.cat([task.means for task in self.tasks]).double()
+            weights = means @ precision
+            self._weights = (weights.float(), (-0.5 * (weights * means).sum(1)).float())
+        return self._weights
+
+    @torch.no_grad()
+    def scores(self, features: Tensor) -> Tensor:
+        """``[N, tasks]``: each task's log-likelihood (up to one constant per input), the log of the
+        summed likelihoods of its classes."""
+        weights, bias = (t.to(features.device) for t in self._discriminant())
+        f = features[:, self.tasks[0].columns.to(features.device)].float()
+        logits = f @ weights.T + bias
+        out, start = [], 0
+        for task in self.tasks:
+            out.append(logits[:, start:start + len(task.classes)].logsumexp(1))
+            start += len(task.classes)
+        return torch.stack(out, 1)
+
+    def nbytes(self) -> int:
+        scatter = 0 if self.scatter is None else self.scatter.numel() * self.scatter.element_size()
+        return scatter + sum(t.columns.numel() * 8 + t.classes.numel() * 8 + t.means.numel() * 4 for t in self.tasks)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "scatter": self.scatter, "samples": self.samples}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.scatter = state["scatter"]
+        self.samples = state["samples"]
+        self._weights = None
+
+
+WEIGHT = 4.0
+"""Weight of the per-task scores against the pooled task log-posterior in :class:`JointRecognizer`."""
+
+
+class JointRecognizer(TaskRecognizer):
+    """Per-task statistics of the kept units' features plus a pooled LDA on features every task shares.
+
+    A task's score is :data:`WEIGHT` times its standardised per-task score
+    (:class:`~avalanche_rnf.recognition.TaskRecognizer`) plus its log-posterior under
+    :class:`PooledRecognizer`: the first recognises tasks from what their own units compute, the
+    second from the input every task sees, on a scale shared by all tasks.
+    """
+
+    def __init__(self, shrinkage: float = SHRINKAGE, power: float = 1.0) -> None:
+        super().__init__(shrinkage, power)
+        self.pooled = PooledRecognizer(shrinkage)
+
+    @torch.no_grad()
+    def add_task(self, columns: Tensor, features: Tensor, labels: Tensor,
+                 calibration: Tensor | Iterable[Tensor] | None = None, shared: Tensor | None = None) -> None:
+        """As :meth:`TaskRecognizer.add_task` on ``columns`` (the task's own), and the pooled fit on
+        ``shared`` (the columns every task shares; the first task's where ``None``)."""
+        if shared is None:
+            if not self.pooled.tasks:
+                raise ValueError("the first task needs the columns every task shares (shared=...)")
+            shared = self.pooled.tasks[0].columns
+        own = columns.flatten().long().cpu()
+        own = own[~torch.isin(own, shared.flatten().long().cpu())]
+        super().add_task(own, features, labels, calibration)
+        self.pooled.add_task(shared, features, labels)
+
+    @torch.no_grad()
+    def scores(self, features: Tensor) -> Tensor:
+        return WEIGHT * super().scores(features) + self.pooled.scores(features).log_softmax(1)
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.pooled.nbytes()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "pooled": self.pooled.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.pooled.load_state_dict(state["pooled"])
