@@ -16,15 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from avalanche_rnf.freezing import EntryFreeze, FreezeState
-from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import Call, accuracy
-from avalanche_rnf.layers import UnitLayer, evaluating, n_inputs, n_units, weight_of
+from avalanche_rnf.layers import UnitLayer, evaluating, weight_of
 from avalanche_rnf.options import TaskInference
 from avalanche_rnf.output_layer import check_output_layer, output_columns, output_source
-from avalanche_rnf.pooled import JointRecognizer, input_values
+from avalanche_rnf.pooled import JointRecognizer
 from avalanche_rnf.recognition import (
     FeatureTap,
-    Tap,
     TaskRecognizer,
     recognised_task_logits,
     resolve_views,
@@ -32,6 +30,7 @@ from avalanche_rnf.recognition import (
 )
 from avalanche_rnf.relevance import Forward
 from avalanche_rnf.scenario import recognition_settings
+from avalanche_rnf.taps import recognition_taps
 
 Batch = tuple[Tensor, Tensor, Tensor]
 
@@ -143,30 +142,9 @@ class TaskInferrer:
         self.task_inputs.append(units)
 
     # ------------------------------------------------------------------ learning a task
-    def _taps(self, model: nn.Module, layers: list[UnitLayer]) -> list[Tap]:
-        """The layers whose inputs recognise a task, with the units feeding them."""
-        sources = unit_sources(model, layers, set())
-        output = layers[-1].name
-        last = sources[output]
-        if last is None:
-            raise ValueError("task_inference needs a hidden layer in front of the output layer")
-        first = layers[0].name
-        if self.layers == "input":
-            return [Tap(first, None, n_inputs(model.get_submodule(first)))]
-        # a tap reads a layer's input: inputs concatenated from several layers are left out, so units that only
-        # feed concatenations take no part in recognition
-        fed = {name: source.layer for name, source in sources.items() if source is not None and not source.more}
-        if self.layers == "last":
-            last.only(output)
-        names = [output] if self.layers == "last" else [layer.name for layer in layers if layer.name in fed]
-        own = [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
-        if self.layers != "all+input":
-            return own
-        return own + [Tap(first, None, n_inputs(model.get_submodule(first)), read=input_values)]
-
     def capture(self, model: nn.Module, layers: list[UnitLayer]) -> FeatureTap:
         """Record the recognition features on every forward pass."""
-        return FeatureTap(model, self._taps(model, layers))
+        return FeatureTap(model, recognition_taps(model, layers, self.layers))
 
     @torch.no_grad()
     def viewed(self, model: nn.Module, tap: FeatureTap, x: Tensor, t: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ class of every task learned so far (streaming linear discriminant analysis, as A
 ``StreamingLDA``), shrunk towards a scaled identity. A task's score is the log of the summed
 likelihoods of its classes, so the scores are comparable across tasks as they are and their
 softmax is the task's posterior probability (equal class priors). Statistics only, never inputs:
-the ``D x D`` scatter summed over the stream, and the class means.
+the ``D x D`` scatter summed over the stream (float32), and the class means.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class PooledRecognizer(TaskRecognizer):
     def __init__(self, shrinkage: float = SHRINKAGE) -> None:
         super().__init__(shrinkage)
         self.scatter: Tensor | None = None
-        """float64 ``[D, D]``: the centred outer products of every class's samples, summed over tasks."""
+        """``[D, D]``: the centred outer products of every class's samples, summed over tasks (summed in
+        float64, kept in float32)."""
         self.samples = 0
         """Degrees of freedom of ``scatter``: samples minus classes, summed over tasks."""
         self._weights: tuple[Tensor, Tensor] | None = None
@@ -60,8 +61,9 @@ class PooledRecognizer(TaskRecognizer):
                              "model's input, TaskInference(layers='input')); this task reads other columns")
         labels = labels.cpu()
         classes = labels.unique()
-        if self.scatter is None:
-            self.scatter = torch.zeros(len(columns), len(columns), dtype=torch.float64)
+        scatter = torch.zeros(len(columns), len(columns), dtype=torch.float64)
+        if self.scatter is not None:
+            scatter += self.scatter
         means = torch.empty(len(classes), len(columns), dtype=torch.float64)
         on = columns.to(features.device)
         for i, c in enumerate(classes):
@@ -69,8 +71,9 @@ class PooledRecognizer(TaskRecognizer):
             f = features[rows, on].double().cpu()
             means[i] = f.mean(0)
             f -= means[i]
-            self.scatter.addmm_(f.T, f)
+            scatter.addmm_(f.T, f)
             del f
+        self.scatter = scatter.float()
         self.samples += max(len(labels) - len(classes), 1)
         self.tasks.append(TaskStats(columns, classes, means.float(), torch.tensor(0.0)))
         self._weights = None
@@ -79,7 +82,7 @@ class PooledRecognizer(TaskRecognizer):
         """Per learned class, the weights and bias of its linear discriminant (cached until a task is added)."""
         if self._weights is None:
             assert self.scatter is not None, "no task learned yet"
-            covariance = self.scatter / self.samples
+            covariance = self.scatter.double() / self.samples
             scale = float(covariance.trace()) / len(covariance) or 1.0
             eye = torch.eye(len(covariance), dtype=covariance.dtype)
             precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
@@ -106,11 +109,12 @@ class PooledRecognizer(TaskRecognizer):
         return scatter + sum(t.columns.numel() * 8 + t.classes.numel() * 8 + t.means.numel() * 4 for t in self.tasks)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "scatter": self.scatter, "samples": self.samples}
+        scatter = None if self.scatter is None else self.scatter.detach().cpu().clone()
+        return {**super().state_dict(), "scatter": scatter, "samples": self.samples}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.scatter = state["scatter"]
+        self.scatter = None if state["scatter"] is None else state["scatter"].clone()
         self.samples = state["samples"]
         self._weights = None
 
