@@ -4,7 +4,8 @@ RNF with ``task_inference="class"`` trains once on the stream. Every recogniser 
 the same test inputs, from one of three feature sets: what each task's kept units feed into the
 output layer (``TaskInference(layers="last")``), or into every layer after the first (``"all"``,
 conv channels as mean and spread over positions), or the model's input, which every task shares
-(``"input"``). With isolation, task ``k``'s kept units
+(``"input"``; there also a linear discriminant analysis whose covariance is pooled over every
+task, :class:`~avalanche_rnf.pooled.PooledRecognizer`). With isolation, task ``k``'s kept units
 compute exactly what they computed when task ``k`` ended, so statistics fitted on each task's
 training samples with the final model equal those the plugin fits after the task. Reported: the
 share of test inputs whose task is recognised and the class-incremental accuracy when only the
