@@ -54,7 +54,7 @@ from helpers import MultiHeadMLP
         (lambda: Retraining(1, lr_scale=True), "retraining lr_scale must be a positive factor, got True"),
         (lambda: TaskInference("task"), "task_inference must be 'auto', 'class' or 'domain', got 'task'"),
         (lambda: TaskInference(layers="first"),
-         "recognition layers must be 'auto', 'all', 'last' or 'input', got 'first'"),
+         r"recognition layers must be 'auto', 'all', 'last', 'input' or 'all\+input', got 'first'"),
         (lambda: TaskInference(samples=0), "recognition samples must be a positive number of samples"),
         (lambda: TaskInference(shrinkage=0), r"recognition shrinkage must be 'auto' or in \(0, 1\], got 0"),
         (lambda: TaskInference(power=1.5), r"recognition power must be in \(0, 1\], got 1.5"),

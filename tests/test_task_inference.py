@@ -86,7 +86,7 @@ def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
 def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
     from avalanche.core import SupervisedPlugin
 
-    strategy = _strategy(ClassMLP(), task_inference=TaskInference())
+    strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers="all"))
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     runs: list[list[torch.Tensor]] = []
@@ -164,7 +164,7 @@ def test_views_by_name_or_callable():
 
 
 def test_recognition_options_are_checked():
-    with pytest.raises(ValueError, match="recognition layers must be 'auto', 'all', 'last' or 'input'"):
+    with pytest.raises(ValueError, match="recognition layers must be 'auto', 'all', 'last', 'input' or 'all\\+input'"):
         _strategy(ClassMLP(), task_inference=TaskInference(layers="first"))
     for bad in (0, True, 2.5):
         with pytest.raises(ValueError, match="recognition samples must be a positive number"):
