@@ -129,10 +129,10 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     assert recognizers.main(["--benchmark", "split_digits", "--seed", "0", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "result.json").read_text())["results"]
     names = {name.rsplit(" | ", 1)[0] for name in results}
-    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all", "input"}
+    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all", "input", "all+input"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
     assert results["Mahalanobis, shrinkage 0.3 | input"] != results["Mahalanobis, shrinkage 0.3 | all"]
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 18
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 28
     fitted = "Mahalanobis, shrinkage 0.01, standardised per task, features ** 1.0"  # the plugin's recogniser
     plain = "Mahalanobis, shrinkage 0.01, standardised per task | all"
     assert results[f"{fitted}, 3000 samples | all"] == results[plain]
@@ -144,6 +144,10 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     soft = results[f"{best}, task posterior 1.0 | all"]
     assert soft["task_recognised"] == results[f"{best} | all"]["task_recognised"]
     assert "| recogniser | features" in (tmp_path / "result.md").read_text()
+    # the input's pooled LDA alone is the joint recogniser at weight 0 (digits: the input needs no pooling)
+    pooled = results["LDA, covariance pooled over tasks, shrinkage 0.01 | input"]
+    assert results["per-task scores x 0.0 + pooled LDA task log-posterior | all+input"] == pooled
+    assert results["per-task scores x 4.0 + pooled LDA task log-posterior | all+input"] != pooled
 
 
 def test_recognizer_comparison_on_a_validation_split(tmp_path):

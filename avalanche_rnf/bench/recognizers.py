@@ -13,7 +13,9 @@ recognised task's classes may win (rows marked "task posterior": each class weig
 task's probability instead, ``TaskInference(posterior=...)``). The last rows fit the plugin's
 own recogniser (its shrinkage and power) on :data:`SAMPLES` per task, as the rows above, and on
 every training sample, and for images also on each input's features averaged with its mirror
-image's (``TaskInference(views=["hflip"])``).
+image's (``TaskInference(views=["hflip"])``). The rows marked ``all+input`` add the per-task scores
+from every layer, times a weight, to the pooled LDA's task log-posterior on the input's values
+(``TaskInference(layers="all+input")``, whose weight is :data:`~avalanche_rnf.pooled.WEIGHT`).
 With ``--validation F``, the model trains on ``1 - F`` of each experience's training data and
 everything is scored on the held-out rest, not on the test stream (how the recognition options
 are chosen).
@@ -54,6 +56,8 @@ POSTERIOR = ("Mahalanobis, shrinkage 0.01, standardised per task",
              "Mahalanobis, shrinkage 0.01, standardised per task, features ** 0.5",
              "LDA, covariance pooled over tasks, shrinkage 0.01")
 POSTERIOR_SCALE = 1.0
+#: Weights of the per-task scores against the pooled LDA's task log-posterior compared (``"all+input"``).
+WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: Training samples per task the recognisers are fitted on: the plugin's default ``recognition_samples``.
 SAMPLES: int | None = TaskInference.samples
 
@@ -126,7 +130,26 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
                 results[f"{name}, task posterior {POSTERIOR_SCALE} | {layers}"] = _score(
                     scores, test_logits, test_y, recognizer, POSTERIOR_SCALE)
     results.update(_more_data(strategy, stream, kept, test_logits, test_y))
+    results.update(_joint(strategy, stream, kept, test_logits, test_y))
     return results
+
+
+def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
+    """Every layer's per-task scores times each of :data:`WEIGHTS`, plus the task log-posterior of
+    the LDA pooled over every task on the input's values (``TaskInference(layers="all+input")``
+    weighs them by :data:`~avalanche_rnf.pooled.WEIGHT`)."""
+    train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], "all+input", SAMPLES)
+    test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], "all+input")
+    test_f = torch.cat([f for f, _, _ in test])
+    nothing = {t.source: torch.zeros(t.units, dtype=torch.bool) for t in tap.taps if t.source is not None}
+    shared = tap.columns(nothing)
+    own, pooled = TaskRecognizer(), PooledRecognizer()
+    for columns, (fit, _, y) in zip(_kept_columns(tap, kept), train):
+        own.add_task(columns[~torch.isin(columns, shared)], fit, y)
+        pooled.add_task(shared, fit, y)
+    own_scores, pooled_scores = own.scores(test_f), pooled.scores(test_f).log_softmax(1)
+    return {f"per-task scores x {weight} + pooled LDA task log-posterior | all+input":
+            _score(weight * own_scores + pooled_scores, test_logits, test_y, own) for weight in WEIGHTS}
 
 
 def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
