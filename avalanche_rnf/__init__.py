@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "UnsupportedModelError": "layers",
     "find_unit_layers": "layers",
     "TaskRecognizer": "recognition",
+    "JointRecognizer": "pooled",
+    "PooledRecognizer": "pooled",
     "UnitScores": "relevance",
     "make_composite": "relevance",
     "normalized_scores": "relevance",
@@ -49,7 +51,9 @@ __all__ = [
     "ClassReservoir",
     "ExplanationDriftPlugin",
     "FreezeState",
+    "JointRecognizer",
     "KeepFree",
+    "PooledRecognizer",
     "RNFPlugin",
     "Relevance",
     "RelevanceMass",
@@ -95,6 +99,7 @@ if TYPE_CHECKING:
     from avalanche_rnf.layers import UnitLayer, UnsupportedModelError, find_unit_layers
     from avalanche_rnf.options import Capacity, Relevance, Retraining, TaskInference, Tolerance
     from avalanche_rnf.plugin import RNFPlugin
+    from avalanche_rnf.pooled import JointRecognizer, PooledRecognizer
     from avalanche_rnf.recognition import TaskRecognizer
     from avalanche_rnf.relevance import UnitScores, make_composite, normalized_scores, unit_relevance
     from avalanche_rnf.reservoir import ClassReservoir

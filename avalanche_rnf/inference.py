@@ -22,7 +22,6 @@ from avalanche_rnf.options import TaskInference
 from avalanche_rnf.output_layer import check_output_layer, output_columns, output_source
 from avalanche_rnf.pooled import JointRecognizer
 from avalanche_rnf.recognition import (
-    FeatureTap,
     TaskRecognizer,
     recognised_task_logits,
     resolve_views,
@@ -30,7 +29,7 @@ from avalanche_rnf.recognition import (
 )
 from avalanche_rnf.relevance import Forward
 from avalanche_rnf.scenario import recognition_settings
-from avalanche_rnf.taps import recognition_taps
+from avalanche_rnf.taps import FeatureTap, recognition_taps
 
 Batch = tuple[Tensor, Tensor, Tensor]
 
@@ -182,8 +181,7 @@ class TaskInferrer:
             calibration = None if held_out is None else (
                 f for f, _ in self.feature_batches(model, layers, tap, held_out()))
             if isinstance(self.recognizer, JointRecognizer):  # the input's columns: those no task owns
-                nothing = {t.source: torch.zeros(t.units, dtype=torch.bool) for t in tap.taps if t.source is not None}
-                self.recognizer.add_task(columns, features, labels, calibration, shared=tap.columns(nothing))
+                self.recognizer.add_task(columns, features, labels, calibration, shared=tap.shared())
             else:
                 self.recognizer.add_task(columns, features, labels, calibration)
         self.task_experiences.append(experience)
@@ -192,7 +190,7 @@ class TaskInferrer:
         """Per tapped source layer, the units the finished task keeps (all of the last hidden layer's
         where it keeps none of them, with a warning)."""
         keep = {t.source: freeze.frozen_units(t.source, t.units) for t in tap.taps if t.source is not None}
-        last = tap.taps[-1].source
+        last = next((t.source for t in reversed(tap.taps) if t.source is not None), None)  # feeding the output
         if last is not None and not keep[last].any():
             warnings.warn(
                 f"RNF: task {len(self.recognizer)} keeps no unit of {last!r}, in front of the output layer; "

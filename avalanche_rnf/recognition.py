@@ -2,15 +2,15 @@
 
 With isolation (:mod:`avalanche_rnf.isolation`), the units kept after task ``k`` compute exactly
 what they computed then, forever. What they feed into the next layer are task ``k``'s features:
-:class:`FeatureTap` records them at the inputs of chosen layers (each unit's value, or for a conv
-channel the mean and standard deviation over its positions, :func:`unit_statistics`), and
-:meth:`FeatureTap.columns` tells which of them a task's kept units provide. Reading every layer,
+:class:`~avalanche_rnf.taps.FeatureTap` records them at the inputs of chosen layers (each unit's
+value, or for a conv channel the mean and standard deviation over its positions), and tells which
+of them a task's kept units provide. Reading every layer,
 not only the output layer's input, recognises more tasks (``avalanche_rnf/bench/recognizers.py``).
 :class:`TaskRecognizer` keeps, per task, the mean of those features for each of the
 task's classes and their pooled covariance, shrunk towards a scaled identity (linear discriminant
 analysis): statistics, never inputs; with full shrinkage that is a nearest-class-mean rule, and
 only the identity's scale is kept. The features can also be the model's input itself, which every
-task shares (a :class:`Tap` without source). An input's distance to task ``k`` is its smallest
+task shares (a :class:`~avalanche_rnf.taps.Tap` without source). An input's distance to task ``k`` is its smallest
 Mahalanobis distance to one of task ``k``'s class means; since tasks have different numbers of
 features, the distance is standardised by the mean and spread of the distances of the task's own
 calibration samples. The recognised task is the one with the smallest standardised distance.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 SHRINKAGE = 0.01
 """Weight of the scaled identity in the shrunk covariance (ill-conditioned with few samples)."""
@@ -101,88 +101,6 @@ class TaskStats:
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.columns, self.classes, self.means, self.precision))
-
-
-def unit_statistics(inputs: Tensor, units: int) -> Tensor:
-    """What a layer reads from each of the ``units`` units feeding it, one row per input.
-
-    A unit read at one position (a Linear unit) gives its value: ``[N, units]``. A unit read at
-    several positions (a conv channel, or a flattened channel read by a Linear) gives the mean and
-    the standard deviation over them: ``[N, 2 * units]``, all means first.
-    """
-    x = inputs.detach().reshape(len(inputs), units, -1).float()
-    if x.shape[-1] == 1:
-        return x[..., 0]
-    return torch.cat([x.mean(-1), x.std(-1)], 1)
-
-
-@dataclass(frozen=True)
-class Tap:
-    """Read the input of ``layer``, which ``units`` units of the layer ``source`` provide.
-
-    ``source`` ``None``: ``layer`` reads the model's input (``units`` its input features or
-    channels), which no task owns: every task's statistics use all of it.
-    """
-
-    layer: str
-    source: str | None
-    units: int
-    read: Callable[[Tensor], Tensor] | None = None  # the features from the layer's input; None: unit_statistics
-
-
-class FeatureTap:
-    """Records :func:`unit_statistics` at the inputs of some layers on every forward pass.
-
-    Use as a context manager (the hooks are removed on exit); :meth:`pop` gives the last forward
-    pass's features, the taps' statistics side by side in the order given.
-    """
-
-    def __init__(self, model: nn.Module, taps: Sequence[Tap]) -> None:
-        if not taps:
-            raise ValueError("a FeatureTap needs at least one layer to read")
-        self.taps = list(taps)
-        self.widths: dict[str, int] = {}
-        self._parts: dict[str, Tensor] = {}
-        self._handles = [model.get_submodule(tap.layer).register_forward_pre_hook(self._hook(tap)) for tap in self.taps]
-
-    def _hook(self, tap: Tap) -> Any:
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-            part = tap.read(inputs[0].detach()) if tap.read else unit_statistics(inputs[0], tap.units)
-            self.widths[tap.layer] = part.shape[1]
-            self._parts[tap.layer] = part
-
-        return hook
-
-    def pop(self) -> Tensor:
-        """``[N, features]`` of the last forward pass (every tapped layer must have run)."""
-        missing = [tap.layer for tap in self.taps if tap.layer not in self._parts]
-        if missing:
-            raise RuntimeError(f"the forward pass did not run {', '.join(map(repr, missing))}")
-        parts, self._parts = self._parts, {}
-        return torch.cat([parts[tap.layer] for tap in self.taps], 1)
-
-    def columns(self, keep: dict[str, Tensor]) -> Tensor:
-        """Indices of the features that the ``keep`` units (per source layer) provide (after a forward
-        pass); all of a tap of the model's input."""
-        columns, offset = [], 0
-        for tap in self.taps:
-            width = self.widths[tap.layer]
-            owned = torch.ones(tap.units, dtype=torch.bool) if tap.source is None else keep[tap.source]
-            units = owned.flatten().bool().cpu().nonzero().flatten()
-            columns += [units + offset + block * tap.units for block in range(width // tap.units)]
-            offset += width
-        return torch.cat(columns) if columns else torch.zeros(0, dtype=torch.long)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> FeatureTap:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
 
 
 class TaskRecognizer:

@@ -8,15 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.recognition import (
-    FeatureTap,
-    Tap,
-    TaskRecognizer,
-    TaskStats,
-    power_transform,
-    task_weighted_log_probs,
-    unit_statistics,
-)
+from avalanche_rnf.recognition import TaskRecognizer, TaskStats, power_transform, task_weighted_log_probs
+from avalanche_rnf.taps import FeatureTap, Tap, unit_statistics
 
 
 # ---------------------------------------------------------------- the recognizer

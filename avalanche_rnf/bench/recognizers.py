@@ -141,8 +141,7 @@ def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor,
     train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], "all+input", SAMPLES)
     test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], "all+input")
     test_f = torch.cat([f for f, _, _ in test])
-    nothing = {t.source: torch.zeros(t.units, dtype=torch.bool) for t in tap.taps if t.source is not None}
-    shared = tap.columns(nothing)
+    shared = tap.shared()
     own, pooled = TaskRecognizer(), PooledRecognizer()
     for columns, (fit, _, y) in zip(_kept_columns(tap, kept), train):
         own.add_task(columns[~torch.isin(columns, shared)], fit, y)
