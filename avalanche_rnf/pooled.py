@@ -2,13 +2,15 @@
 
 :class:`~avalanche_rnf.recognition.TaskRecognizer` fits each task apart, on the features its own
 kept units provide, so tasks' distances are put on one scale by standardising them. Where every
-task reads the same features (the model's input, ``TaskInference(layers="input")``), that is not
+task reads the same features (the model's input values, :func:`input_values`), that is not
 needed: :class:`PooledRecognizer` keeps each class's mean and one covariance pooled over every
 class of every task learned so far (streaming linear discriminant analysis, as Avalanche's
 ``StreamingLDA``), shrunk towards a scaled identity. A task's score is the log of the summed
 likelihoods of its classes, so the scores are comparable across tasks as they are and their
 softmax is the task's posterior probability (equal class priors). Statistics only, never inputs:
 the ``D x D`` scatter summed over the stream (float32), and the class means.
+:class:`JointRecognizer` adds its task log-posteriors to the per-task scores
+(``TaskInference(layers="all+input")``, the class-incremental default).
 """
 
 from __future__ import annotations
