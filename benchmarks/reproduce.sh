@@ -390,6 +390,24 @@ for b in split_mnist split_fmnist split_cifar10; do
     --strategies rnf "${class_defaults[@]}" --param rnf.reference_size=1000 --loggers text --no-plots \
     --out "$R/sweep-defaults-class-retraining-$b-class" "${extra[@]}"
 done
+# The class-incremental recogniser (avalanche_rnf.scenario.DEFAULT_RECOGNITION): every layer's features alone, or
+# with the input's values in an LDA pooled over every task ("all+input"), at the defaults and at each class column's
+# own values; the weight of the two scores (avalanche_rnf.pooled.WEIGHT) from the recogniser comparison on seeds
+# 100 and 101. The class columns' RNF runs were then read once with it (--resume --rerun rnf on their commands).
+for b in split_mnist split_fmnist split_cifar10; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-recognition.json --benchmark "$b" --scenario class \
+    --strategies rnf "${class_defaults[@]}" --param rnf.retrain_epochs=0.9 --param rnf.reference_size=300 \
+    --loggers text --no-plots --ray --out "$R/sweep-defaults-class-recognition-$b-class" "${extra[@]}"
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-recognition.json --benchmark "$b" --scenario class \
+    --strategies rnf --seeds 100 101 --loggers text --no-plots --ray --out "$R/sweep-class-recognition-$b-class" \
+    "${extra[@]}"
+done
+for seed in 100 101; do
+  for b in split_mnist split_fmnist; do
+    python -m avalanche_rnf.bench.recognizers --benchmark "$b" --seed "$seed" --validation 0.1 \
+      --out "$R/recognizers-$b-validation-seed$seed"
+  done
+done
 # The relevance pass's sample count at the defaults: reference_size 300 against 1000 (the 1000 points are the
 # defaults' points of the two sweeps above), RNF otherwise at its defaults. task_defaults: the flags that take the
 # harness's tuned task-incremental RNF back to the library's defaults (reference_size is swept or added).
