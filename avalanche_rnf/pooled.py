@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from avalanche_rnf.recognition import SHRINKAGE, TaskRecognizer, TaskStats
+from avalanche_rnf.recognition import SHRINKAGE, TaskRecognizer, TaskStats, class_scatter, shrunk_precision
 
 INPUT_VALUES = 1024
 """At most this many input values per sample reach the pooled LDA (its scatter is their square)."""
@@ -59,22 +59,13 @@ class PooledRecognizer(TaskRecognizer):
         if columns.numel() == 0:
             raise ValueError("a task needs at least one feature column to be recognised")
         if self.tasks and not torch.equal(columns, self.tasks[0].columns):
-            raise ValueError("a pooled covariance needs the features every task shares (recognition from the "
-                             "model's input, TaskInference(layers='input')); this task reads other columns")
+            raise ValueError("a pooled covariance needs the features every task shares (the model's input "
+                             "values); this task reads other columns")
         labels = labels.cpu()
-        classes = labels.unique()
         scatter = torch.zeros(len(columns), len(columns), dtype=torch.float64)
         if self.scatter is not None:
             scatter += self.scatter
-        means = torch.empty(len(classes), len(columns), dtype=torch.float64)
-        on = columns.to(features.device)
-        for i, c in enumerate(classes):
-            rows = (labels == c).nonzero().to(features.device)
-            f = features[rows, on].double().cpu()
-            means[i] = f.mean(0)
-            f -= means[i]
-            scatter.addmm_(f.T, f)
-            del f
+        classes, means = class_scatter(columns, features, labels, 1.0, scatter)
         self.scatter = scatter.float()
         self.samples += max(len(labels) - len(classes), 1)
         self.tasks.append(TaskStats(columns, classes, means.float(), torch.tensor(0.0)))
@@ -84,10 +75,7 @@ class PooledRecognizer(TaskRecognizer):
         """Per learned class, the weights and bias of its linear discriminant (cached until a task is added)."""
         if self._weights is None:
             assert self.scatter is not None, "no task learned yet"
-            covariance = self.scatter.double() / self.samples
-            scale = float(covariance.trace()) / len(covariance) or 1.0
-            eye = torch.eye(len(covariance), dtype=covariance.dtype)
-            precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
+            precision = shrunk_precision(self.scatter.double() / self.samples, self.shrinkage)
             means = torch.cat([task.means for task in self.tasks]).double()
             weights = means @ precision
             self._weights = (weights.float(), (-0.5 * (weights * means).sum(1)).float())
@@ -108,7 +96,7 @@ class PooledRecognizer(TaskRecognizer):
 
     def nbytes(self) -> int:
         scatter = 0 if self.scatter is None else self.scatter.numel() * self.scatter.element_size()
-        return scatter + sum(t.columns.numel() * 8 + t.classes.numel() * 8 + t.means.numel() * 4 for t in self.tasks)
+        return scatter + super().nbytes()
 
     def state_dict(self) -> dict[str, Any]:
         scatter = None if self.scatter is None else self.scatter.detach().cpu().clone()

@@ -72,6 +72,35 @@ def power_transform(features: Tensor, power: float) -> Tensor:
     return features if power == 1 else features.sign() * features.abs().pow(power)
 
 
+def class_scatter(columns: Tensor, features: Tensor, labels: Tensor, power: float,
+                  scatter: Tensor) -> tuple[Tensor, Tensor]:
+    """The classes of ``labels`` (on the CPU) and their float64 means over ``columns`` of ``features``,
+    power-transformed; adds each class's centred outer products to ``scatter`` in place (``[D, D]``,
+    no D x D temporary per class; a scalar: their trace). One class's columns at a time, as a float64
+    copy centred in place."""
+    classes = labels.unique()
+    means = torch.empty(len(classes), len(columns), dtype=torch.float64)
+    on = columns.to(features.device)
+    for i, c in enumerate(classes):
+        rows = (labels == c).nonzero().to(features.device)  # [n, 1]: one gather of the class's columns
+        f = power_transform(features[rows, on].double().cpu(), power)
+        means[i] = f.mean(0)
+        f -= means[i]
+        if scatter.dim() == 0:
+            scatter += f.flatten() @ f.flatten()
+        else:
+            scatter.addmm_(f.T, f)
+        del f
+    return classes, means
+
+
+def shrunk_precision(covariance: Tensor, shrinkage: float) -> Tensor:
+    """The inverse of ``covariance`` shrunk towards the identity scaled to its mean variance."""
+    scale = float(covariance.trace()) / len(covariance) or 1.0
+    eye = torch.eye(len(covariance), dtype=covariance.dtype)
+    return torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * scale * eye)
+
+
 @dataclass
 class TaskStats:
     """One task's statistics: feature columns, classes, class means, precision, distance scale."""
@@ -132,30 +161,15 @@ class TaskRecognizer:
         if columns.numel() == 0:
             raise ValueError("a task needs at least one feature column to be recognised")
         labels = labels.cpu()
-        classes = labels.unique()
         D = len(columns)
-        means = torch.empty(len(classes), D, dtype=torch.float64)
-        scatter = torch.zeros((D, D) if self.shrinkage < 1 else (), dtype=torch.float64)
-        on = columns.to(features.device)
-        for i, c in enumerate(classes):
-            rows = (labels == c).nonzero().to(features.device)  # [n, 1]: one gather of the class's columns
-            f = power_transform(features[rows, on].double().cpu(), self.power)
-            means[i] = f.mean(0)
-            f -= means[i]
-            if self.shrinkage == 1:  # the scaled identity alone: its trace, not D x D
-                scatter += f.flatten() @ f.flatten()
-            else:
-                scatter.addmm_(f.T, f)  # in place: no D x D temporary per class
-            del f
+        scatter = torch.zeros((D, D) if self.shrinkage < 1 else (), dtype=torch.float64)  # 1: its trace alone
+        classes, means = class_scatter(columns, features, labels, self.power, scatter)
         samples = max(len(labels) - len(classes), 1)
         if self.shrinkage == 1:
             scale = float(scatter) / samples / D or 1.0
             precision = torch.tensor(1 / scale)
         else:
-            covariance = scatter / samples
-            scale = float(covariance.trace()) / D or 1.0
-            eye = torch.eye(D, dtype=covariance.dtype)
-            precision = torch.linalg.inv((1 - self.shrinkage) * covariance + self.shrinkage * scale * eye)
+            precision = shrunk_precision(scatter / samples, self.shrinkage)
         task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
         given = calibration if calibration is not None else features
         parts = given.split(CHUNK) if isinstance(given, Tensor) else given

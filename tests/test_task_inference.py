@@ -55,20 +55,20 @@ def test_task_inference_recognises_tasks_and_keeps_old_class_logits_exactly(digi
     assert again["Top1_Acc_Stream/eval_phase/test_stream/Task000"] == accuracy
 
 
+def _recognition(digits_cil, layers: str):
+    """The share of test inputs whose task is recognised (mean over experiences), the strategy
+    trained with recognition from ``layers``, and its metrics."""
+    strategy = _trained(digits_cil, TaskInference(layers=layers))
+    metrics = strategy.eval(digits_cil.test_stream)
+    recognised = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
+    return sum(recognised) / 5, strategy, metrics
+
+
 def test_features_of_every_layer_recognise_more_than_the_output_layers_input(digits_cil):
-    results = {}
-    for layers in ("last", "all"):
-        torch.manual_seed(0)
-        strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers=layers))
-        for experience in digits_cil.train_stream:
-            strategy.train(experience)
-        metrics = strategy.eval(digits_cil.test_stream)
-        recognised = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
-        columns = [len(task.columns) for task in strategy.rnf.recognizer.tasks]
-        results[layers] = sum(recognised) / 5, columns
-    (last, last_columns), (every, every_columns) = results["last"], results["all"]
+    (last, last_run, _), (every, every_run, _) = (_recognition(digits_cil, layers) for layers in ("last", "all"))
     assert every > last + 0.05  # measured 0.889 against 0.769
-    assert all(a > b for a, b in zip(every_columns, last_columns))  # the first hidden layer's kept units too
+    columns = [[len(task.columns) for task in run.rnf.recognizer.tasks] for run in (every_run, last_run)]
+    assert all(a > b for a, b in zip(*columns))  # the first hidden layer's kept units too
 
 
 def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
@@ -242,16 +242,7 @@ def test_harness_runs_rnf_with_task_inference_in_class_incremental_mode():
 
 
 def test_every_layer_and_the_input_pooled_recognise_more_than_every_layer_alone(digits_cil):
-    results = {}
-    for layers in ("all", "all+input"):
-        torch.manual_seed(0)
-        strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers=layers))
-        for experience in digits_cil.train_stream:
-            strategy.train(experience)
-        metrics = strategy.eval(digits_cil.test_stream)
-        recognised = [metrics[f"RNF/TaskRecognition/eval_phase/test_stream/Exp{i:03d}"] for i in range(5)]
-        results[layers] = sum(recognised) / 5, strategy
-    (every, plain), (joint, strategy) = results["all"], results["all+input"]
+    (every, plain, _), (joint, strategy, metrics) = (_recognition(digits_cil, x) for x in ("all", "all+input"))
     assert joint > every + 0.05  # measured 0.964 against 0.853
     recognizer = strategy.rnf.recognizer
     assert isinstance(recognizer, JointRecognizer) and not isinstance(plain.rnf.recognizer, JointRecognizer)
