@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.options import TaskInference
-from avalanche_rnf.pooled import PooledRecognizer
+from avalanche_rnf.pooled import JointRecognizer, PooledRecognizer
 from avalanche_rnf.recognition import (
     TaskRecognizer,
     View,
@@ -141,14 +141,13 @@ def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor,
     train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], "all+input", SAMPLES)
     test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], "all+input")
     test_f = torch.cat([f for f, _, _ in test])
-    shared = tap.shared()
-    own, pooled = TaskRecognizer(), PooledRecognizer()
+    joint = JointRecognizer()
     for columns, (fit, _, y) in zip(_kept_columns(tap, kept), train):
-        own.add_task(columns[~torch.isin(columns, shared)], fit, y)
-        pooled.add_task(shared, fit, y)
-    own_scores, pooled_scores = own.scores(test_f), pooled.scores(test_f).log_softmax(1)
+        joint.add_task(columns, fit, y, shared=tap.shared())
+    own_scores = TaskRecognizer.scores(joint, test_f)  # its per-task part alone, unweighted
+    pooled_scores = joint.pooled.scores(test_f).log_softmax(1)
     return {f"per-task scores x {weight} + pooled LDA task log-posterior | all+input":
-            _score(weight * own_scores + pooled_scores, test_logits, test_y, own) for weight in WEIGHTS}
+            _score(weight * own_scores + pooled_scores, test_logits, test_y, joint) for weight in WEIGHTS}
 
 
 def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
