@@ -23,6 +23,7 @@ from avalanche_rnf.output_layer import check_output_layer, output_columns, outpu
 from avalanche_rnf.pooled import JointRecognizer
 from avalanche_rnf.recognition import (
     TaskRecognizer,
+    own_class_logits,
     recognised_task_logits,
     resolve_views,
     task_weighted_log_probs,
@@ -43,6 +44,7 @@ class TaskInferrer:
         self._asked = (settings.layers, settings.shrinkage)
         self.samples = settings.samples
         self.posterior = settings.posterior
+        self.own_classes = settings.own_classes
         self.views = resolve_views(settings.views)
         self.layers: str = "all"
         self.recognizer = TaskRecognizer(power=settings.power)
@@ -56,6 +58,8 @@ class TaskInferrer:
         """``"domain"``: per task, its own units in the layer feeding the output layer."""
         self.rows: dict[str, Tensor] = {}
         """``"class"``: the output rows of the experience's classes (while it is chosen)."""
+        self.training_rows: Tensor | None = None
+        """``"class"``: the rows the training loss reads (:func:`~avalanche_rnf.recognition.own_class_logits`)."""
         self.tap: FeatureTap | None = None
         self.predicted: Tensor | None = None
         self.recognised = [0, 0]
@@ -99,7 +103,8 @@ class TaskInferrer:
         """An experience begins: check its classes (``"class"``: now, not after training), give the
         frozen output entries their values; returns the entries to hold at zero while it trains."""
         if self.mode == "class":
-            self.class_rows(model, layers, experience)
+            rows = next(iter(self.class_rows(model, layers, experience).values()))
+            self.training_rows = rows if self.own_classes else None
         self.entries.restore(model)
         return self.domain_cuts(model, layers)
 
@@ -139,6 +144,10 @@ class TaskInferrer:
         if isinstance(module.bias, Tensor):
             self.entries.freeze(model, f"{output}.bias", torch.ones_like(module.bias, dtype=torch.bool))
         self.task_inputs.append(units)
+
+    def training_output(self, output: Tensor, labels: Tensor) -> Tensor:
+        """The outputs the training loss reads: ``"class"`` mode, the experience's classes only."""
+        return output if self.training_rows is None else own_class_logits(output, self.training_rows, labels)
 
     # ------------------------------------------------------------------ learning a task
     def capture(self, model: nn.Module, layers: list[UnitLayer]) -> FeatureTap:

@@ -221,6 +221,11 @@ class TaskInference:
     :param views: ``"class"`` mode only: views of each input whose recognition features are
         averaged with its own (names from :data:`~avalanche_rnf.recognition.VIEWS`, e.g.
         ``["hflip"]``, or callables on a batch). Each view costs one more forward pass.
+    :param own_classes: ``"class"`` mode only: the training loss reads only the outputs of the
+        experience's classes (and of any label in the mini-batch); the other classes' outputs are set
+        to ``-inf`` first. Earlier tasks' rows are frozen and only the recognised task's classes compete
+        in evaluation, so the loss then learns what evaluation asks of a task: to tell its own classes
+        apart. Assumes a cross-entropy criterion (the default); ``False``: the loss reads every output.
     """
 
     mode: Literal["auto", "class", "domain"] = "auto"
@@ -230,6 +235,7 @@ class TaskInference:
     power: float = POWER
     posterior: float | None = None
     views: Sequence[str | View] = ()
+    own_classes: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "class", "domain"):

@@ -196,6 +196,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.cuts.add(domain)
             self.cuts.hold(model)
 
+    def after_forward(self, strategy: Any, **kwargs: Any) -> None:
+        strategy.mb_output = self.inference.training_output(strategy.mb_output, strategy.mb_y)
+
     def after_backward(self, strategy: Any, **kwargs: Any) -> None:
         self.freeze.mask_grads(strategy.model)
         self.inference.entries.mask_grads(strategy.model)

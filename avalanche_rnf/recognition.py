@@ -221,6 +221,14 @@ def recognised_task_logits(logits: Tensor, tasks: Tensor, class_mask: Tensor) ->
     return torch.where(allowed, logits, logits.min(dim=1, keepdim=True).values - 1)
 
 
+def own_class_logits(logits: Tensor, rows: Tensor, labels: Tensor) -> Tensor:
+    """``logits`` with every class but the ``rows`` (boolean, ``[classes]``) and the batch's ``labels``
+    set to ``-inf``, so a cross-entropy loss reads (and trains) only those classes' outputs."""
+    allowed = rows.to(logits.device).clone()
+    allowed[labels.to(logits.device).long()] = True
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
 def task_weighted_log_probs(logits: Tensor, scores: Tensor, task_of_class: Tensor, scale: float) -> Tensor:
     """``[N, classes]``: ``log p(task of c | x) + log p(c | x, that task)`` for each class ``c``.
 

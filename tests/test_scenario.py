@@ -134,7 +134,7 @@ def test_the_last_experience_keeps_every_free_unit_with_task_labels_but_searches
     classes = RNFPlugin()
     _train(ClassMLP(), SplitDigits(2, return_task_id=False, seed=0).train_stream, classes, epochs=2)
     assert classes.task_inference == "class" and len(classes.searches) == 2  # the last one searched too
-    assert classes.searches[-1].evaluations > 2
+    assert all(classes.frozen_fractions[1][name] < 1.0 for name in ("features.0", "features.2"))  # not every unit
     assert Capacity().keep_last == "auto" and RNFPlugin(capacity=Capacity(keep_last=False)).capacity.keep_last is False
 
 

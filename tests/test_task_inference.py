@@ -9,7 +9,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_rnf import RNF, Relevance, TaskInference, Tolerance
 from avalanche_rnf.pooled import JointRecognizer
-from avalanche_rnf.recognition import horizontal_flip, recognised_task_logits, resolve_views
+from avalanche_rnf.recognition import horizontal_flip, own_class_logits, recognised_task_logits, resolve_views
 from helpers import ClassMLP, MultiHeadMLP, experience_logits
 
 
@@ -86,7 +86,8 @@ def test_the_model_input_recognises_class_incremental_tasks_too(digits_cil):
 def test_task_posterior_weighs_each_class_by_its_tasks_probability(digits_cil):
     from avalanche.core import SupervisedPlugin
 
-    strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers="all"))
+    # the loss over every class: the kept units' features then recognise tasks better on their own
+    strategy = _strategy(ClassMLP(), task_inference=TaskInference(layers="all", own_classes=False))
     for experience in digits_cil.train_stream:
         strategy.train(experience)
     runs: list[list[torch.Tensor]] = []
@@ -258,3 +259,40 @@ def test_every_layer_and_the_input_pooled_recognise_more_than_every_layer_alone(
     restored.rnf.load_state_dict(strategy.rnf.state_dict())
     key = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
     assert restored.eval(digits_cil.test_stream)[key] == metrics[key]
+
+
+def test_own_class_logits_leave_the_rows_and_the_batch_labels_to_the_loss():
+    logits = torch.randn(4, 6, requires_grad=True)
+    rows = torch.tensor([False, False, True, True, False, False])
+    labels = torch.tensor([2, 3, 3, 5])  # 5: a label outside the rows (e.g. a replayed sample) stays readable
+    out = own_class_logits(logits, rows, labels)
+    assert torch.isinf(out[:, [0, 1, 4]]).all() and torch.equal(out[:, [2, 3, 5]], logits[:, [2, 3, 5]])
+    torch.nn.functional.cross_entropy(out, labels).backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[:, [0, 1, 4]] == 0).all()
+    assert (logits.grad[:, [2, 3, 5]] != 0).all()
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_class_inference_trains_the_loss_on_the_experiences_own_classes(digits_cil, own):
+    from avalanche.core import SupervisedPlugin
+
+    seen: list[torch.Tensor] = []
+
+    class Record(SupervisedPlugin):
+        def after_forward(self, strategy, **kwargs):  # after RNF's plugin: the outputs the loss reads
+            seen.append(strategy.mb_output.detach().clone())
+
+    strategy = _strategy(ClassMLP(), task_inference=TaskInference(own_classes=own))
+    strategy.plugins.append(Record())
+    strategy.train_epochs = 1
+    for experience in digits_cil.train_stream[:2]:
+        seen.clear()
+        strategy.train(experience)
+        outputs, rows = torch.cat(seen), list(experience.classes_in_this_experience)
+        others = [c for c in range(outputs.shape[1]) if c not in rows]
+        assert torch.isfinite(outputs[:, rows]).all()
+        assert torch.isinf(outputs[:, others]).all() if own else torch.isfinite(outputs).all()
+    seen.clear()
+    Record.after_eval_forward = Record.after_forward  # type: ignore[attr-defined]
+    strategy.eval(digits_cil.test_stream[:2])
+    assert torch.isfinite(torch.cat(seen)).all()  # evaluation reads every class's output

@@ -107,7 +107,7 @@ RNF_GROUPS: dict[str, tuple[type, str | None, dict[str, str]]] = {
     "task_inference": (TaskInference, "task_inference", {
         "task_inference": "mode", "recognition_layers": "layers", "recognition_samples": "samples",
         "recognition_shrinkage": "shrinkage", "recognition_power": "power", "task_posterior": "posterior",
-        "recognition_views": "views"}),
+        "recognition_views": "views", "own_classes": "own_classes"}),
     "relevance": (Relevance, "", {"composite": "composite", "start": "start", "reduction": "reduction",
                                   "reference_size": "reference_size", "relevance_batch_size": "batch_size",
                                   "unit_scores": "method"}),
