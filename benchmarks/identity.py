@@ -3,9 +3,9 @@
 ``record`` runs RNF on the check's streams with ``rnf-bench`` and writes every result that does not
 depend on timing (accuracy matrices, frozen fractions, search results, state sizes, task
 recognition) to a JSON reference, with the versions of torch, avalanche-lib and zennit it was made
-with. ``check`` runs the same streams again and compares, exactly. Results are only comparable on
-the same software, so with other versions ``check`` says so and compares nothing (exit code 0);
-record a new reference from the commit to compare against on that software first.
+with, and the CPU model. ``check`` runs the same streams again and compares, exactly. Results are
+only comparable on the same software and CPU, so elsewhere ``check`` says so and compares nothing
+(exit code 0); record a new reference from the commit to compare against on that machine first.
 
     python benchmarks/identity.py record benchmarks/identity.json   # at the commit before a change
     python benchmarks/identity.py check benchmarks/identity.json    # after it
@@ -37,7 +37,13 @@ KEYS = ("matrix", "matrix_avalanche", "stream_accuracy_avalanche", "frozen_fract
 
 
 def software() -> dict[str, str]:
-    return {name: version(name) for name in ("torch", "avalanche-lib", "zennit")}
+    """The versions the results depend on, and the CPU and its thread count: other CPUs' kernels
+    round differently, so the same commit gives other bits there."""
+    from avalanche_rnf.bench.machine import machine_facts
+
+    facts = machine_facts("cpu")
+    return {**{name: version(name) for name in ("torch", "avalanche-lib", "zennit")},
+            "cpu": str(facts.get("cpu", "?")), "torch_threads": str(facts["torch_threads"])}
 
 
 def fingerprint(results: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = json.loads(args.reference.read_text())
     if reference["software"] != software():
         print(f"identity check not comparable: reference made with {reference['software']}, this is {software()}; "
-              f"record a reference at commit {reference['commit'][:10]} on this software to compare")
+              f"record a reference at commit {reference['commit'][:10]} on this machine to compare")
         return 0
     found = measure(args.data_root)
     differ = [(name, seed, key) for name, runs in reference["runs"].items() for seed, entry in runs.items()
