@@ -226,6 +226,10 @@ class TaskInference:
         to ``-inf`` first. Earlier tasks' rows are frozen and only the recognised task's classes compete
         in evaluation, so the loss then learns what evaluation asks of a task: to tell its own classes
         apart. Assumes a cross-entropy criterion (the default); ``False``: the loss reads every output.
+        On validation splits (10 %, seeds 100 and 101, RNF otherwise at its defaults) off or on scored
+        0.904 / 0.897 on SplitMNIST, 0.806 / 0.826 on SplitFashionMNIST and 0.438 / 0.443 on
+        SplitCIFAR-10 (``sweep-defaults-class-own-classes-*``). With ``layers="all"`` alone the loss over
+        every class can be the better choice: it teaches the kept units to tell tasks apart too.
     """
 
     mode: Literal["auto", "class", "domain"] = "auto"

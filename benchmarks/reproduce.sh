@@ -559,3 +559,33 @@ rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --stra
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
   --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
   --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# The class-incremental loss over each experience's own classes (TaskInference(own_classes=True)): off or on, at the
+# defaults and at the MNIST-family class columns' own values (validation splits, seeds 100 and 101). Then RNF's runs
+# with task inference read once with it: the class columns, their defaults runs, the class mechanism rows that infer
+# tasks, and the online class runs.
+for b in split_mnist split_fmnist split_cifar10; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-own-classes.json --benchmark "$b" --scenario class \
+    --strategies rnf "${class_defaults[@]}" --param rnf.retrain_epochs=0.9 --param rnf.reference_size=300 \
+    --loggers text --no-plots --ray --out "$R/sweep-defaults-class-own-classes-$b-class" "${extra[@]}"
+done
+for b in split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-own-classes.json --benchmark "$b" --scenario class \
+    --strategies rnf --seeds 100 101 --loggers text --no-plots --ray --out "$R/sweep-class-own-classes-$b-class" \
+    "${extra[@]}"
+  rnf-bench --benchmark "$b" --scenario class --strategies rnf --seeds 0 1 2 3 4 --loggers text --ray \
+    --out "$R/$b-class" --resume --rerun rnf "${extra[@]}"
+done
+python -m avalanche_rnf.bench.defaults_table "$R" | grep -- "--scenario class" | while read -r cmd; do
+  eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
+done
+python -m avalanche_rnf.bench.mechanism_table "$R" | grep -E "class-(defaults|inference|tolerance)$" | \
+  sed 's/--seeds 0 1 2 /--seeds 0 1 2 3 4 /' | while read -r cmd; do
+  eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
+done
+for size in 64 10; do
+  out="$R/online-split_mnist-class"; [ "$size" = 10 ] && out="$R/online10-split_mnist-class"
+  rnf-bench --benchmark split_mnist --scenario class --online "$size" --strategies rnf --seeds 0 1 2 --loggers text \
+    --ray --out "$out" --resume --rerun rnf "${extra[@]}"
+done
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text --ray \
+  --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
