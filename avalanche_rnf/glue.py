@@ -159,6 +159,34 @@ def check_not_empty(experience: Any) -> None:
         )
 
 
+def mirrors_images(dataset: Any, limit: int = 10_000) -> bool:
+    """Whether ``dataset``'s training transforms flip images horizontally (a transform whose class
+    name holds ``HorizontalFlip``, as torchvision's ``RandomHorizontalFlip``), searched through Avalanche's
+    nested datasets and transform groups and through composed transforms; ``False`` where none is found."""
+    seen: set[int] = set()
+    todo: list[Any] = [dataset]
+    while todo and len(seen) < limit:
+        item = todo.pop()
+        if item is None or id(item) in seen or isinstance(item, (str, bytes, Tensor)):
+            continue
+        seen.add(id(item))
+        if "HorizontalFlip" in type(item).__name__:
+            return True
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+            continue
+        groups = getattr(item, "transform_groups", None)  # Avalanche's TransformGroups: the training group only
+        if isinstance(groups, dict):
+            todo.append(groups.get("train"))
+        todo.extend(getattr(item, name, None) for name in _TRANSFORM_HOLDERS)
+    return False
+
+
+_TRANSFORM_HOLDERS = ("_flat_data", "_datasets", "_transform_groups", "_frozen_transform_groups", "transforms",
+                      "transform", "dataset")
+"""Attributes through which datasets and composed transforms hold their parts (Avalanche, torchvision)."""
+
+
 def split_holdout(dataset: Any, experience: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     """``(train, held_out)`` parts of an experience's adapted training dataset."""
     generator = torch.Generator().manual_seed(sample_seed(seed, experience))

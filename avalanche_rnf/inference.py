@@ -23,6 +23,7 @@ from avalanche_rnf.output_layer import check_output_layer, output_columns, outpu
 from avalanche_rnf.pooled import JointRecognizer
 from avalanche_rnf.recognition import (
     TaskRecognizer,
+    horizontal_flip,
     own_class_logits,
     recognised_task_logits,
     resolve_views,
@@ -45,7 +46,8 @@ class TaskInferrer:
         self.samples = settings.samples
         self.posterior = settings.posterior
         self.own_classes = settings.own_classes
-        self.views = resolve_views(settings.views)
+        self._auto_views = settings.views == "auto"
+        self.views = [] if self._auto_views else resolve_views(settings.views)
         self.layers: str = "all"
         self.recognizer = TaskRecognizer(power=settings.power)
         self._settle()
@@ -61,7 +63,7 @@ class TaskInferrer:
         self.training_rows: Tensor | None = None
         """``"class"``: the rows the training loss reads (:func:`~avalanche_rnf.recognition.own_class_logits`)."""
         self.tap: FeatureTap | None = None
-        self.predicted: Tensor | None = None
+        self.predicted: Tensor | None = None  # "domain": the tasks recognised in the forward pass
         self.recognised = [0, 0]
         self._masking: Any = None
 
@@ -73,12 +75,14 @@ class TaskInferrer:
         self.mode = mode
         self._settle()
 
-    def _mode(self) -> Any:
-        return None if self.mode == "auto" else self.mode
+    def settle_views(self, mirrored: bool) -> None:
+        """``views="auto"``, at the first experience: the mirror image where training mirrors images."""
+        if self._auto_views:
+            self.views, self._auto_views = [horizontal_flip] if mirrored and self.mode == "class" else [], False
 
     def _settle(self) -> None:
         """The recogniser's ``"auto"`` features and shrinkage, once the mode is known."""
-        self.layers, shrinkage = recognition_settings(self._mode(), *self._asked)
+        self.layers, shrinkage = recognition_settings(None if self.mode == "auto" else self.mode, *self._asked)
         kind = JointRecognizer if self.layers == "all+input" else TaskRecognizer
         if type(self.recognizer) is not kind:  # settled before the first task is learned
             self.recognizer = kind(power=self.recognizer.power)
@@ -284,12 +288,15 @@ class TaskInferrer:
             "entries": self.entries.state_dict(),
             "task_inputs": [t.clone() for t in self.task_inputs],
             "task_inference": self.mode,
+            "mirrored": None if self._auto_views else horizontal_flip in self.views,  # views="auto", once settled
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.mode == "auto" and "task_inference" in state:
             self.mode = state["task_inference"]
             self._settle()
+        if state.get("mirrored") is not None:
+            self.settle_views(state["mirrored"])
         self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
         self.task_experiences = list(state.get("task_experiences", []))
         self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))

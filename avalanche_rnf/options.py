@@ -220,7 +220,9 @@ class TaskInference:
         task's classes (:func:`~avalanche_rnf.recognition.task_weighted_log_probs`).
     :param views: ``"class"`` mode only: views of each input whose recognition features are
         averaged with its own (names from :data:`~avalanche_rnf.recognition.VIEWS`, e.g.
-        ``["hflip"]``, or callables on a batch). Each view costs one more forward pass.
+        ``["hflip"]``, or callables on a batch). Each view costs one more forward pass. ``"auto"``
+        (the default): the mirror image where the first experience's training transforms flip images
+        horizontally (the model learns mirrored images as the same class), none otherwise.
     :param own_classes: ``"class"`` mode only: the training loss reads only the outputs of the
         experience's classes (and of any label in the mini-batch); the other classes' outputs are set
         to ``-inf`` first. Earlier tasks' rows are frozen and only the recognised task's classes compete
@@ -238,7 +240,7 @@ class TaskInference:
     shrinkage: float | Literal["auto"] = "auto"
     power: float = POWER
     posterior: float | None = None
-    views: Sequence[str | View] = ()
+    views: Sequence[str | View] | Literal["auto"] = "auto"
     own_classes: bool = True
 
     def __post_init__(self) -> None:
@@ -256,7 +258,7 @@ class TaskInference:
             raise ValueError(f"task posterior must be None or a positive scale, got {self.posterior!r}.")
         if self.posterior is not None and self.mode == "domain":
             raise ValueError("a task posterior weighs the classes of recognised tasks: it needs mode 'class'.")
-        if resolve_views(self.views) and self.mode == "domain":
+        if self.views != "auto" and resolve_views(self.views) and self.mode == "domain":
             raise ValueError("recognition views average features for class inference: they need mode 'class'.")
 
 
