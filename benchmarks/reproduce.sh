@@ -589,3 +589,31 @@ for size in 64 10; do
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --loggers text --ray \
   --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+# Class-incremental recognition at the defaults: feature power 1 or 0.5 x the mirror image averaged in or not on
+# SplitCIFAR-10; then every training sample for the statistics, and the class tolerance checked again, with the
+# own-classes loss and the mirrored views that views="auto" picks there (validation splits, seeds 100 and 101).
+# Then the split_cifar10-class defaults run read once with views="auto".
+class_now=(--strategies rnf --seeds 100 101 --param rnf.keep_last=auto --param rnf.retrain_epochs=0.9
+           --param rnf.retrain_lr_scale=2.0 --param rnf.reference_size=300 --param rnf.task_inference=auto
+           --param rnf.recognition_power=1.0 --param rnf.task_posterior=null --param rnf.recognition_samples=3000)
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-conv-recognition.json --benchmark split_cifar10 --scenario class \
+  "${class_now[@]}" --param rnf.max_drop=0.005 --param 'rnf.recognition_views=[]' --loggers text --no-plots --ray \
+  --out "$R/sweep-defaults-class-conv-recognition-split_cifar10-class" "${extra[@]}"
+for b in split_cifar10 split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-samples.json --benchmark "$b" --scenario class \
+    "${class_now[@]}" --param 'rnf.recognition_views="auto"' --param rnf.max_drop=0.005 --loggers text --no-plots \
+    --ray --out "$R/sweep-defaults-class-samples-$b-class" "${extra[@]}"
+done
+for b in split_mnist split_fmnist; do
+  rnf-bench --sweep benchmarks/sweeps/rnf-defaults-tolerance.json --benchmark "$b" --scenario class \
+    "${class_now[@]}" --param 'rnf.recognition_views="auto"' --loggers text --no-plots --ray \
+    --out "$R/sweep-defaults-tolerance-class-$b-class" "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-tolerance-off.json --benchmark split_cifar10 --scenario class \
+  "${class_now[@]}" --param 'rnf.recognition_views="auto"' --loggers text --no-plots --ray \
+  --out "$R/sweep-defaults-tolerance-class-split_cifar10-class" "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --param rnf.keep_last=auto \
+  --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 --param rnf.reference_size=300 \
+  --param rnf.task_inference=auto --param rnf.max_drop=0.005 --param rnf.recognition_power=1.0 \
+  --param rnf.task_posterior=null --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"' \
+  --loggers text --out "$R/defaults-split_cifar10-class" --ray --resume --rerun rnf "${extra[@]}"
