@@ -75,10 +75,11 @@ class TaskInferrer:
         self.mode = mode
         self._settle()
 
-    def settle_views(self, mirrored: bool) -> None:
-        """``views="auto"``, at the first experience: the mirror image where training mirrors images."""
+    def settle_views(self, mirrored: Callable[[], bool]) -> None:
+        """``views="auto"``, at the first experience: the mirror image where training mirrors images
+        (``mirrored`` is asked only then, and only in ``"class"`` mode)."""
         if self._auto_views:
-            self.views, self._auto_views = [horizontal_flip] if mirrored and self.mode == "class" else [], False
+            self.views, self._auto_views = [horizontal_flip] if self.mode == "class" and mirrored() else [], False
 
     def _settle(self) -> None:
         """The recogniser's ``"auto"`` features and shrinkage, once the mode is known."""
@@ -296,7 +297,7 @@ class TaskInferrer:
             self.mode = state["task_inference"]
             self._settle()
         if state.get("mirrored") is not None:
-            self.settle_views(state["mirrored"])
+            self.settle_views(lambda: state["mirrored"])
         self.recognizer.load_state_dict(state.get("recognizer", {"tasks": []}))
         self.task_experiences = list(state.get("task_experiences", []))
         self.entries.load_state_dict(state.get("entries", {"masks": {}, "values": {}}))

@@ -149,7 +149,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         glue.origin(strategy.experience)  # an online stream must show its task boundaries
         if self.inference.mode == "auto":
             self._resolve_scenario(strategy.model, glue.origin(strategy.experience))
-        self.inference.settle_views(glue.mirrors_images(strategy.experience.dataset))
+        self.inference.settle_views(lambda: glue.mirrors_images(strategy.experience.dataset))
         if "tolerance" in self._auto:  # the scenario's defaults, once its task inference is known
             self.tolerance = default_tolerance(self.task_inference)
         if "retraining" in self._auto:
