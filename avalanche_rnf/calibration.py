@@ -9,13 +9,17 @@ the input it sees at inference (eval mode), after every earlier norm has its new
 - otherwise norm by norm, in the order they run, each over the samples in chunks whose norm inputs
   fit :data:`CALIBRATION_BUDGET` (the pass stops at the norm), with sums accumulated in float64.
 
-The budget follows what a training step holds for its backward pass: half of all norms' inputs
-for one training mini-batch, at least :data:`CALIBRATION_BUDGET`. A pass without gradients holds
-several tensors as large as its largest norm input, and the halving keeps the one pass below the
-training step's memory peak (on Avalanche's SlimResNet18 with 32x32 inputs, 512 samples take the
-one pass from a training batch of 110 on; a no-gradient pass over them peaks at 258 MiB, a training
-step of 128 samples at 353 MiB). Both ways give the same statistics; the one pass runs the network
-once instead of once per norm (there, 1.1 s instead of 6-10 s on two CPU cores).
+The budget follows what the strategy already holds: the largest norm input of one evaluation
+mini-batch (an evaluation pass is a pass without gradients in eval mode, as the one pass is, so
+calibration samples no more than the evaluation batch never raise the peak evaluation sets), or
+what a training step holds for its backward pass, half of all norms' inputs for one training
+mini-batch, whichever is larger, and at least :data:`CALIBRATION_BUDGET`. A pass without gradients
+holds several tensors as large as its largest norm input, and the halving keeps the one pass below
+the training step's memory peak (on Avalanche's SlimResNet18 with 32x32 inputs, 512 samples take
+the one pass from a training batch of 110 on, or from an evaluation batch of 512; a no-gradient pass
+over them peaks at 258 MiB, a training step of 128 samples at 353 MiB). Both ways give the same
+statistics; the one pass runs the network once instead of once per norm (there, 1.1 s instead of
+6-10 s on two CPU cores).
 """
 
 from __future__ import annotations
@@ -37,11 +41,12 @@ _CHANNEL_BLOCK = 16
 
 @dataclass(frozen=True)
 class Calibration:
-    """The samples BatchNorm statistics are measured on, and the training mini-batch size that sets
-    the memory budget (``0``: :data:`CALIBRATION_BUDGET` alone)."""
+    """The samples BatchNorm statistics are measured on, and the training and evaluation mini-batch
+    sizes that set the memory budget (``0``: not known)."""
 
     batches: Sequence[tuple[Tensor, ...]]
     train_batch: int = 0
+    eval_batch: int = 0
 
 
 class _Stop(BaseException):
@@ -134,6 +139,7 @@ def calibrated_norms(
     call: Call,
     *,
     train_batch: int = 0,
+    eval_batch: int = 0,
     budget: int | None = None,
 ) -> dict[str, Tensor]:
     """``weights`` and, for each ``(norm layer name, channels to recompute)`` of ``norms``, its running
@@ -141,8 +147,9 @@ def calibrated_norms(
     keep theirs). ``call(model, tensors, batch)`` runs the model with ``tensors`` swapped in.
 
     ``budget``: bytes of the largest norm input that take the one pass (and at most of a chunk); by
-    default half of all norms' inputs for a training mini-batch of ``train_batch`` samples, at least
-    :data:`CALIBRATION_BUDGET`."""
+    default the largest norm input of an evaluation mini-batch of ``eval_batch`` samples or half of
+    all norms' inputs for a training mini-batch of ``train_batch`` samples, whichever is larger, and
+    at least :data:`CALIBRATION_BUDGET`."""
     tensors = dict(weights)
     targets = {name: channels for name, channels in norms if channels.any()}
     if not targets:
@@ -156,7 +163,7 @@ def calibrated_norms(
     order, per_sample, all_norms = _per_sample_bytes(model, [name for name, _ in norms], list(targets), tensors,
                                                      call, probe)
     if budget is None:
-        budget = max(CALIBRATION_BUDGET, all_norms * train_batch // 2)
+        budget = max(CALIBRATION_BUDGET, all_norms * train_batch // 2, per_sample * eval_batch)
     with evaluating(model):
         if per_sample * len(joined[0]) <= budget:
             _one_pass(model, tensors, targets, joined, call)

@@ -88,7 +88,9 @@ class Chooser:
     rows: dict[str, Tensor]
     shared: str | None = None
     train_batch: int = 0
-    """Samples per training mini-batch: BatchNorm recalibration holds no more than training does."""
+    """Samples per training mini-batch: BatchNorm recalibration holds no more than training does..."""
+    eval_batch: int = 0
+    """... or evaluation does, with this many samples per evaluation mini-batch."""
 
     def new_units(self, rule: SelectionRule | None) -> dict[str, Tensor]:
         new: dict[str, Tensor] = {}
@@ -152,7 +154,8 @@ class Chooser:
         """The new units (by ``rule``, or by ``search`` on the held-out data), the calibration
         batches of their BatchNorm channels, and the search's result."""
         norms = any(layer.norms for layer in self.layers)
-        calibration = Calibration(list(data.batches(CALIBRATION_SAMPLES)) if norms else [], self.train_batch)
+        calibration = Calibration(list(data.batches(CALIBRATION_SAMPLES)) if norms else [], self.train_batch,
+                                  self.eval_batch)
         if search is None:
             return self.new_units(KeepFree() if keep_all else rule), calibration, None
         new, result = self.searched(search, data.held_out(), sources, calibration, call, keep_all=keep_all)

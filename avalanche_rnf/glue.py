@@ -133,6 +133,11 @@ def sample_seed(seed: int, experience: Any) -> int:
     return seed * 1_000_003 + experience.current_experience
 
 
+def mini_batch_sizes(strategy: Any) -> tuple[int, int]:
+    """The strategy's training and evaluation mini-batch sizes (``0`` where it has none)."""
+    return getattr(strategy, "train_mb_size", 0) or 0, getattr(strategy, "eval_mb_size", 0) or 0
+
+
 def batches(
     dataset: Any, experience: Any, size: int | None, *, seed: int, batch_size: int, device: Any
 ) -> Iterator[Batch]:

@@ -27,7 +27,7 @@ def calibrated(model: nn.Module, layers: list[UnitLayer], weights: dict[str, Ten
     """BatchNorm statistics of the ``new`` units, measured on ``calibration`` with ``weights`` swapped in."""
     norms = [(norm, new[layer.name]) for layer in layers for norm in layer.norms]
     tensors = calibrated_norms(model, weights, norms, calibration.batches, call,
-                               train_batch=calibration.train_batch)
+                               train_batch=calibration.train_batch, eval_batch=calibration.eval_batch)
     return {k: v for k, v in tensors.items() if k not in weights}
 
 

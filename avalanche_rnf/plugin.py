@@ -275,7 +275,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         chooser = Chooser(model, self.layers, self.freeze, normalized, heads,
                           budgets(model, self.layers, self.freeze, self.capacity, left, last), rows,
                           self.layers[-1].name if self.task_inference == "domain" else None,
-                          getattr(strategy, "train_mb_size", 0) or 0)
+                          *glue.mini_batch_sizes(strategy))
         new, calibration, result = chooser.choose(self.selection, self.search, data, sources, glue.call, last)
         if result is not None:
             self.searches.append(result)

@@ -88,6 +88,25 @@ def test_the_training_batch_sets_the_budget(monkeypatch, train_batch, passes):
         assert torch.allclose(out[key], reference[key], rtol=1e-5, atol=1e-6), key
 
 
+@pytest.mark.parametrize("eval_batch, passes", [(10, [2, 10]), (9, [2, 5, 5, 5, 5])],
+                         ids=["one-pass", "norm-by-norm"])
+def test_the_evaluation_batch_sets_the_budget(monkeypatch, eval_batch, passes):
+    """Ten samples take the one pass where an evaluation batch holds as many (the largest norm input,
+    576 bytes a sample, for ten samples); with nine, norm by norm in chunks of the fixed budget."""
+    monkeypatch.setattr(calibration, "CALIBRATION_BUDGET", 576 * 5)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Conv2d(4, 2, 3), nn.BatchNorm2d(2)).eval()
+    norms = [("1", torch.ones(4, dtype=torch.bool)), ("4", torch.ones(2, dtype=torch.bool))]
+    batches = [(torch.randn(10, 1, 8, 8), torch.zeros(10))]
+    calls: list[int] = []
+    out = calibrated_norms(model, {}, norms, batches, _counting_call(calls), train_batch=2, eval_batch=eval_batch)
+    assert calls == passes  # a probe of two samples first
+    reference = calibrated_norms(model, {}, norms, batches, _counting_call([]), budget=2**40)
+    for key in out:
+        assert torch.allclose(out[key], reference[key], rtol=1e-5, atol=1e-6), key
+
+
 def test_norms_without_new_channels_count_toward_the_budget_only(monkeypatch):
     monkeypatch.setattr(calibration, "CALIBRATION_BUDGET", 1)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
@@ -108,24 +127,24 @@ def test_without_a_training_batch_the_fixed_budget_holds(monkeypatch):
     assert calls == [2, 5, 5]
 
 
-def _calibrations(monkeypatch) -> list[int]:
-    """Records the training batch of every BatchNorm measurement the plugin makes."""
-    calls: list[int] = []
+def _calibrations(monkeypatch) -> list[tuple[int, int]]:
+    """Records the training and evaluation batch of every BatchNorm measurement the plugin makes."""
+    calls: list[tuple[int, int]] = []
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["train_batch"])
+        calls.append((kwargs["train_batch"], kwargs["eval_batch"]))
         return calibrated_norms(*args, **kwargs)
 
     monkeypatch.setattr(keeping, "calibrated_norms", spy)
     return calls
 
 
-def test_the_plugin_calibrates_within_the_strategy_s_training_batch(digits_til_images, monkeypatch):
+def test_the_plugin_calibrates_within_the_strategy_s_mini_batches(digits_til_images, monkeypatch):
     seen = _calibrations(monkeypatch)
     torch.manual_seed(0)
-    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, train_epochs=1)
+    strategy = tolerant_rnf(MultiHeadConvBN(hidden=16), train_mb_size=24, eval_mb_size=40, train_epochs=1)
     strategy.train(digits_til_images.train_stream[0])
-    assert seen and set(seen) == {24}
+    assert seen and set(seen) == {(24, 40)}
 
 
 def _retrained(stream, monkeypatch, evaluates: bool) -> tuple[dict[str, torch.Tensor], int]:
