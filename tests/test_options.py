@@ -292,3 +292,17 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
                          "max_drop": 0.005, **retrains}, "class") == ["recognition_power=0.5"]
     assert non_defaults({"task_inference": None, "recognition_power": 0.5, **retrains}, "class") == [
         "task_inference=None", "max_drop=None"]
+
+
+def test_explicit_views_count_as_default_where_auto_settles_on_them():
+    from avalanche_rnf.bench.defaults_diff import non_defaults
+
+    mirrored = {"task_inference": "auto", "max_drop": 0.005, "retrain_epochs": 0.9, "retrain_lr_scale": 2.0,
+                "recognition_views": ["hflip"]}
+    assert non_defaults(mirrored, "class", "split_cifar10") == []  # training flips CIFAR images
+    assert non_defaults(mirrored, "class", "split_mnist") == ["recognition_views=['hflip']"]  # it does not flip MNIST
+    assert non_defaults(mirrored, "class") == ["recognition_views=['hflip']"]  # the benchmark unknown
+    assert non_defaults({**mirrored, "recognition_views": []}, "class", "split_cifar10") == ["recognition_views=[]"]
+    assert non_defaults({**mirrored, "recognition_views": []}, "class", "split_mnist") == []
+    domain = {**mirrored, "task_inference": "domain", "max_drop": None}
+    assert non_defaults(domain, "domain", "split_cifar10") == ["recognition_views=['hflip']"]  # class mode only

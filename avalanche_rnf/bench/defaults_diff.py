@@ -5,8 +5,9 @@ The harness names RNF's options by flat keys (``max_drop``, ``retrain_epochs``, 
 default; an option that is off at ``None`` or ``0`` (tolerance, retraining) has its other fields
 count only where it is on. Task inference's default is what ``"auto"`` chooses in the run's
 scenario, and the tolerance's and recogniser's the ones that mode brings
-(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`);
-the retraining's are the same in every scenario (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
+(:data:`~avalanche_rnf.scenario.DEFAULT_MAX_DROP`, :data:`~avalanche_rnf.scenario.DEFAULT_RECOGNITION`,
+and where the benchmark is known, the mirror image that ``views="auto"`` adds where training flips
+images); the retraining's are the same in every scenario (:data:`~avalanche_rnf.scenario.DEFAULT_RETRAINING`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import inspect
 from typing import Any
 
 from avalanche_rnf.bench.strategies import RNF_GROUPS
+from avalanche_rnf.bench.streams import BENCHMARKS
 from avalanche_rnf.options import Retraining
 from avalanche_rnf.plugin import DEFAULT_SELECTION, RNFPlugin
 from avalanche_rnf.scenario import DEFAULT_MAX_DROP, DEFAULT_RETRAINING, Mode, keeps_last, recognition_settings
@@ -69,10 +71,20 @@ def inferred(params: dict[str, Any], scenario: str) -> str | None:
     return "class" if mode is True else AUTO.get(scenario) if mode == "auto" else (mode or None)
 
 
-def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
-    """``key=value`` for each RNF setting of a run that is not the library's default."""
+def auto_views(mode: str | None, benchmark: str) -> list[str] | None:
+    """The views ``views="auto"`` settles on in a harness run: the mirror image in class mode where the
+    benchmark's training flips images, none otherwise (``None``: the benchmark is not known)."""
+    if benchmark not in BENCHMARKS:
+        return None
+    return ["hflip"] if mode == "class" and BENCHMARKS[benchmark].mirrors_images else []
+
+
+def non_defaults(params: dict[str, Any], scenario: str, benchmark: str = "") -> list[str]:
+    """``key=value`` for each RNF setting of a run that is not the library's default (with ``benchmark``,
+    explicit recognition views equal to what ``"auto"`` settles on there count as the default)."""
     defaults = _defaults()
     mode = inferred(params, scenario)
+    views = auto_views(mode, benchmark)
     changed = [f"task_inference={mode}"] if mode != AUTO.get(scenario) else []
     max_drop = params.get("max_drop") or None
     if max_drop != default_max_drop(scenario):
@@ -85,6 +97,8 @@ def non_defaults(params: dict[str, Any], scenario: str) -> list[str]:
         if key in recognition and value in ("auto", recognition[key]):
             continue
         if key == "keep_last" and value in ("auto", keeps_last("auto", mode)):  # type: ignore[arg-type]
+            continue
+        if key == "recognition_views" and views is not None and value == views:
             continue
         if key in defaults:
             option, default = defaults[key]

@@ -50,8 +50,8 @@ def comparison_table(results: Path = RESULTS, link: str = "benchmarks/results/",
     lines.append("")
     lines.append("Seeds per column: " + ", ".join(f"{c} {_seed_counts(runs[c])}" for c in columns)
                  + ". n/a: not applicable (reason in the column's summary).")
-    changed = {c: non_defaults(r[0].config["params"], r[0].config["scenario"]) for c in columns
-               if (r := _rnf_and(runs[c]))}
+    changed = {c: non_defaults(r[0].config["params"], r[0].config["scenario"], r[0].config.get("benchmark", ""))
+               for c in columns if (r := _rnf_and(runs[c]))}
     if any(changed.values()):
         lines += ["", "| column | RNF's settings away from the library's defaults (`RNFPlugin()`) |", "|---|---|"]
         lines += [f"| {c} | {', '.join(f'`{k}`' for k in knobs) or 'none'} |" for c, knobs in changed.items()]

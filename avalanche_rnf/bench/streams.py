@@ -39,6 +39,11 @@ class BenchmarkInfo:
     n_experiences: int
     family: str  # "digits", "mnist" (MLP on 28x28) or "image" (CNN on RGB images)
 
+    @property
+    def mirrors_images(self) -> bool:
+        """Whether training flips images horizontally at random (the image family's crop and flip)."""
+        return self.family == "image"
+
 
 BENCHMARKS: dict[str, BenchmarkInfo] = {
     b.name: b
