@@ -148,7 +148,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         glue.check_not_empty(strategy.experience)
         glue.origin(strategy.experience)  # an online stream must show its task boundaries
         if self.inference.mode == "auto":
-            self._resolve_scenario(strategy.model, glue.origin(strategy.experience))
+            self._resolve_scenario(strategy, glue.origin(strategy.experience))
         self.inference.settle_views(lambda: glue.mirrors_images(strategy.experience.dataset))
         if "tolerance" in self._auto:  # the scenario's defaults, once its task inference is known
             self.tolerance = default_tolerance(self.task_inference)
@@ -157,9 +157,11 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.retraining = RetrainingSchedule(default_retraining(isolated, glue.is_online(strategy.experience)))
         self._auto = set()
 
-    def _resolve_scenario(self, model: nn.Module, experience: Any) -> None:
-        """``task_inference="auto"``: the task inference the model and the stream call for, chosen once."""
-        self._scan(model)
+    def _resolve_scenario(self, strategy: Any, experience: Any) -> None:
+        """``task_inference="auto"``: the task inference the model and the stream call for, chosen once
+        (on the data flow traced from the experience, which residual models need)."""
+        model = strategy.model
+        self._scan(model, strategy.experience, strategy.device)
         last = model.get_submodule(self.layers[-1].name) if self.layers else None
         self.scenario = scenario_of(glue.multi_head(model), glue.stream_classes(experience),
                                     set(map(int, getattr(experience, "classes_in_this_experience", []))),

@@ -61,6 +61,7 @@ SINGLE_HEAD: dict[str, tuple[Callable[[int], nn.Module], str]] = {
     "googlenet": (lambda n: tv.googlenet(num_classes=n, aux_logits=False, init_weights=True), "fc"),  # concatenation
     "squeezenet1_1": (lambda n: tv.squeezenet1_1(num_classes=n), ""),  # concatenation, a conv as classifier
 }
+NO_CLASS_INFERENCE = {"googlenet": "its output layer reads a concatenation", "squeezenet1_1": "a conv as classifier"}
 MULTI_HEAD: dict[str, Callable[[], nn.Module]] = {
     "MTSimpleCNN": lambda: MTSimpleCNN(),
     "MTSlimResNet18": lambda: MTSlimResNet18(nclasses=2),
@@ -124,6 +125,8 @@ def test_class_incremental_freezes_groups_exactly(name, optimizer):
     assert_kept(snapshots[0], snapshots[-1])
     assert_kept(snapshots[1], snapshots[-1])
     assert rnf.frozen_fractions[-1]
+    # at its defaults RNF infers tasks in a class-incremental stream wherever the output layer allows it
+    assert rnf.task_inference == (None if name in NO_CLASS_INFERENCE else "class")
 
 
 @pytest.mark.parametrize("name", ["SlimResNet18", "resnet18", "mobilenet_v3_small", "regnet_x_400mf", "googlenet"])
