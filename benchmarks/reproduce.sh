@@ -617,3 +617,11 @@ rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 
   --param rnf.task_inference=auto --param rnf.max_drop=0.005 --param rnf.recognition_power=1.0 \
   --param rnf.task_posterior=null --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"' \
   --loggers text --out "$R/defaults-split_cifar10-class" --ray --resume --rerun rnf "${extra[@]}"
+# SlimResNet18 on class-incremental SplitCIFAR-10: Naive and RNF at the library's defaults, whose task_inference="auto"
+# infers tasks there (validation split, seed 100).
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario class \
+  --model slim_resnet18 --seeds 100 --param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 \
+  --param rnf.retrain_lr_scale=2.0 --param rnf.reference_size=300 --param rnf.task_inference=auto \
+  --param rnf.max_drop=0.005 --param rnf.recognition_power=1.0 --param rnf.task_posterior=null \
+  --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"' --loggers text --ray --no-plots \
+  --out "$R/sweep-defaults-split_cifar10-class-slim_resnet18" "${extra[@]}"
