@@ -68,12 +68,15 @@ def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budge
     assert torch.allclose(out["4.running_var"], second.var(1), atol=1e-5)
 
 
-@pytest.mark.parametrize("train_batch, passes", [(17, [2, 10]), (16, [2, 5, 5, 5, 5])],
-                         ids=["one-pass", "norm-by-norm"])
-def test_the_training_batch_sets_the_budget(monkeypatch, train_batch, passes):
+@pytest.mark.parametrize("train_batch, eval_batch, passes",
+                         [(17, 0, [2, 10]), (16, 0, [2, 5, 5, 5, 5]), (2, 10, [2, 10]), (2, 9, [2, 5, 5, 5, 5])],
+                         ids=["training-one-pass", "training-norm-by-norm", "evaluation-one-pass",
+                              "evaluation-norm-by-norm"])
+def test_the_training_or_evaluation_batch_sets_the_budget(monkeypatch, train_batch, eval_batch, passes):
     """Norm inputs per sample: 4x6x6 and 2x4x4 floats (576 + 128 bytes). Ten samples take the one pass
     (5760 bytes of the largest input) once half the norm inputs of a training batch hold them:
-    704 x 17 / 2 = 5984; at 16 (5632 bytes) it is norm by norm, in chunks of the fixed budget (5 samples)."""
+    704 x 17 / 2 = 5984; at 16 (5632 bytes) it is norm by norm, in chunks of the fixed budget (5 samples).
+    An evaluation batch holds them from ten samples on (576 x 10), not at nine."""
     monkeypatch.setattr(calibration, "CALIBRATION_BUDGET", 576 * 5)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
@@ -81,26 +84,8 @@ def test_the_training_batch_sets_the_budget(monkeypatch, train_batch, passes):
     norms = [("1", torch.ones(4, dtype=torch.bool)), ("4", torch.ones(2, dtype=torch.bool))]
     batches = [(torch.randn(4, 1, 8, 8), torch.zeros(4)), (torch.randn(6, 1, 8, 8), torch.zeros(6))]
     calls: list[int] = []
-    out = calibrated_norms(model, {}, norms, batches, _counting_call(calls), train_batch=train_batch)
-    assert calls == passes  # a probe of two samples first
-    reference = calibrated_norms(model, {}, norms, batches, _counting_call([]), budget=2**40)
-    for key in out:
-        assert torch.allclose(out[key], reference[key], rtol=1e-5, atol=1e-6), key
-
-
-@pytest.mark.parametrize("eval_batch, passes", [(10, [2, 10]), (9, [2, 5, 5, 5, 5])],
-                         ids=["one-pass", "norm-by-norm"])
-def test_the_evaluation_batch_sets_the_budget(monkeypatch, eval_batch, passes):
-    """Ten samples take the one pass where an evaluation batch holds as many (the largest norm input,
-    576 bytes a sample, for ten samples); with nine, norm by norm in chunks of the fixed budget."""
-    monkeypatch.setattr(calibration, "CALIBRATION_BUDGET", 576 * 5)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.Conv2d(4, 2, 3), nn.BatchNorm2d(2)).eval()
-    norms = [("1", torch.ones(4, dtype=torch.bool)), ("4", torch.ones(2, dtype=torch.bool))]
-    batches = [(torch.randn(10, 1, 8, 8), torch.zeros(10))]
-    calls: list[int] = []
-    out = calibrated_norms(model, {}, norms, batches, _counting_call(calls), train_batch=2, eval_batch=eval_batch)
+    out = calibrated_norms(model, {}, norms, batches, _counting_call(calls), train_batch=train_batch,
+                           eval_batch=eval_batch)
     assert calls == passes  # a probe of two samples first
     reference = calibrated_norms(model, {}, norms, batches, _counting_call([]), budget=2**40)
     for key in out:
