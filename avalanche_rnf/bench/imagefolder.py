@@ -112,6 +112,11 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(x.mean(1).tolist()), tuple(torch.where(std > 0, std, torch.ones_like(std)).tolist())
 
 
+def train_augment(size: int) -> list:
+    """The image benchmarks' training augmentation, CIFAR-style: a random crop (padding 4) and flip."""
+    return [transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()]
+
+
 def split_tensors(train: LabelledTensors, test: LabelledTensors, n_experiences: int, *, mean, std,
                   return_task_id: bool, seed: int, class_ids_from_zero_in_each_exp: bool,
                   per_exp_classes: dict[int, int] | None = None):
@@ -120,7 +125,7 @@ def split_tensors(train: LabelledTensors, test: LabelledTensors, n_experiences: 
 
     size = train.tensors[0].shape[-1]
     to_float = [transforms.ConvertImageDtype(torch.float32), transforms.Normalize(mean, std)]
-    augment = [transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()]
+    augment = train_augment(size)
     return nc_benchmark(
         train, test, n_experiences, task_labels=return_task_id, seed=seed,
         class_ids_from_zero_in_each_exp=class_ids_from_zero_in_each_exp, per_exp_classes=per_exp_classes,

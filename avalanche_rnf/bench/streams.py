@@ -15,8 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from avalanche_rnf import glue
 from avalanche_rnf.bench.data import FASHION_MNIST_FILES, MNIST_FILES, data_root
-from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors, split_tensors
+from avalanche_rnf.bench.imagefolder import cifar10_tensors, imagefolder_tensors, split_tensors, train_augment
 from avalanche_rnf.bench.split_digits import SplitDigits
 
 SCENARIOS = ("task", "class", "domain")
@@ -41,8 +42,8 @@ class BenchmarkInfo:
 
     @property
     def mirrors_images(self) -> bool:
-        """Whether training flips images horizontally at random (the image family's crop and flip)."""
-        return self.family == "image"
+        """Whether training flips images horizontally at random (the image family's augmentation)."""
+        return self.family == "image" and glue.mirrors_images(train_augment(32))
 
 
 BENCHMARKS: dict[str, BenchmarkInfo] = {
