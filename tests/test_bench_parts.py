@@ -311,6 +311,33 @@ def test_streaming_lda_on_backbone_features_trains_the_backbone_on_the_first_exp
     for experience in tensors_benchmark(parts, parts, task_labels=[0, 0]).train_stream:
         images.train(experience)
     assert images.cK.tolist() == [10, 10, 10, 10]
-    with pytest.raises(ValueError, match="'features'.*'classifier'"):
-        build_strategy("slda_backbone", torch.nn.Sequential(torch.nn.Linear(64, 10)), training, {"shrinkage": 1e-4},
-                       evaluator=EvaluationPlugin(loggers=[]), input_shape=(64,))
+    with pytest.raises(ValueError, match="output layer is a Linear"):
+        build_strategy("slda_backbone", torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), training,
+                       {"shrinkage": 1e-4}, evaluator=EvaluationPlugin(loggers=[]), input_shape=(1, 4, 4))
+
+
+def test_streaming_lda_reads_what_a_residual_networks_output_layer_reads():
+    """On Avalanche's SlimResNet18 the features are the pooled channels its ``linear`` layer reads."""
+    from avalanche.models import SlimResNet18
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from avalanche_rnf.bench.slda import OutputLayerInput
+    from avalanche_rnf.bench.strategies import build_strategy
+
+    torch.manual_seed(0)
+    network = SlimResNet18(nclasses=4).eval()
+    x = torch.randn(6, 3, 32, 32)
+    read = []
+    network.linear.register_forward_hook(lambda module, args, out: read.append(args[0]))
+    features = OutputLayerInput(network)(x)
+    assert features.shape == (6, network.linear.in_features) and torch.equal(features, read[-1])
+
+    from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
+
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(4).repeat_interleave(4)
+    parts = [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])]
+    strategy = build_strategy("slda_backbone", network, TRAINING["split_digits"], {"shrinkage": 1e-4},
+                              evaluator=EvaluationPlugin(loggers=[]), input_shape=(3, 32, 32))
+    for experience in tensors_benchmark(parts, parts, task_labels=[0, 0]).train_stream:
+        strategy.train(experience)
+    assert strategy.cK.tolist() == [4, 4, 4, 4]

@@ -2,9 +2,10 @@
 
 Both keep per-class means and one shared, shrunk covariance, fitted one sample at a time in a
 single pass, and store no inputs. ``slda`` reads the flattened inputs; no network is trained.
-``slda_backbone`` reads the features of the benchmark's own network (its ``features`` part, e.g.
-``SmallCNN``'s 256 hidden units), trained as Naive trains it on the first experience only and
-frozen from then on: a backbone that has seen one task's data and keeps none of it.
+``slda_backbone`` reads the features of the benchmark's own network (what its output layer reads, e.g.
+``SmallCNN``'s 256 hidden units or ``SlimResNet18``'s pooled 160 channels), trained as Naive trains it
+on the first experience only and frozen from then on: a backbone that has seen one task's data and
+keeps none of it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,32 @@ from avalanche_rnf.bench.hparams import Training
 SLDA_STRATEGIES = ("slda", "slda_backbone")
 
 
-def _n_classes(model: nn.Module) -> int:
-    """The network's number of classes: its last Linear's outputs."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+def _output_layer(model: nn.Module) -> nn.Linear:
+    """The network's output layer: its last Linear."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"Streaming LDA needs a network whose output layer is a Linear; {type(model).__name__} "
+                         "has none")
+    return linears[-1]
+
+
+class OutputLayerInput(nn.Module):
+    """``network``'s features: what its output layer reads, flattened (the network runs whole)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        self._read: torch.Tensor | None = None
+        _output_layer(network).register_forward_pre_hook(self._keep)
+
+    def _keep(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._read = args[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.network(x)
+        read, self._read = self._read, None
+        assert read is not None, "the output layer did not run"
+        return read.flatten(1)
 
 
 def _check_params(name: str, params: dict[str, Any]) -> None:
@@ -34,7 +58,7 @@ def _check_params(name: str, params: dict[str, Any]) -> None:
 
 
 class FirstExperienceBackbone(BasePlugin):
-    """Train ``network`` (its ``features`` and ``classifier``) on the first experience with Avalanche's
+    """Train ``network`` on the first experience with Avalanche's
     ``Naive`` and ``make_optimizer``'s optimizer, before the LDA reads that experience; leave it
     untouched afterwards (the LDA strategy keeps the features in eval mode)."""
 
@@ -63,17 +87,14 @@ def streaming_lda(name: str, model: nn.Module, training: Training, params: dict[
     its number of classes. ``optimizer_for(network)`` makes the backbone's optimizer."""
     _check_params(name, params)
     features: nn.Module = nn.Flatten()
-    size, output = math.prod(input_shape or ()), None
+    size = math.prod(input_shape or ())
     if name == "slda_backbone":
-        backbone, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
-        if not (isinstance(backbone, nn.Module) and isinstance(classifier, nn.Linear)):
-            raise ValueError("slda_backbone reads a network's 'features' and trains them with its Linear "
-                             f"'classifier' on the first experience; {type(model).__name__} has not both")
-        features, size, output = model, classifier.in_features, "features"  # what 'features' puts out in model(x)
+        features, size = OutputLayerInput(model), _output_layer(model).in_features
         plugins = [FirstExperienceBackbone(model, training, optimizer_for(model), device), *(plugins or [])]
     elif name != "slda":
         raise ValueError(f"unknown Streaming LDA strategy {name!r}: use one of {', '.join(SLDA_STRATEGIES)}")
-    return StreamingLDA(slda_model=features, output_layer_name=output, criterion=nn.CrossEntropyLoss(), input_size=size,
-                        num_classes=_n_classes(model), shrinkage_param=params["shrinkage"], train_epochs=1,
+    return StreamingLDA(slda_model=features, output_layer_name=None, criterion=nn.CrossEntropyLoss(), input_size=size,
+                        num_classes=_output_layer(model).out_features, shrinkage_param=params["shrinkage"],
+                        train_epochs=1,
                         train_mb_size=training.batch_size, eval_mb_size=training.eval_batch_size, device=device,
                         plugins=plugins, evaluator=evaluator)
