@@ -24,6 +24,7 @@ TARGETS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("split_mnist-class", "class-IL: at least the best peer that stores no inputs", None),
     ("split_fmnist-class", "class-IL: at least the best peer that stores no inputs", None),
     ("split_cifar10-class", "class-IL: at least the best peer that stores no inputs", None),
+    ("split_cifar10-class-slim_resnet18", "class-IL: at least the best peer that stores no inputs", None),
 )
 """Column, target, and the strategies that are not its peers (None: only :data:`NO_INPUT_PEERS` are)."""
 
