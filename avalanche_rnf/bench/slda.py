@@ -43,7 +43,7 @@ class OutputLayerInput(nn.Module):
         _output_layer(network).register_forward_pre_hook(self._keep)
 
     def _keep(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        self._read = args[0]
+        self._read = args[0].detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.network(x)
@@ -58,9 +58,9 @@ def _check_params(name: str, params: dict[str, Any]) -> None:
 
 
 class FirstExperienceBackbone(BasePlugin):
-    """Train ``network`` on the first experience with Avalanche's
-    ``Naive`` and ``make_optimizer``'s optimizer, before the LDA reads that experience; leave it
-    untouched afterwards (the LDA strategy keeps the features in eval mode)."""
+    """Train ``network`` on the first experience with Avalanche's ``Naive`` and ``make_optimizer``'s
+    optimizer, before the LDA reads that experience; leave it untouched afterwards (the LDA strategy
+    keeps the features in eval mode)."""
 
     def __init__(self, network: nn.Module, training: Training, optimizer: torch.optim.Optimizer,
                  device: str | torch.device):
@@ -86,15 +86,15 @@ def streaming_lda(name: str, model: nn.Module, training: Training, params: dict[
     """Strategy ``name`` (one of :data:`SLDA_STRATEGIES`) on the harness's ``model``; ``slda`` uses only
     its number of classes. ``optimizer_for(network)`` makes the backbone's optimizer."""
     _check_params(name, params)
+    output_layer = _output_layer(model)
     features: nn.Module = nn.Flatten()
     size = math.prod(input_shape or ())
     if name == "slda_backbone":
-        features, size = OutputLayerInput(model), _output_layer(model).in_features
+        features, size = OutputLayerInput(model), output_layer.in_features
         plugins = [FirstExperienceBackbone(model, training, optimizer_for(model), device), *(plugins or [])]
     elif name != "slda":
         raise ValueError(f"unknown Streaming LDA strategy {name!r}: use one of {', '.join(SLDA_STRATEGIES)}")
     return StreamingLDA(slda_model=features, output_layer_name=None, criterion=nn.CrossEntropyLoss(), input_size=size,
-                        num_classes=_output_layer(model).out_features, shrinkage_param=params["shrinkage"],
-                        train_epochs=1,
+                        num_classes=output_layer.out_features, shrinkage_param=params["shrinkage"], train_epochs=1,
                         train_mb_size=training.batch_size, eval_mb_size=training.eval_batch_size, device=device,
                         plugins=plugins, evaluator=evaluator)
