@@ -626,9 +626,12 @@ rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf 
   --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"' --loggers text --ray --no-plots \
   --out "$R/sweep-defaults-split_cifar10-class-slim_resnet18" "${extra[@]}"
 # The SlimResNet18 class-incremental column: RNF at the library's defaults, Naive, Joint and Streaming LDA on the
-# features of the network Naive trained on the first experience (3 seeds; the other strategies were not run).
+# features of the network Naive trained on the first experience (3 seeds), Replay on 2 seeds; the other strategies
+# were not run.
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies rnf,naive,slda_backbone,joint \
   --seeds 0 1 2 --param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0 \
   --param rnf.reference_size=300 --param rnf.task_inference=auto --param rnf.max_drop=0.005 \
   --param rnf.recognition_power=1.0 --param rnf.task_posterior=null --param rnf.recognition_samples=3000 \
   --param 'rnf.recognition_views="auto"' --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay --seeds 0 1 \
+  --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
