@@ -20,13 +20,14 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from avalanche_rnf.bench.hparams import Training
+from avalanche_rnf.taps import FeatureTap, Tap
 
 SLDA_STRATEGIES = ("slda", "slda_backbone")
 
 
-def _output_layer(model: nn.Module) -> nn.Linear:
-    """The network's output layer: its last Linear."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+def _output_layer(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The network's output layer, its last Linear, with its name."""
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"Streaming LDA needs a network whose output layer is a Linear; {type(model).__name__} "
                          "has none")
@@ -39,17 +40,12 @@ class OutputLayerInput(nn.Module):
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
-        self._read: torch.Tensor | None = None
-        _output_layer(network).register_forward_pre_hook(self._keep)
-
-    def _keep(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        self._read = args[0].detach()
+        name, layer = _output_layer(network)
+        self._tap = FeatureTap(network, [Tap(name, None, layer.in_features, read=lambda x: x.flatten(1))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.network(x)
-        read, self._read = self._read, None
-        assert read is not None, "the output layer did not run"
-        return read.flatten(1)
+        return self._tap.pop()
 
 
 def _check_params(name: str, params: dict[str, Any]) -> None:
@@ -86,7 +82,7 @@ def streaming_lda(name: str, model: nn.Module, training: Training, params: dict[
     """Strategy ``name`` (one of :data:`SLDA_STRATEGIES`) on the harness's ``model``; ``slda`` uses only
     its number of classes. ``optimizer_for(network)`` makes the backbone's optimizer."""
     _check_params(name, params)
-    output_layer = _output_layer(model)
+    _, output_layer = _output_layer(model)
     features: nn.Module = nn.Flatten()
     size = math.prod(input_shape or ())
     if name == "slda_backbone":
