@@ -29,6 +29,7 @@ from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.isolation import unit_sources
 from avalanche_rnf.keeping import freeze_units, isolate
 from avalanche_rnf.layers import UnitLayer
+from avalanche_rnf.norms import FrozenNorms
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
 from avalanche_rnf.output_layer import check_output_layer, check_single_head
 from avalanche_rnf.reservoir import OnlineData
@@ -122,6 +123,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         """What ``task_inference="auto"`` found the stream to be (``None``: not asked, or not yet)."""
 
         self.freeze = FreezeState()
+        self.norms = FrozenNorms()
+        """Frozen BatchNorm channels held at their running statistics while the model trains."""
         self.layers: list[UnitLayer] = []
         self.flow = DataFlow(glue.forward, strict)
         self.history = History()
@@ -191,6 +194,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self._pending = None
         self.cuts.clear()
         self._scan(model, strategy.experience, strategy.device)
+        self.norms.hold(model, self.layers, self.freeze)
         heads = glue.heads(model, glue.task_labels(experience))
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
                                        lambda: unit_sources(model, self.layers, glue.heads(model))))
@@ -240,6 +244,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
                                                                         online.parts if online else 0):
             return  # RNF acts when the origin experience ends
         self._in_experience = False
+        self.norms.release()
         model = strategy.model
         self.freeze.restore(model)
         retrained = self._pending is not None

@@ -42,6 +42,7 @@ from avalanche_rnf.bench.hparams import Training
 from avalanche_rnf.bench.online import BoundaryEWCPlugin, not_applicable_online
 from avalanche_rnf.bench.slda import SLDA_STRATEGIES, streaming_lda
 from avalanche_rnf.bench.streams import Normalization
+from avalanche_rnf.norms import FrozenNorms
 
 _CLASSES = {"naive": Naive, "ewc": EWC, "si_upstream": SynapticIntelligence, "lwf": LwF, "mas": MAS, "er_ace": ER_ACE,
             "replay": Replay, "joint": JointTraining}
@@ -183,6 +184,7 @@ def build_strategy(
         plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
         cls = LwF
     elif name == "rnf":
+        norms = FrozenNorms(enabled=params.pop("frozen_norms", "running") == "running")
         params = {**rnf_options(params), "seed": seed}
         cls = RNF
     else:
@@ -203,4 +205,6 @@ def build_strategy(
         if type(strategy.storage_policy) is not ClassBalancedBuffer or strategy.storage_policy.buffer_groups:
             raise RuntimeError("ER_ACE no longer starts with an empty ClassBalancedBuffer: revisit the buffer fix")
         strategy.storage_policy = FlatClassBalancedBuffer(max_size=strategy.mem_size, adaptive_size=True)
+    if name == "rnf":  # "batch": frozen BatchNorm channels train on batch statistics (an ablation)
+        strategy.rnf.norms = norms
     return strategy
