@@ -11,8 +11,7 @@ free channels keep the batch statistics. In evaluation mode the hooks change not
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Sequence, cast
+from typing import Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -22,20 +21,27 @@ from avalanche_rnf.freezing import FreezeState
 from avalanche_rnf.layers import UnitLayer
 
 
-def _held(rows: Tensor, mean: Tensor, var: Tensor, module: nn.Module, args: tuple[Tensor, ...],
-          output: Tensor) -> Tensor | None:
-    """``output`` with the ``rows`` channels normalised by the running statistics ``mean`` and ``var``."""
-    if not module.training:
-        return None
-    x = args[0]
-    rows = rows.to(x.device)
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    eps = cast(float, module.eps)
-    held = (x.index_select(1, rows) - mean.to(x).view(shape)) * torch.rsqrt(var.to(x).view(shape) + eps)
-    weight, bias = cast("Tensor | None", module.weight), cast("Tensor | None", module.bias)
-    if weight is not None and bias is not None:
-        held = held * weight.index_select(0, rows).view(shape) + bias.index_select(0, rows).view(shape)
-    return output.index_copy(1, rows, held)
+class _Held:
+    """Forward hook: in training mode, the ``rows`` channels of a BatchNorm's output computed from its
+    input with the frozen running statistics, as ``input * scale + shift`` (written into the output).
+
+    ``detach``: no gradient flows through the held channels. With isolation a frozen channel reads
+    only frozen channels, so that gradient reaches only frozen entries, which are zeroed anyway.
+    """
+
+    def __init__(self, rows: Tensor, scale: Tensor, shift: Tensor, detach: bool) -> None:
+        self.rows, self.scale, self.shift, self.detach = rows, scale, shift, detach
+
+    def __call__(self, module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+        if not module.training:
+            return None
+        x = args[0]
+        if self.rows.device != x.device:
+            self.rows, self.scale, self.shift = (t.to(x.device) for t in (self.rows, self.scale, self.shift))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        picked = (x.detach() if self.detach else x).index_select(1, self.rows)
+        held = torch.addcmul(self.shift.to(x.dtype).view(shape), picked, self.scale.to(x.dtype).view(shape))
+        return output.index_copy_(1, self.rows, held)  # BatchNorm's backward does not read its output
 
 
 class FrozenNorms:
@@ -50,8 +56,10 @@ class FrozenNorms:
         self.enabled = enabled
         self._handles: list[RemovableHandle] = []
 
-    def hold(self, model: nn.Module, layers: Sequence[UnitLayer], freeze: FreezeState) -> None:
-        """Hook the BatchNorms of ``layers`` that have frozen channels in ``freeze`` (replacing earlier hooks)."""
+    def hold(self, model: nn.Module, layers: Sequence[UnitLayer], freeze: FreezeState, isolated: bool = False) -> None:
+        """Hook the BatchNorms of ``layers`` that have frozen channels in ``freeze`` (replacing earlier
+        hooks); ``isolated``: frozen channels read only frozen channels, so no gradient need flow
+        through them."""
         self.release()
         for layer in layers if self.enabled else ():
             for norm in layer.norms:
@@ -60,9 +68,14 @@ class FrozenNorms:
                     continue  # no running statistics, or none of its channels frozen
                 module = model.get_submodule(norm)
                 rows = freeze.frozen_rows(mean, cast(Tensor, module.running_mean)).clone()
-                if rows.numel():
-                    hook: Any = partial(_held, rows, freeze.values[mean].clone(), freeze.values[var].clone())
-                    self._handles.append(module.register_forward_hook(hook))
+                if not rows.numel():
+                    continue
+                scale = torch.rsqrt(freeze.values[var].float() + cast(float, module.eps))
+                shift = -freeze.values[mean].float() * scale
+                if f"{norm}.weight" in freeze.values:
+                    weight = freeze.values[f"{norm}.weight"].float()
+                    scale, shift = scale * weight, shift * weight + freeze.values[f"{norm}.bias"].float()
+                self._handles.append(module.register_forward_hook(_Held(rows, scale, shift, isolated)))
 
     def release(self) -> None:
         for handle in self._handles:

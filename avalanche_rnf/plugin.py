@@ -156,8 +156,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         if "tolerance" in self._auto:  # the scenario's defaults, once its task inference is known
             self.tolerance = default_tolerance(self.task_inference)
         if "retraining" in self._auto:
-            isolated = self.isolate if self.isolate is not None else bool(glue.heads(strategy.model))
-            self.retraining = RetrainingSchedule(default_retraining(isolated, glue.is_online(strategy.experience)))
+            self.retraining = RetrainingSchedule(default_retraining(self._isolated(strategy.model),
+                                                                    glue.is_online(strategy.experience)))
         self._auto = set()
 
     def _resolve_scenario(self, strategy: Any, experience: Any) -> None:
@@ -194,7 +194,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self._pending = None
         self.cuts.clear()
         self._scan(model, strategy.experience, strategy.device)
-        self.norms.hold(model, self.layers, self.freeze)
+        self.norms.hold(model, self.layers, self.freeze, self._isolated(model))
         heads = glue.heads(model, glue.task_labels(experience))
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
                                        lambda: unit_sources(model, self.layers, glue.heads(model))))
@@ -288,12 +288,16 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
             self.searches.append(result)
         return Choice(new, heads, sources, calibration, relevance, normalized, seconds, last)
 
+    def _isolated(self, model: nn.Module) -> bool:
+        """Whether frozen units are cut off the free ones (``isolate``, or by default with task heads)."""
+        return self.isolate if self.isolate is not None else bool(glue.heads(model))
+
     def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False,
                  recalibrate: bool = True) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones (before retraining in
         ``"domain"`` mode, the shared output layer too, so the kept sub-network trains as the
         recognised task will compute it); returns the cut entries."""
-        if not (self.isolate if self.isolate is not None else glue.heads(model)):
+        if not self._isolated(model):
             return {}
         whole = self.layers[-1].name if retraining and self.task_inference == "domain" else None
         return isolate(model, self.layers, self.freeze, choice.new, choice.sources, choice.calibration, glue.call,

@@ -43,6 +43,14 @@ def test_frozen_channels_train_as_they_are_evaluated_and_free_ones_on_batch_stat
     held.sum().backward()  # the free channels still learn through the hooked output
     assert model[0].weight.grad is not None and model[0].weight.grad[[1, 3]].abs().sum() > 0
 
+    model.zero_grad()
+    freeze.restore(model)
+    norms.hold(model, layers, freeze, isolated=True)  # no gradient through the held channels
+    detached = model(x)
+    assert torch.equal(detached, held)
+    detached[:, [0, 2]].sum().backward()
+    assert model[0].weight.grad is None or not model[0].weight.grad.any()
+
     norms.release()
     freeze.restore(model)
     assert len(norms) == 0 and torch.equal(model(x), before)
