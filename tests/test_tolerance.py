@@ -107,16 +107,19 @@ def test_task_functions_are_kept_bit_for_bit_and_lose_at_most_max_drop(make, dig
     torch.manual_seed(0)
     strategy = tolerant_rnf(make(), capacity=Capacity("unlimited"))  # the budget may stop the search short of max_drop
     after_own: list[torch.Tensor] = []
-    holdout_accuracy = []
+    holdout_accuracy, masses = [], []
     for k, exp in enumerate(bench.train_stream[:3]):
         strategy.train(exp)
         result = strategy.rnf.searches[-1]
-        assert result.accuracy >= result.full_accuracy - 0.02  # the tolerance, on held-out data
+        if result.mass < 1:  # the tolerance, on held-out data, wherever the search stopped short of everything
+            assert result.accuracy >= result.full_accuracy - 0.02
         holdout_accuracy.append(result.accuracy)
+        masses.append(result.mass)
         after_own.append(experience_logits(strategy.model, bench.test_stream[k]))
         for j in range(k + 1):  # every earlier task computes exactly what it did when it finished
             assert torch.equal(experience_logits(strategy.model, bench.test_stream[j]), after_own[j])
     assert all(0.8 < a for a in holdout_accuracy)
+    assert min(masses) < 1  # at least one search kept less than everything, within the tolerance
 
 
 def test_holdout_is_taken_out_of_training(digits_til):
