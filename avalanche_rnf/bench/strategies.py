@@ -184,7 +184,10 @@ def build_strategy(
         plugins = [*(plugins or []), ShrinkingCrossEntropyPlugin()]
         cls = LwF
     elif name == "rnf":
-        norms = FrozenNorms(enabled=params.pop("frozen_norms", "running") == "running")
+        held = params.pop("frozen_norms", "running")
+        if held not in ("running", "batch"):
+            raise ValueError(f"rnf frozen_norms must be 'running' or 'batch', got {held!r}")
+        norms = FrozenNorms(enabled=held == "running")
         params = {**rnf_options(params), "seed": seed}
         cls = RNF
     else:
