@@ -635,3 +635,33 @@ rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --str
   --param 'rnf.recognition_views="auto"' --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay --seeds 0 1 \
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
+# LwF on the SlimResNet18 class-incremental column, at the alpha searched for the small CNN's task-incremental column
+# (Replay's seed 2 was not run).
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies lwf --seeds 0 1 2 \
+  --param lwf.alpha=2.0 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
+# Frozen BatchNorm channels normalised with their running statistics while later tasks train (the library), or
+# with each batch's statistics (the harness's rnf.frozen_norms=batch): RNF at the defaults on validation splits
+# (seeds 100 and 101), then the SplitCIFAR-10 columns read once more with it.
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-frozen-norms.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task "${new_defaults[@]}" \
+  --out "$R/sweep-defaults-frozen-norms-split_cifar10-task" "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-frozen-norms.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
+  --out "$R/sweep-defaults-frozen-norms-split_cifar10-task-slim_resnet18" "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-frozen-norms.json --benchmark split_cifar10 --scenario class \
+  "${class_now[@]}" --param rnf.max_drop=0.005 --param 'rnf.recognition_views="auto"' --loggers text --no-plots \
+  --ray --out "$R/sweep-defaults-frozen-norms-split_cifar10-class" "${extra[@]}"
+for scenario in task class; do
+  rnf-bench --benchmark split_cifar10 --scenario "$scenario" --strategies rnf --seeds 0 1 2 --loggers text \
+    --out "$R/split_cifar10-$scenario" --resume --rerun rnf "${extra[@]}"
+done
+rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1 2 "${new_defaults[@]}" \
+  --loggers text --out "$R/defaults-split_cifar10-task" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies rnf --seeds 0 1 2 \
+  "${new_defaults[@]}" --loggers text --out "$R/split_cifar10-task-slim_resnet18" --resume --rerun rnf "${extra[@]}"
+class_defaults_now=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
+                    --param rnf.reference_size=300 --param rnf.task_inference=auto --param rnf.max_drop=0.005
+                    --param rnf.recognition_power=1.0 --param rnf.task_posterior=null
+                    --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"')
+rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 "${class_defaults_now[@]}" \
+  --loggers text --out "$R/defaults-split_cifar10-class" --resume --rerun rnf "${extra[@]}"
