@@ -192,11 +192,15 @@ _TRANSFORM_HOLDERS = ("_flat_data", "_datasets", "_transform_groups", "_frozen_t
 """Attributes through which datasets and composed transforms hold their parts (Avalanche, torchvision)."""
 
 
-def split_holdout(dataset: Any, experience: Any, fraction: float, seed: int) -> tuple[Any, Any]:
-    """``(train, held_out)`` parts of an experience's adapted training dataset."""
+def split_holdout(dataset: Any, experience: Any, fraction: float, seed: int,
+                  count: int | None = None) -> tuple[Any, Any]:
+    """``(train, held_out)`` parts of an experience's adapted training dataset; ``count``: how many
+    samples to hold out (``None``: ``fraction`` of them, at least one; ``0``: none, ``held_out`` is ``None``)."""
+    if count == 0:
+        return dataset, None
     generator = torch.Generator().manual_seed(sample_seed(seed, experience))
     order = torch.randperm(len(dataset), generator=generator).tolist()
-    n_holdout = max(1, round(fraction * len(dataset)))
+    n_holdout = max(1, round(fraction * len(dataset))) if count is None else count
     if n_holdout >= len(dataset):
         raise ValueError(
             f"Experience {experience.current_experience} has {len(dataset)} training samples: too few "
@@ -210,11 +214,11 @@ class ExperienceData:
     the tolerance search (``holdout``: its fraction; ``None``: none), and class-balanced samples."""
 
     def __init__(self, dataset: Any, experience: Any, *, holdout: float | None, seed: int, batch_size: int,
-                 device: Any) -> None:
+                 device: Any, held: int | None = None) -> None:
         self.experience, self.seed, self.batch_size, self.device = experience, seed, batch_size, device
         self.train, self.held_out_part = dataset, None
         if holdout is not None:
-            self.train, self.held_out_part = split_holdout(dataset, experience, holdout, seed)
+            self.train, self.held_out_part = split_holdout(dataset, experience, holdout, seed, held)
         self._held_out: list[Batch] | None = None
 
     def batches(self, size: int | None, dataset: Any = None) -> Iterator[Batch]:
@@ -236,13 +240,14 @@ def stream_past(online: OnlineData | None, strategy: Any, holdout: float | None,
     first sub-experience); returns them and the part of the sub-experience to train on."""
     experience, device = strategy.experience, strategy.device
     if online is None:
-        held = max(1, round(capacity * holdout)) if holdout else 0
-        online = OnlineData(capacity, held, seed=seed, sample_seed=sample_seed(seed, origin(experience)),
+        held_capacity = max(1, round(capacity * holdout)) if holdout else 0
+        online = OnlineData(capacity, held_capacity, seed=seed, sample_seed=sample_seed(seed, origin(experience)),
                             batch_size=batch_size, device=device)
     online.device = device
     online.parts += 1
+    held = online.hold_out(len(strategy.adapted_dataset), holdout) if holdout else None
     part = ExperienceData(strategy.adapted_dataset, experience, holdout=holdout, seed=seed, batch_size=batch_size,
-                          device=device)
+                          device=device, held=held)
     for reservoir, dataset in ((online.train, part.train), (online.held, part.held_out_part)):
         if reservoir is not None and dataset is not None:
             for x, y, t in part.batches(None, dataset):

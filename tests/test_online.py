@@ -22,7 +22,7 @@ from avalanche_rnf import (
     save_checkpoint,
 )
 from avalanche_rnf.bench.models import MultiHeadMLP
-from avalanche_rnf.reservoir import ClassReservoir
+from avalanche_rnf.reservoir import ClassReservoir, OnlineData
 from helpers import ClassMLP, assert_kept, experience_logits, frozen_snapshot, naive
 
 SUB = 48  # samples per sub-experience
@@ -136,6 +136,7 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
     clone = RNFPlugin(relevance=Relevance(reference_size=120), tolerance=Tolerance(0.05))
     clone.load_state_dict(plugin.state_dict())  # the state dict carries the reservoirs too
     restored, saved = clone._online(), plugin._online()
+    assert (restored.seen, restored.held_back) == (saved.seen, saved.held_back) and saved.held_back > 0
     for mine, theirs in ((restored.train, saved.train), (restored.held, saved.held)):
         assert all(torch.equal(a, b) for a, b in zip(mine.tensors(), theirs.tensors()))
         assert mine.seen == theirs.seen and torch.equal(mine.generator.get_state(), theirs.generator.get_state())
@@ -152,6 +153,32 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.plugins[0].frozen_fractions == straight.plugins[0].frozen_fractions
     assert resumed.plugins[0]._online() is None
+
+
+def test_the_held_out_share_holds_over_the_origin_experience_and_leaves_a_sample_to_train_on():
+    data = OnlineData(100, 10, seed=0, sample_seed=0, batch_size=8, device="cpu")
+    sizes = [64, 64, 1, 64, 5, 1, 64]
+    held = [data.hold_out(size, 0.1) for size in sizes]
+    assert all(count < size for count, size in zip(held, sizes))
+    assert held[2] == held[5] == 0  # a one-sample sub-experience is trained on
+    assert sum(held) == data.held_back == int(0.1 * sum(sizes)) and data.seen == sum(sizes)
+    ones = OnlineData(100, 10, seed=0, sample_seed=0, batch_size=8, device="cpu")
+    assert [ones.hold_out(1, 0.1) for _ in range(30)] == [0] * 30
+
+
+def test_one_sample_sub_experiences_train_and_the_search_says_what_it_scores_on(digits_til):
+    RNGManager.set_random_seeds(0)
+    model = MultiHeadMLP()
+    plugin = RNFPlugin(relevance=Relevance(reference_size=60), tolerance=Tolerance(0.05))
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05), plugins=[plugin],
+                     train_mb_size=1, train_epochs=1, evaluator=EvaluationPlugin(loggers=[]))
+    subs = with_task_labels(split_online_stream(digits_til.train_stream[:2], experience_size=1,
+                                                access_task_boundaries=True, seed=0))
+    with pytest.warns(UserWarning, match="could be held out") as caught:
+        for sub in subs:
+            strategy.train(sub)
+    assert sum("could be held out" in str(w.message) for w in caught) == 2  # once per origin experience
+    assert len(plugin.frozen_fractions) == 2 and len(plugin.searches) == 2
 
 
 def test_reservoir_keeps_a_bounded_class_balanced_sample():
