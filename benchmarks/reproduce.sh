@@ -665,3 +665,20 @@ class_defaults_now=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --
                     --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"')
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 "${class_defaults_now[@]}" \
   --loggers text --out "$R/defaults-split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+# The own-classes loss checked online at the class defaults (validation splits, seeds 100 and 101), then RNF's online
+# columns read once more with the held-out share kept over each origin experience.
+for b in split_mnist split_fmnist; do
+  for size in 64 10; do
+    tag="online"; [ "$size" = 10 ] && tag="online10"
+    rnf-bench --sweep benchmarks/sweeps/rnf-defaults-class-own-classes.json --benchmark "$b" --scenario class \
+      --online "$size" --strategies rnf --seeds 100 101 "${class_defaults_now[@]}" --loggers text --no-plots \
+      --out "$R/sweep-defaults-class-own-classes-$tag-$b-class" "${extra[@]}"
+  done
+done
+for scenario in task class; do
+  for size in 64 10; do
+    out="$R/online-split_mnist-$scenario"; [ "$size" = 10 ] && out="$R/online10-split_mnist-$scenario"
+    rnf-bench --benchmark split_mnist --scenario "$scenario" --online "$size" --strategies rnf --seeds 0 1 2 \
+      --loggers text --out "$out" --resume --rerun rnf "${extra[@]}"
+  done
+done
