@@ -636,8 +636,8 @@ rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --str
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay --seeds 0 1 \
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
 # LwF on the SlimResNet18 class-incremental column, at the alpha searched for the small CNN's task-incremental column
-# (Replay's seed 2 was not run).
-rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies lwf --seeds 0 1 2 \
+# (seeds 0 and 1; seed 2 ran with RNF's read below; Replay's seed 2 was not run).
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies lwf --seeds 0 1 \
   --param lwf.alpha=2.0 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
 # Frozen BatchNorm channels normalised with their running statistics while later tasks train (the library), or
 # with each batch's statistics (the harness's rnf.frozen_norms=batch): RNF at the defaults on validation splits
@@ -665,6 +665,9 @@ class_defaults_now=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --
                     --param rnf.recognition_samples=3000 --param 'rnf.recognition_views="auto"')
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 "${class_defaults_now[@]}" \
   --loggers text --out "$R/defaults-split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies rnf,lwf --seeds 0 1 2 \
+  --param lwf.alpha=2.0 "${class_defaults_now[@]}" --loggers text --ray \
+  --out "$R/split_cifar10-class-slim_resnet18" --resume --rerun rnf "${extra[@]}"
 # The own-classes loss checked online at the class defaults (validation splits, seeds 100 and 101), then RNF's online
 # columns read once more with the held-out share kept over each origin experience.
 for b in split_mnist split_fmnist; do
