@@ -108,20 +108,20 @@ class OnlineData:
         self.sample_seed, self.batch_size, self.device = sample_seed, batch_size, device
         self.parts = 0
         """Sub-experiences offered so far."""
-        self.seen = self.held_back = 0
-        """Samples offered so far, and how many of them were held out."""
         self._held_out: list[tuple[Tensor, Tensor, Tensor]] | None = None
+
+    def offered(self) -> tuple[int, int]:
+        """Samples offered to the reservoirs so far, and how many of them were held out."""
+        held = sum(self.held.seen.values()) if self.held is not None else 0
+        return sum(self.train.seen.values()) + held, held
 
     def hold_out(self, size: int, fraction: float) -> int:
         """How many samples of the next sub-experience (``size`` samples) to hold out: as many as
         keep the origin experience's held-out share at ``fraction`` of what streamed past, leaving
         at least one to train on (a sub-experience of one sample is trained on, and the share is
         made up later)."""
-        owed = math.floor(fraction * (self.seen + size)) - self.held_back
-        count = max(0, min(size - 1, owed))
-        self.seen += size
-        self.held_back += count
-        return count
+        seen, held = self.offered()
+        return max(0, min(size - 1, math.floor(fraction * (seen + size)) - held))
 
     @property
     def held_out_part(self) -> ClassReservoir | None:
@@ -147,7 +147,7 @@ class OnlineData:
 
     def state_dict(self) -> dict[str, Any]:
         return {"train": self.train.state_dict(), "held": self.held.state_dict() if self.held is not None else None,
-                "sample_seed": self.sample_seed, "parts": self.parts, "seen": self.seen, "held_back": self.held_back}
+                "sample_seed": self.sample_seed, "parts": self.parts}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], batch_size: int, device: Any = "cpu") -> OnlineData:
@@ -156,7 +156,6 @@ class OnlineData:
                    sample_seed=state["sample_seed"], batch_size=batch_size, device=device)
         data.train.load_state_dict(state["train"])
         data.parts = state.get("parts", 0)
-        data.seen, data.held_back = state.get("seen", 0), state.get("held_back", 0)
         if data.held is not None:
             data.held.load_state_dict(held)
         return data

@@ -136,7 +136,7 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
     clone = RNFPlugin(relevance=Relevance(reference_size=120), tolerance=Tolerance(0.05))
     clone.load_state_dict(plugin.state_dict())  # the state dict carries the reservoirs too
     restored, saved = clone._online(), plugin._online()
-    assert (restored.seen, restored.held_back) == (saved.seen, saved.held_back) and saved.held_back > 0
+    assert restored.offered() == saved.offered() and saved.offered()[1] > 0
     for mine, theirs in ((restored.train, saved.train), (restored.held, saved.held)):
         assert all(torch.equal(a, b) for a, b in zip(mine.tensors(), theirs.tensors()))
         assert mine.seen == theirs.seen and torch.equal(mine.generator.get_state(), theirs.generator.get_state())
@@ -156,14 +156,22 @@ def test_state_survives_a_checkpoint_in_the_middle_of_an_origin_experience(digit
 
 
 def test_the_held_out_share_holds_over_the_origin_experience_and_leaves_a_sample_to_train_on():
-    data = OnlineData(100, 10, seed=0, sample_seed=0, batch_size=8, device="cpu")
+    def stream(sizes):
+        data = OnlineData(100, 10, seed=0, sample_seed=0, batch_size=8, device="cpu")
+        held = []
+        for size in sizes:  # offer each sub-experience as stream_past does: its held-out part, then the rest
+            held.append(data.hold_out(size, 0.1))
+            for reservoir, n in ((data.held, held[-1]), (data.train, size - held[-1])):
+                if n:
+                    reservoir.add(torch.zeros(n, 2), torch.arange(n) % 2, torch.zeros(n, dtype=torch.long))
+        return data, held
+
     sizes = [64, 64, 1, 64, 5, 1, 64]
-    held = [data.hold_out(size, 0.1) for size in sizes]
+    data, held = stream(sizes)
     assert all(count < size for count, size in zip(held, sizes))
     assert held[2] == held[5] == 0  # a one-sample sub-experience is trained on
-    assert sum(held) == data.held_back == int(0.1 * sum(sizes)) and data.seen == sum(sizes)
-    ones = OnlineData(100, 10, seed=0, sample_seed=0, batch_size=8, device="cpu")
-    assert [ones.hold_out(1, 0.1) for _ in range(30)] == [0] * 30
+    assert sum(held) == int(0.1 * sum(sizes)) and data.offered() == (sum(sizes), sum(held))
+    assert stream([1] * 30)[1] == [0] * 30
 
 
 def test_one_sample_sub_experiences_train_and_the_search_says_what_it_scores_on(digits_til):
