@@ -36,7 +36,9 @@ Call = Callable[[nn.Module, dict[str, Tensor], tuple[Tensor, ...]], Tensor]
 CALIBRATION_BUDGET = 4 * 2**20
 """Bytes of the largest norm input: the smallest budget for the one pass, and a chunk's size norm by norm."""
 _CHANNEL_BLOCK = 16
-"""Channels whose statistics are computed at once (each as a float64 copy)."""
+"""Channels whose statistics are computed at once (each as a float64 copy), at most."""
+_BLOCK_BYTES = 4 * 2**20
+"""Bytes of a block's float64 copy, at most (fewer channels where one channel's values take more; one at least)."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,13 @@ class _Stop(BaseException):
 
 def _rows(x: Tensor, channels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
     """``(channel indices, their values as float64 rows)`` for the ``channels`` of ``x``, one block at a
-    time (a consumer drops each block before asking for the next)."""
+    time (a consumer drops each block before asking for the next). A block holds at most
+    :data:`_CHANNEL_BLOCK` channels and, where a channel's values are many (a large pass over large
+    feature maps), only as many as fit :data:`_BLOCK_BYTES`, so the copies stay small next to ``x``."""
     picked = channels.to(x.device).nonzero().flatten()
-    for block in picked.split(_CHANNEL_BLOCK):
-        yield block, x.index_select(1, block).transpose(0, 1).flatten(1).double()
+    per_channel = 8 * (x.numel() // max(x.shape[1], 1))
+    for block in picked.split(max(1, min(_CHANNEL_BLOCK, _BLOCK_BYTES // max(per_channel, 1)))):
+        yield block, x.transpose(0, 1).index_select(0, block).flatten(1).double()
 
 
 def _set_from(mean: Tensor, var: Tensor, channels: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:

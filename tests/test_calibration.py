@@ -41,6 +41,22 @@ def test_calibration_in_one_pass_and_norm_by_norm_agree_on_wide_layers():
     assert torch.equal(changed, norms[0][1])  # the chosen channels, and only they
 
 
+def test_large_feature_maps_are_copied_a_few_channels_at_a_time_with_the_same_statistics(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(16, 12, 8, 8) * 3 + 1
+    channels = torch.rand(12) < 0.8
+    whole = [(block, rows) for block, rows in calibration._rows(x, channels)]
+    assert len(whole) == 1 and whole[0][1].shape == (int(channels.sum()), 16 * 64)
+    per_channel = 8 * 16 * 64
+    monkeypatch.setattr(calibration, "_BLOCK_BYTES", 3 * per_channel)
+    blocks = list(calibration._rows(x, channels))
+    assert all(rows.numel() * rows.element_size() <= 3 * per_channel for _, rows in blocks)
+    assert torch.equal(torch.cat([b for b, _ in blocks]), whole[0][0])
+    assert torch.equal(torch.cat([r for _, r in blocks]), whole[0][1])  # the same values, row by row
+    monkeypatch.setattr(calibration, "_BLOCK_BYTES", 1)  # one channel at a time, however large
+    assert [len(b) for b, _ in calibration._rows(x, channels)] == [1] * int(channels.sum())
+
+
 @pytest.mark.parametrize("budget", [CALIBRATION_BUDGET, 1], ids=["one-pass", "norm-by-norm-in-chunks"])
 def test_calibration_measures_what_each_norm_sees_and_touches_nothing_else(budget):
     torch.manual_seed(0)
