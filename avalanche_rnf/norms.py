@@ -25,8 +25,10 @@ class _Held:
     """Forward hook: in training mode, the ``rows`` channels of a BatchNorm's output computed from its
     input with the frozen running statistics, as ``input * scale + shift`` (written into the output).
 
-    ``detach``: no gradient flows through the held channels. With isolation a frozen channel reads
-    only frozen channels, so that gradient reaches only frozen entries, which are zeroed anyway.
+    ``detach``: the held channels are written without autograd, so their gradient flows back as
+    BatchNorm's own. With isolation a frozen channel reads only frozen channels, so that gradient
+    reaches only frozen entries, which are zeroed anyway, and the free entries' gradients are the
+    same; writing without autograd spares a copy of the output's gradient in every training step.
     """
 
     def __init__(self, rows: Tensor, scale: Tensor, shift: Tensor, detach: bool) -> None:
@@ -38,10 +40,15 @@ class _Held:
         x = args[0]
         if self.rows.device != x.device:
             self.rows, self.scale, self.shift = (t.to(x.device) for t in (self.rows, self.scale, self.shift))
+        if self.detach:
+            with torch.no_grad():  # BatchNorm's backward reads neither its output nor what is written here
+                return output.index_copy_(1, self.rows, self._held(x))
+        return output.index_copy_(1, self.rows, self._held(x))
+
+    def _held(self, x: Tensor) -> Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        picked = (x.detach() if self.detach else x).index_select(1, self.rows)
-        held = torch.addcmul(self.shift.to(x.dtype).view(shape), picked, self.scale.to(x.dtype).view(shape))
-        return output.index_copy_(1, self.rows, held)  # BatchNorm's backward does not read its output
+        picked = x.index_select(1, self.rows)
+        return torch.addcmul(self.shift.to(x.dtype).view(shape), picked, self.scale.to(x.dtype).view(shape))
 
 
 class FrozenNorms:
