@@ -685,3 +685,11 @@ for scenario in task class; do
       --loggers text --out "$out" --resume --rerun rnf "${extra[@]}"
   done
 done
+# The class-incremental SlimResNet18 column's other baselines at the harness's values: Replay's third seed, then EWC,
+# SI and MAS (stopped after their seed 2, for the CPU budget; this runs all their seeds).
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay,ewc,si,mas \
+  --seeds 2 0 1 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
+# The SlimResNet18 time pair read again with the current code (the same command as above).
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
+  --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"
