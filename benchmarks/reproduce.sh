@@ -693,3 +693,9 @@ rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --str
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
   --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
   --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# Longer retraining on SlimResNet18, task-incremental, at the defaults otherwise (validation splits, seeds 100 and
+# 101): is the gap to Naive on each task what retraining fails to win back? Level with the default.
+rnf-bench --sweep benchmarks/sweeps/rnf-task-retrain-longer.json --strategies rnf --seeds 100 101 \
+  --benchmark split_cifar10 --scenario task --model slim_resnet18 --param rnf.max_drop=null \
+  --param rnf.retrain_lr_scale=2.0 --param 'rnf.keep_last="auto"' --param rnf.reference_size=300 --loggers text \
+  --no-plots --ray --out "$R/sweep-task-retrain-longer-split_cifar10-task-slim_resnet18" "${extra[@]}"
