@@ -686,7 +686,7 @@ for scenario in task class; do
   done
 done
 # The class-incremental SlimResNet18 column's other baselines at the harness's values: Replay's third seed, then EWC,
-# SI and MAS (stopped after their seed 2, for the CPU budget; this runs all their seeds).
+# SI and MAS (stopped after their seed 2 and run again with --resume for seeds 0 and 1).
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay,ewc,si,mas \
   --seeds 2 0 1 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
 # The SlimResNet18 time pair read again with the current code (the same command as above).
