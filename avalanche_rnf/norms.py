@@ -11,6 +11,7 @@ free channels keep the batch statistics. In evaluation mode the hooks change not
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence, cast
 
 import torch
@@ -40,15 +41,12 @@ class _Held:
         x = args[0]
         if self.rows.device != x.device:
             self.rows, self.scale, self.shift = (t.to(x.device) for t in (self.rows, self.scale, self.shift))
-        if self.detach:
-            with torch.no_grad():  # BatchNorm's backward reads neither its output nor what is written here
-                return output.index_copy_(1, self.rows, self._held(x))
-        return output.index_copy_(1, self.rows, self._held(x))
-
-    def _held(self, x: Tensor) -> Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        picked = x.index_select(1, self.rows)
-        return torch.addcmul(self.shift.to(x.dtype).view(shape), picked, self.scale.to(x.dtype).view(shape))
+        # BatchNorm's backward reads neither its output nor what is written here
+        with torch.no_grad() if self.detach else contextlib.nullcontext():
+            held = torch.addcmul(self.shift.to(x.dtype).view(shape), x.index_select(1, self.rows),
+                                 self.scale.to(x.dtype).view(shape))
+            return output.index_copy_(1, self.rows, held)
 
 
 class FrozenNorms:
