@@ -699,7 +699,6 @@ rnf-bench --sweep benchmarks/sweeps/rnf-task-retrain-longer.json --strategies rn
   --benchmark split_cifar10 --scenario task --model slim_resnet18 --param rnf.max_drop=null \
   --param rnf.retrain_lr_scale=2.0 --param 'rnf.keep_last="auto"' --param rnf.reference_size=300 --loggers text \
   --no-plots --ray --out "$R/sweep-task-retrain-longer-split_cifar10-task-slim_resnet18" "${extra[@]}"
-# Generative Replay on the class-incremental SlimResNet18 column, at the values chosen for the small CNN (seeds 0 and
-# 1; add 2 for the third seed).
-rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies generative_replay --seeds 0 1 \
+# Generative Replay on the class-incremental SlimResNet18 column, at the values chosen for the small CNN.
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies generative_replay --seeds 0 1 2 \
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
