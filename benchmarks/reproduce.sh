@@ -717,3 +717,9 @@ rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies mas
   --out "$R/sweep-regularisers-split_cifar10-class" --resume "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario class --strategies mas --seeds 0 1 2 --ray --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun mas "${extra[@]}"
+# The same for SI and LwF (LwF chose the value it had run with, so only SI's test stream was read again).
+rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies si,lwf --benchmark split_cifar10 \
+  --scenario class --seeds 100 --cpus-per-run 2 --loggers text --write-tuned \
+  --out "$R/sweep-regularisers-split_cifar10-class" --resume "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies si --seeds 0 1 2 --ray --loggers text \
+  --out "$R/split_cifar10-class" --resume --rerun si "${extra[@]}"
