@@ -686,10 +686,10 @@ for scenario in task class; do
   done
 done
 # The class-incremental SlimResNet18 column's other baselines at the harness's values: Replay's third seed, then EWC,
-# SI and MAS (stopped after their seed 2 and run again with --resume for seeds 0 and 1). EWC's and MAS's values are
-# pinned: the small CNN's later validation sweeps changed the table's values for split_cifar10 class.
+# SI and MAS (stopped after their seed 2 and run again with --resume for seeds 0 and 1). EWC's, SI's and MAS's values
+# are pinned: the small CNN's later validation sweeps changed the table's values for split_cifar10 class.
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay,ewc,si,mas \
-  --seeds 2 0 1 --param ewc.ewc_lambda=10000.0 --param mas.lambda_reg=1.0 --loggers text --ray \
+  --seeds 2 0 1 --param ewc.ewc_lambda=10000.0 --param si.si_lambda=1000.0 --param mas.lambda_reg=1.0 --loggers text --ray \
   --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
 # The SlimResNet18 time pair read again with the current code (the same command as above).
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
