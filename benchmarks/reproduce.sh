@@ -707,25 +707,14 @@ rnf-bench --sweep benchmarks/sweeps/rnf-task-retrain-longer.json --strategies rn
 # Generative Replay on the class-incremental SlimResNet18 column, at the values chosen for the small CNN.
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies generative_replay --seeds 0 1 2 \
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume "${extra[@]}"
-# split_cifar10-class: EWC and MAS, which the harness's values (ewc_lambda 10000, lambda_reg 1) left at or near chance
-# there, had their key parameter chosen on the validation split (3 values at the benchmark's learning rate, sweep seed
-# 100; into tuned.json), then the test stream read once at the chosen values.
-rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies ewc --benchmark split_cifar10 \
+# split_cifar10-class: EWC, SI, LwF and MAS had their key parameter chosen on the validation split (3 values at the
+# benchmark's learning rate, sweep seed 100; into tuned.json), then the test stream read once at the chosen values
+# (LwF chose the value it had run with, so its test runs were kept).
+rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies ewc,si,lwf,mas --benchmark split_cifar10 \
   --scenario class --seeds 100 --cpus-per-run 2 --loggers text --write-tuned \
   --out "$R/sweep-regularisers-split_cifar10-class" "${extra[@]}"
-rnf-bench --benchmark split_cifar10 --scenario class --strategies ewc --seeds 0 1 2 --ray --cpus-per-run 2 \
-  --loggers text --out "$R/split_cifar10-class" --resume --rerun ewc "${extra[@]}"
-rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies mas --benchmark split_cifar10 \
-  --scenario class --seeds 100 --loggers text --write-tuned \
-  --out "$R/sweep-regularisers-split_cifar10-class" --resume "${extra[@]}"
-rnf-bench --benchmark split_cifar10 --scenario class --strategies mas --seeds 0 1 2 --ray --loggers text \
-  --out "$R/split_cifar10-class" --resume --rerun mas "${extra[@]}"
-# The same for SI and LwF (LwF chose the value it had run with, so only SI's test stream was read again).
-rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies si,lwf --benchmark split_cifar10 \
-  --scenario class --seeds 100 --cpus-per-run 2 --loggers text --write-tuned \
-  --out "$R/sweep-regularisers-split_cifar10-class" --resume "${extra[@]}"
-rnf-bench --benchmark split_cifar10 --scenario class --strategies si --seeds 0 1 2 --ray --loggers text \
-  --out "$R/split_cifar10-class" --resume --rerun si "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies ewc,si,mas --seeds 0 1 2 --ray --loggers text \
+  --out "$R/split_cifar10-class" --resume --rerun ewc,si,mas "${extra[@]}"
 # Naive, Replay and Joint: the learning rate on the validation split (3 values, sweep seed 100). Naive kept 0.01;
 # Replay's and Joint's test streams were read once at their choice, 0.02.
 rnf-bench --sweep benchmarks/sweeps/lr-class.json --strategies naive,replay,joint --benchmark split_cifar10 \
