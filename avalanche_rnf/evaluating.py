@@ -15,12 +15,14 @@ from torch import nn
 from avalanche_rnf import glue
 from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.layers import UnitLayer
+from avalanche_rnf.task_norms import TaskNorms
 
 
 class EvaluationCallbacks:
     """Task-inference surgery around Avalanche's evaluation of an experience."""
 
     inference: TaskInferrer
+    task_norms: TaskNorms
     task_inference: Literal["class", "domain"] | None
     layers: list[UnitLayer]
     _in_experience: bool
@@ -29,6 +31,8 @@ class EvaluationCallbacks:
     """Reads the model's unit layers into ``layers`` (the plugin's)."""
 
     def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
+        if self.task_norms.enabled and self.task_norms.kept:  # e.g. evaluating right after load_state_dict
+            self.task_norms.attach(strategy.model)
         self.inference.recognised = [0, 0]
         self.inference.stop_eval()
         # during an experience (periodic evaluation) its task is not learned yet: plain outputs then

@@ -20,6 +20,7 @@ from zennit.attribution import Gradient
 from zennit.core import Composite
 from zennit.types import Convolution
 
+from avalanche_rnf import task_norms
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.relevance import Forward, _start_relevance, _TaskBound, make_composite
 
@@ -92,6 +93,19 @@ def heatmaps(
     elif isinstance(composite, str):
         composite = make_composite(composite)
     call: Forward = forward if forward is not None else _default_forward
+    if task_labels is None or task_norms.of(model) is None:
+        return _heatmaps(model, x, y, task_labels, composite, call, batch_size)
+    maps = torch.zeros_like(x)
+    for task in task_labels.unique():  # each task with its own BatchNorm values, before canonizers merge them
+        mask = task_labels == task
+        with task_norms.using_task(model, int(task)):
+            maps[mask.to(x.device)] = _heatmaps(model, x[mask.to(x.device)], y[mask.to(y.device)], task_labels[mask],
+                                                composite, call, batch_size).to(x.device)
+    return maps
+
+
+def _heatmaps(model: nn.Module, x: Tensor, y: Tensor, task_labels: Tensor | None, composite: Composite,
+              call: Forward, batch_size: int) -> Tensor:
     bound = _TaskBound(model, call)
     device = next((p.device for p in model.parameters()), x.device)
     parts: list[Tensor] = []

@@ -85,11 +85,12 @@ class FreezeState:
             )
 
     @torch.no_grad()
-    def freeze(self, model: nn.Module, layer: UnitLayer, new_units: Tensor) -> None:
-        """Add ``new_units`` to the layer's frozen set and record the current values of all frozen units."""
+    def freeze(self, model: nn.Module, layer: UnitLayer, new_units: Tensor, norms: bool = True) -> None:
+        """Add ``new_units`` to the layer's frozen set and record the current values of all frozen units
+        (``norms=False``: not those of its BatchNorms, which each task keeps instead)."""
         old = self.frozen_units(layer.name, new_units.numel())
         self.unit_masks[layer.name] = old | new_units.cpu().bool()
-        for name in layer.tensor_names(model):
+        for name in layer.tensor_names(model, norms):
             self.owners[name] = layer.name
             self._rows.pop(name, None)
             tensor = tensor_by_name(model, name)

@@ -117,6 +117,11 @@ def multi_head(model: nn.Module) -> bool:
     return any(isinstance(module, (MultiHeadClassifier, MultiTaskModule)) for module in model.modules())
 
 
+def reads_task_labels(model: nn.Module) -> bool:
+    """Avalanche calls the model as ``model(x, task_labels)`` (a ``MultiTaskModule``)."""
+    return isinstance(model, MultiTaskModule)
+
+
 def incremental_head(model: nn.Module) -> bool:
     """The model's head grows with new classes (an ``IncrementalClassifier``)."""
     return any(isinstance(module, IncrementalClassifier) for module in model.modules())

@@ -81,13 +81,14 @@ def isolate(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new:
 
 
 def freeze_units(model: nn.Module, layers: list[UnitLayer], freeze: FreezeState, new: dict[str, Tensor],
-                 expected: set[str], warned: set[str]) -> None:
-    """Freeze the ``new`` units; warn once per layer whose units are all frozen, unless ``expected``."""
+                 expected: set[str], warned: set[str], norms: bool = True) -> None:
+    """Freeze the ``new`` units; warn once per layer whose units are all frozen, unless ``expected``.
+    ``norms=False``: not their BatchNorms, which each task keeps instead."""
     keep = kept(freeze, new)
     for layer in layers:
         units = new[layer.name]
         if units.any():
-            freeze.freeze(model, layer, units)
+            freeze.freeze(model, layer, units, norms)
         if layer.name not in expected and bool(keep[layer.name].all()) and layer.name not in warned:
             warned.add(layer.name)
             warnings.warn(

@@ -83,12 +83,13 @@ class UnitLayer:
         """Names of the BatchNorms that normalise this layer's units (one per module that has one)."""
         return tuple(norm for _, norm in self.modules if norm is not None)
 
-    def tensor_names(self, model: nn.Module) -> Iterator[str]:
-        """Names of the parameters and buffers whose dimension 0 indexes this layer's units."""
+    def tensor_names(self, model: nn.Module, norms: bool = True) -> Iterator[str]:
+        """Names of the parameters and buffers whose dimension 0 indexes this layer's units
+        (``norms=False``: without its BatchNorms' tensors)."""
         owners: list[tuple[str, tuple[str, ...]]] = []
         for unit, norm in self.modules:
             owners.append((unit, _UNIT_PARAMS))
-            if norm is not None:
+            if norm is not None and norms:
                 owners.append((norm, _NORM_TENSORS))
         for owner, attrs in owners:
             module = model.get_submodule(owner)

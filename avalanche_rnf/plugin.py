@@ -37,6 +37,7 @@ from avalanche_rnf.retraining import RetrainingSchedule
 from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_retraining, default_tolerance, scenario_of
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
+from avalanche_rnf.task_norms import TaskNorms, batch_norms
 from avalanche_rnf.tolerance import ToleranceSearch
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
@@ -70,6 +71,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         multi-head (task-incremental) models.
     :param head_transfer: ``False``: a task's head does not read the units frozen before its task
         first came (:class:`~avalanche_rnf.heads.HeadTransfer`).
+    :param task_norms: in task-incremental models with isolation, each task keeps its own BatchNorms,
+        and later tasks train every BatchNorm channel, frozen ones included
+        (:mod:`~avalanche_rnf.task_norms`); ``False``: BatchNorm channels are frozen with their units.
     :param task_inference: recognise each input's task in evaluation, for streams without task
         labels (:class:`~avalanche_rnf.options.TaskInference` or its mode); turns isolation on.
         ``"auto"`` (default): chosen when training starts from the model and the stream
@@ -90,6 +94,7 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         retraining: Retraining | float | Literal["auto"] | None = "auto",
         isolate: bool | None = None,
         head_transfer: bool = True,
+        task_norms: bool = True,
         task_inference: TaskInference | Mode | Literal["auto"] | bool | None = "auto",
         seed: int = 0,
         strict: bool = True,
@@ -125,6 +130,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self.freeze = FreezeState()
         self.norms = FrozenNorms()
         """Frozen BatchNorm channels held at their running statistics while the model trains."""
+        self.task_norms = TaskNorms(task_norms)
+        """Each task's own BatchNorms (task-incremental models)."""
         self.layers: list[UnitLayer] = []
         self.flow = DataFlow(glue.forward, strict)
         self.history = History()
@@ -194,6 +201,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self._pending = None
         self.cuts.clear()
         self._scan(model, strategy.experience, strategy.device)
+        if names := self._task_norm_names(model):
+            self.task_norms.attach(model, names)
+            self.task_norms.begin(model, glue.task_labels(experience))
         self.norms.hold(model, self.layers, self.freeze, self._isolated(model))
         heads = glue.heads(model, glue.task_labels(experience))
         self.cuts.add(self.heads.begin(model, heads, self.freeze,
@@ -252,6 +262,8 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self._pending = None
         self.cuts.clear()
         self._freeze(model, choice)
+        if names := self._task_norm_names(model):
+            self.task_norms.keep(model, names, glue.task_labels(strategy.experience))
         data = self._data_of(strategy)
         if retrained and self.search is not None and self.searches:
             self.history.retrained(self.inference.kept_accuracy(model, self.layers, data.held_out(), glue.call))
@@ -292,6 +304,15 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         """Whether frozen units are cut off the free ones (``isolate``, or by default with task heads)."""
         return self.isolate if self.isolate is not None else bool(glue.heads(model))
 
+    def _task_norm_names(self, model: nn.Module) -> list[str]:
+        """The BatchNorms each task keeps (none unless the model reads task labels, frozen units are
+        isolated and no task is inferred); decided once."""
+        names = batch_norms(model, [norm for layer in self.layers for norm in layer.norms])
+        if self.task_norms.enabled is None:
+            self.task_norms.enabled = bool(self.task_norms.wanted and names and not self.task_inference
+                                           and self._isolated(model) and glue.reads_task_labels(model))
+        return names if self.task_norms.enabled else []
+
     def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False,
                  recalibrate: bool = True) -> dict[str, Tensor]:
         """With isolation, cut the newly kept units off the free ones (before retraining in
@@ -311,4 +332,4 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         self.heads.whole |= {layer.name for layer in self.layers if layer.name in choice.heads}
         expected = {layer.name for layer in self.layers} if choice.keeps_all else self.heads.whole | set(
             self.inference.rows)
-        freeze_units(model, self.layers, self.freeze, choice.new, expected, self._warned)
+        freeze_units(model, self.layers, self.freeze, choice.new, expected, self._warned, not self.task_norms.enabled)

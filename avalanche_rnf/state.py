@@ -12,6 +12,7 @@ from avalanche_rnf.inference import TaskInferrer
 from avalanche_rnf.options import Relevance
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.scenario import Mode, Scenario
+from avalanche_rnf.task_norms import TaskNorms
 
 
 class KeptState:
@@ -21,6 +22,7 @@ class KeptState:
     history: History
     inference: TaskInferrer
     heads: HeadTransfer
+    task_norms: TaskNorms
     relevance: Relevance
     task_inference: Mode | None
     isolate: bool | None
@@ -47,6 +49,7 @@ class KeptState:
             **self.history.state_dict(),
             **self.inference.state_dict(),
             **self.heads.state_dict(),
+            "task_norms": self.task_norms.state_dict(),
             "warned": sorted(self._warned),
             **({"scenario": dataclasses.asdict(self.scenario)} if self.scenario is not None else {}),
             **({"online": online.state_dict()} if (online := self._online()) is not None else {}),
@@ -62,6 +65,8 @@ class KeptState:
         self.scenario = Scenario(**state["scenario"]) if "scenario" in state else self.scenario
         self._data = OnlineData.from_state(state["online"], self.relevance.batch_size) if "online" in state else None
         self.heads.load_state_dict(state)
+        if "task_norms" in state:
+            self.task_norms.load_state_dict(state["task_norms"])
         self._warned.clear()
         self._warned.update(state["warned"])
 
@@ -70,6 +75,7 @@ class KeptState:
         return self.freeze.overall_fraction(model, self.frozen_fractions[-1] if self.frozen_fractions else {})
 
     def state_nbytes(self) -> int:
-        """Bytes RNF keeps between experiences: masks and frozen values, and the recognizer's statistics."""
+        """Bytes RNF keeps between experiences: masks and frozen values, each task's
+        BatchNorms, and the recognizer's statistics."""
         online = online_data.nbytes() if (online_data := self._online()) is not None else 0
-        return self.freeze.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online
+        return self.freeze.nbytes() + self.task_norms.nbytes() + self.inference.nbytes() + self.heads.nbytes() + online
