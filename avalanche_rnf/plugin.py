@@ -10,7 +10,6 @@ so it works inside any strategy next to any other plugin.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
@@ -31,19 +30,18 @@ from avalanche_rnf.keeping import freeze_units, isolate
 from avalanche_rnf.layers import UnitLayer
 from avalanche_rnf.norms import FrozenNorms
 from avalanche_rnf.options import Capacity, Relevance, Retraining, Share, TaskInference, Tolerance, as_option
-from avalanche_rnf.output_layer import check_output_layer, check_single_head
+from avalanche_rnf.output_layer import check_output_layer
 from avalanche_rnf.reservoir import OnlineData
 from avalanche_rnf.retraining import RetrainingSchedule
-from avalanche_rnf.scenario import Mode, Scenario, chosen_mode, default_retraining, default_tolerance, scenario_of
+from avalanche_rnf.scenario import Mode, Scenario, default_retraining, default_tolerance
 from avalanche_rnf.selection import RelevanceMass, SelectionRule
 from avalanche_rnf.state import KeptState
-from avalanche_rnf.task_norms import TaskNorms, batch_norms
+from avalanche_rnf.task_norms import TaskNorms
 from avalanche_rnf.tolerance import ToleranceSearch
 
 DEFAULT_SELECTION = RelevanceMass(0.95)
 DEFAULT_RESERVOIR = 1000
 """Online streams: samples kept of an origin experience when ``Relevance.reference_size`` is None."""
-log = logging.getLogger(__name__)
 
 
 class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlugin):
@@ -167,23 +165,6 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
                                                                     glue.is_online(strategy.experience)))
         self._auto = set()
 
-    def _resolve_scenario(self, strategy: Any, experience: Any) -> None:
-        """``task_inference="auto"``: the task inference the model and the stream call for, chosen once
-        (on the data flow traced from the experience, which residual models need)."""
-        model = strategy.model
-        self._scan(model, strategy.experience, strategy.device)
-        last = model.get_submodule(self.layers[-1].name) if self.layers else None
-        self.scenario = scenario_of(glue.multi_head(model), glue.stream_classes(experience),
-                                    set(map(int, getattr(experience, "classes_in_this_experience", []))),
-                                    last.out_features if isinstance(last, nn.Linear) else None,
-                                    glue.incremental_head(model))
-        mode = chosen_mode(self.scenario, isolate=self.isolate, explicit=self._explicit_inference,
-                           check=lambda: check_single_head(model, self.layers))
-        self.inference.resolve(mode)
-        self.task_inference = mode
-        self.isolate = True if mode is not None else self.isolate
-        log.info("RNF: %s-incremental stream (%s): task_inference=%r", self.scenario.name, self.scenario.reason, mode)
-
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Hold out part of the experience's training data for the tolerance search."""
         holdout = self.tolerance.holdout if self.tolerance is not None else None
@@ -305,13 +286,9 @@ class RNFPlugin(KeptState, ExperienceAccess, EvaluationCallbacks, SupervisedPlug
         return self.isolate if self.isolate is not None else bool(glue.heads(model))
 
     def _task_norm_names(self, model: nn.Module) -> list[str]:
-        """The BatchNorms each task keeps (none unless the model reads task labels, frozen units are
-        isolated and no task is inferred); decided once."""
-        names = batch_norms(model, [norm for layer in self.layers for norm in layer.norms])
-        if self.task_norms.enabled is None:
-            self.task_norms.enabled = bool(self.task_norms.wanted and names and not self.task_inference
-                                           and self._isolated(model) and glue.reads_task_labels(model))
-        return names if self.task_norms.enabled else []
+        """The BatchNorms each task keeps (where the model reads task labels and isolates frozen units)."""
+        possible = not self.task_inference and self._isolated(model) and glue.reads_task_labels(model)
+        return self.task_norms.decide(model, [norm for layer in self.layers for norm in layer.norms], possible)
 
     def _isolate(self, model: nn.Module, choice: Choice, retraining: bool = False,
                  recalibrate: bool = True) -> dict[str, Tensor]:

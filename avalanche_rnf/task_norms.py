@@ -65,6 +65,14 @@ class TaskNorms:
         self._tasks: list[int | _Mixed | None] = []
         """Per forward pass under way (they nest when a mixed batch is split): the kept task it computes."""
 
+    def decide(self, model: nn.Module, norms: Sequence[str], possible: bool) -> list[str]:
+        """The BatchNorms of ``norms`` each task keeps: all of them where ``possible`` (the model is told
+        each input's task and frozen units are isolated), unless not ``wanted``; decided at the first call."""
+        names = batch_norms(model, norms)
+        if self.enabled is None:
+            self.enabled = bool(self.wanted and names and possible)
+        return names if self.enabled else []
+
     # ------------------------------------------------------------------ keeping
     @torch.no_grad()
     def keep(self, model: nn.Module, names: Sequence[str], tasks: Sequence[int]) -> None:
