@@ -11,8 +11,11 @@ that task's values, so the task computes exactly what it did when it finished.
 
 :class:`TaskNorms` keeps the values (:meth:`~TaskNorms.keep`) and hooks the model
 (:meth:`~TaskNorms.attach`): in evaluation mode, a forward pass whose task labels name a kept task
-computes each of its BatchNorms with that task's values, by the same ``F.batch_norm`` call
-``nn.BatchNorm2d`` makes, so the outputs are bit for bit the ones the task had. A batch that mixes
+computes each of its BatchNorms with that task's values, so the outputs are bit for bit the ones
+the task had: without autograd (Avalanche's evaluation) the values are copied into the BatchNorms
+for the pass and back after it; with autograd, which may hold the parameters for a backward pass,
+each BatchNorm's output is computed again by the same ``F.batch_norm`` call ``nn.BatchNorm2d``
+makes. A batch that mixes
 tasks is computed task by task, as Avalanche's ``MultiTaskModule`` does itself. In training mode the
 hooks change nothing. Attribution methods that merge BatchNorms into the layers before them (zennit's
 canonizers) read the values themselves: run them inside :meth:`~TaskNorms.using`, or
@@ -36,6 +39,14 @@ Values = dict[str, dict[str, Tensor]]
 
 class _Mixed:
     """Marks a forward pass over a batch that mixes tasks (recomputed task by task)."""
+
+
+class _Swapped:
+    """Marks a forward pass without autograd that runs with a kept task's values copied into the
+    BatchNorms (so nothing is computed twice): what to write back after it."""
+
+    def __init__(self, live: int | None, values: Values) -> None:
+        self.live, self.values = live, values
 
 
 _MIXED = _Mixed()
@@ -62,7 +73,7 @@ class TaskNorms:
         self._model: nn.Module | None = None
         self._names: tuple[str, ...] = ()
         self._handles: list[RemovableHandle] = []
-        self._tasks: list[int | _Mixed | None] = []
+        self._tasks: list[int | _Mixed | _Swapped | None] = []
         """Per forward pass under way (they nest when a mixed batch is split): the kept task it computes."""
 
     def decide(self, model: nn.Module, norms: Sequence[str], possible: bool) -> list[str]:
@@ -146,10 +157,18 @@ class TaskNorms:
             task = int(tasks) if tasks.numel() == 1 else _MIXED
         if isinstance(task, int) and (task not in self.kept or task == self.live):
             task = None
+        if isinstance(task, int) and not torch.is_grad_enabled():  # no autograd graph can hold the values
+            self._tasks.append(_Swapped(self.live, self._write(module, self.kept[task])))
+            self.live = task
+            return
         self._tasks.append(task)
 
     def _leave(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
         task = self._tasks.pop() if self._tasks else None
+        if isinstance(task, _Swapped):
+            self._write(module, task.values)
+            self.live = task.live
+            return None
         if task is not _MIXED or not isinstance(output, Tensor):
             return None
         labels = _labels(args, kwargs)

@@ -46,22 +46,30 @@ def test_a_kept_task_computes_with_its_own_values_bit_for_bit():
     model, norms, x = _tiny()
     zeros, ones = torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.long)
     norms.keep(model, ["features.1"], [0])
-    first = model(x, zeros), model(x, 0)
+    mixed = torch.tensor([0, 1, 1, 0, 1, 0])
+    first = model(x, zeros), model(x, 0), model(x[mixed == 0], 0)
     norms.begin(model, [1])
     _train_on(model)
     live = model(x, ones)
     assert torch.equal(model(x, zeros), first[0]) and torch.equal(model(x, 0), first[1])
+    weight = model.features[1].weight.detach().clone()
+    with torch.no_grad():  # the values copied in for the pass (Avalanche evaluates without autograd)
+        assert torch.equal(model(x, zeros), first[0]) and torch.equal(model(x, 0), first[1])
+        with pytest.raises(RuntimeError):
+            model(torch.randn(2, 3, 6, 6), 0)  # a failing pass still writes the live values back
+    assert torch.equal(model.features[1].weight, weight) and norms.live is None
     assert not torch.equal(model.features(x), _plain(model, x))  # the live values moved
     norms.release()
     assert torch.equal(model(x, ones), live)  # a task not kept reads the live values
     assert not torch.equal(model(x, zeros), first[0])  # without the hooks, task 0 would change
 
     norms.attach(model, ["features.1"])
-    mixed = torch.tensor([0, 1, 1, 0, 1, 0])
-    out = model(x, mixed)
-    assert torch.equal(out[mixed == 0], model(x[mixed == 0], 0))
-    assert torch.equal(out[mixed == 1, :2], model(x[mixed == 1], 1))
-    assert torch.equal(out[mixed == 1, 2], torch.zeros(3))
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            out = model(x, mixed)
+            assert torch.equal(out[mixed == 0], first[2])
+            assert torch.equal(out[mixed == 1, :2], model(x[mixed == 1], 1))
+            assert torch.equal(out[mixed == 1, 2], torch.zeros(3))
 
     model.train()
     torch.manual_seed(1)
