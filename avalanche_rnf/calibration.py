@@ -51,8 +51,9 @@ class Calibration:
     eval_batch: int = 0
 
 
-class _Stop(BaseException):
-    """Raised by a hook to end a forward pass at the norm being measured."""
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass at the norm being measured (an ``Exception``, so the
+    model's ``always_call`` hooks still run)."""
 
 
 def _rows(x: Tensor, channels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:

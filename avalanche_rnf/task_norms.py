@@ -70,6 +70,8 @@ class TaskNorms:
         """Task label -> the values its BatchNorms had when the task finished."""
         self.live: int | None = None
         """The task whose values the parameters hold now (``None``: a task still training)."""
+        self.training: set[int] = set()
+        """The tasks of the experience that trains now: their inputs read the parameters' own values."""
         self._model: nn.Module | None = None
         self._names: tuple[str, ...] = ()
         self._handles: list[RemovableHandle] = []
@@ -88,10 +90,10 @@ class TaskNorms:
     @torch.no_grad()
     def keep(self, model: nn.Module, names: Sequence[str], tasks: Sequence[int]) -> None:
         """Keep the current values of the BatchNorms ``names`` as those of ``tasks``."""
-        values = {name: _values(model.get_submodule(name)) for name in names}
         for task in tasks:
-            self.kept[int(task)] = values
+            self.kept[int(task)] = {name: _values(model.get_submodule(name)) for name in names}
         self.live = int(tasks[0]) if len(tasks) == 1 else None
+        self.training = set()
 
     def begin(self, model: nn.Module, tasks: Sequence[int]) -> None:
         """A task starts training: a kept task trains on from its own values; a new one from the current ones."""
@@ -99,6 +101,7 @@ class TaskNorms:
         if task is not None and task in self.kept and task != self.live:
             self._write(model, self.kept[task])
         self.live = task if task is not None and task in self.kept else None
+        self.training = {int(t) for t in tasks}
 
     @torch.no_grad()
     def _write(self, model: nn.Module, values: Values) -> Values:
@@ -115,7 +118,7 @@ class TaskNorms:
     def using(self, model: nn.Module, task: int) -> Iterator[None]:
         """The parameters hold ``task``'s values for the duration (for code that reads them itself)."""
         task = int(task)
-        if task not in self.kept or task == self.live:
+        if task not in self.kept or task == self.live or task in self.training:
             yield
             return
         live, before = self.live, self._write(model, self.kept[task])
@@ -134,6 +137,8 @@ class TaskNorms:
         if self._model is model and self._names == names and self._handles:
             return
         self.release()
+        if (other := of(model)) is not None:  # e.g. a deep copy's, come with the model
+            other.release()
         self._model, self._names = model, names
         if not names:
             return
@@ -155,7 +160,7 @@ class TaskNorms:
         elif isinstance(labels, Tensor) and labels.numel():
             tasks = labels.unique()
             task = int(tasks) if tasks.numel() == 1 else _MIXED
-        if isinstance(task, int) and (task not in self.kept or task == self.live):
+        if isinstance(task, int) and (task not in self.kept or task == self.live or task in self.training):
             task = None
         if isinstance(task, int) and not torch.is_grad_enabled():  # no autograd graph can hold the values
             self._tasks.append(_Swapped(self.live, self._write(module, self.kept[task])))
@@ -172,7 +177,8 @@ class TaskNorms:
         if task is not _MIXED or not isinstance(output, Tensor):
             return None
         labels = _labels(args, kwargs)
-        if not any(int(t) in self.kept and int(t) != self.live for t in labels.unique()):
+        if not any(int(t) in self.kept and int(t) != self.live and int(t) not in self.training
+                   for t in labels.unique()):
             return None
         x, out = args[0], output.new_zeros(output.shape)
         for t in labels.unique():  # as MultiTaskModule.forward, with each task's own values
@@ -197,10 +203,14 @@ class TaskNorms:
                                 for name, tensors in values.items()} for task, values in self.kept.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load the kept values (a model hooked before stays hooked)."""
+        model = self._model
         self.release()
-        self.enabled, self.live = state["enabled"], state["live"]
+        self.enabled, self.live, self.training = state["enabled"], state["live"], set()
         self.kept = {int(task): {name: {k: t.clone() for k, t in tensors.items()}
                                  for name, tensors in values.items()} for task, values in state["kept"].items()}
+        if model is not None and self.kept:
+            self.attach(model)
 
 
 def _values(norm: nn.Module) -> dict[str, Tensor]:

@@ -165,3 +165,8 @@ def test_checkpoint_resume_on_a_residual_model_matches_uninterrupted_run(tmp_pat
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.rnf.frozen_fractions == straight.rnf.frozen_fractions
+    x, _, t = (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v)
+               for v in zip(*(item[:3] for item in bench.train_stream[0].dataset)))
+    with torch.no_grad():  # the first task computed with its own BatchNorms on both
+        assert torch.equal(straight.model.eval()(x, t), resumed.model.eval()(x, t))
+    assert sorted(resumed.rnf.task_norms.kept) == [0, 1, 2]

@@ -118,6 +118,40 @@ def test_state_round_trip_and_a_fresh_attach():
     assert other.nbytes() == 4 * 4 * 4  # weight, bias, running mean and variance of 4 channels
 
 
+def test_an_experience_that_trains_a_kept_task_again_reads_the_live_values():
+    model, norms, x = _tiny()
+    norms.keep(model, ["features.1"], [0])
+    norms.begin(model, [0, 1])  # several task labels in one experience, task 0 among them
+    _train_on(model)
+    live = model.features(x)
+    with torch.no_grad():
+        assert torch.equal(model.features(x), live)
+        with task_norms.using_task(model, 0):  # what the relevance pass and calibration read: the live values
+            assert torch.equal(model.features(x), live)
+    assert torch.equal(model(x, 0), model.heads[0](live))
+    norms.keep(model, ["features.1"], [0, 1])
+    assert norms.kept[0]["features.1"]["weight"] is not norms.kept[1]["features.1"]["weight"]
+    assert norms.nbytes() == 2 * 4 * 4 * 4
+
+
+def test_reloading_keeps_the_hooks_and_a_deep_copy_hands_them_over():
+    model, norms, x = _tiny()
+    norms.keep(model, ["features.1"], [0])
+    expected = model(x, 0)
+    norms.begin(model, [1])
+    _train_on(model)
+    norms.load_state_dict(norms.state_dict())
+    assert task_norms.of(model) is norms and torch.equal(model(x, 0), expected)
+    copy = __import__("copy").deepcopy(model)  # e.g. LwF's copy of the model: its own hooks, its own values
+    assert task_norms.of(copy) is not None and task_norms.of(copy) is not norms
+    norms.attach(copy)
+    assert task_norms.of(copy) is norms
+    weight = copy.features[1].weight.detach().clone()
+    with torch.no_grad():
+        assert torch.equal(copy(x, 0), expected)
+    assert torch.equal(copy.features[1].weight, weight)
+
+
 def test_rnf_trains_frozen_channels_norms_and_keeps_old_tasks_exactly(digits_til_images):
     torch.manual_seed(0)
     model = MultiHeadConvBN(hidden=16)
