@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "SearchResult": "tolerance",
     "ToleranceSearch": "tolerance",
     "fair_share": "tolerance",
+    "TaskNorms": "task_norms",
+    "using_task": "task_norms",
     "maybe_load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
 }
@@ -61,6 +63,7 @@ __all__ = [
     "SearchResult",
     "SelectionRule",
     "TaskInference",
+    "TaskNorms",
     "TaskRecognizer",
     "Tolerance",
     "ToleranceSearch",
@@ -76,6 +79,7 @@ __all__ = [
     "normalized_scores",
     "save_checkpoint",
     "unit_relevance",
+    "using_task",
 ]
 
 
@@ -105,4 +109,5 @@ if TYPE_CHECKING:
     from avalanche_rnf.reservoir import ClassReservoir
     from avalanche_rnf.selection import KeepFree, RelevanceMass, SelectionRule, TopFraction
     from avalanche_rnf.strategy import RNF
+    from avalanche_rnf.task_norms import TaskNorms, using_task
     from avalanche_rnf.tolerance import SearchResult, ToleranceSearch, fair_share
