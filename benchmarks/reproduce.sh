@@ -722,3 +722,19 @@ rnf-bench --sweep benchmarks/sweeps/lr-class.json --strategies naive,replay,join
   --out "$R/sweep-lr-split_cifar10-class" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario class --strategies replay,joint --seeds 0 1 2 --ray --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun replay,joint "${extra[@]}"
+# Task-incremental models keep each task's BatchNorms (task_norms=True, the library's default now) instead of freezing
+# BatchNorm channels with their units: on validation splits (seeds 100 and 101) against task_norms=False with the
+# small CNN, and with SlimResNet18 beside the running arm of sweep-defaults-frozen-norms-*-slim_resnet18; then the
+# task-incremental SplitCIFAR-10 columns read once more (the small CNN's one seed at a time, SlimResNet18's on Ray).
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-task-norms.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task "${new_defaults[@]}" \
+  --out "$R/sweep-defaults-task-norms-split_cifar10-task" "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-task-norms-on.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
+  --out "$R/sweep-defaults-task-norms-split_cifar10-task-slim_resnet18" "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1 2 "${new_defaults[@]}" \
+  --loggers text --out "$R/defaults-split_cifar10-task" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-task" --resume --rerun rnf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies rnf --seeds 0 1 2 \
+  "${new_defaults[@]}" --loggers text --ray --out "$R/split_cifar10-task-slim_resnet18" --resume --rerun rnf "${extra[@]}"
