@@ -78,17 +78,23 @@ def test_a_kept_task_computes_with_its_own_values_bit_for_bit():
     assert torch.equal(trained, model(x, zeros))
 
 
+def _after_task_0() -> tuple[_Tiny, TaskNorms, torch.Tensor, torch.Tensor]:
+    """Task 0 kept (its outputs on ``x`` returned), then task 1 training on."""
+    model, norms, x = _tiny()
+    norms.keep(model, ["features.1"], [0])
+    expected = model(x, 0)
+    norms.begin(model, [1])
+    _train_on(model)
+    return model, norms, x, expected
+
+
 def _plain(model: _Tiny, x: torch.Tensor) -> torch.Tensor:
     with task_norms.using_task(model, 0):
         return model.features(x)
 
 
 def test_gradients_flow_in_evaluation_mode_and_using_restores_the_live_values():
-    model, norms, x = _tiny()
-    norms.keep(model, ["features.1"], [0])
-    expected = model(x, 0)
-    norms.begin(model, [1])
-    _train_on(model)
+    model, norms, x, expected = _after_task_0()
     live = model.features[1].weight.detach().clone()
     xg = x.clone().requires_grad_(True)
     model(xg, 0).sum().backward()  # no in-place change of a tensor autograd saved
@@ -104,12 +110,8 @@ def test_gradients_flow_in_evaluation_mode_and_using_restores_the_live_values():
 
 
 def test_state_round_trip_and_a_fresh_attach():
-    model, norms, x = _tiny()
+    model, norms, x, expected = _after_task_0()
     norms.enabled = True
-    norms.keep(model, ["features.1"], [0])
-    expected = model(x, 0)
-    norms.begin(model, [1])
-    _train_on(model)
     other = TaskNorms()
     other.load_state_dict(norms.state_dict())
     norms.release()
@@ -135,11 +137,7 @@ def test_an_experience_that_trains_a_kept_task_again_reads_the_live_values():
 
 
 def test_reloading_keeps_the_hooks_and_a_deep_copy_hands_them_over():
-    model, norms, x = _tiny()
-    norms.keep(model, ["features.1"], [0])
-    expected = model(x, 0)
-    norms.begin(model, [1])
-    _train_on(model)
+    model, norms, x, expected = _after_task_0()
     norms.load_state_dict(norms.state_dict())
     assert task_norms.of(model) is norms and torch.equal(model(x, 0), expected)
     copy = __import__("copy").deepcopy(model)  # e.g. LwF's copy of the model: its own hooks, its own values
