@@ -118,7 +118,7 @@ class TaskNorms:
     def using(self, model: nn.Module, task: int) -> Iterator[None]:
         """The parameters hold ``task``'s values for the duration (for code that reads them itself)."""
         task = int(task)
-        if task not in self.kept or task == self.live or task in self.training:
+        if not self._differs(task):
             yield
             return
         live, before = self.live, self._write(model, self.kept[task])
@@ -128,6 +128,10 @@ class TaskNorms:
         finally:
             self._write(model, before)
             self.live = live
+
+    def _differs(self, task: int) -> bool:
+        """``task`` is kept and its values are not the parameters' own now."""
+        return task in self.kept and task != self.live and task not in self.training
 
     # ------------------------------------------------------------------ hooks
     def attach(self, model: nn.Module, names: Sequence[str] | None = None) -> None:
@@ -160,7 +164,7 @@ class TaskNorms:
         elif isinstance(labels, Tensor) and labels.numel():
             tasks = labels.unique()
             task = int(tasks) if tasks.numel() == 1 else _MIXED
-        if isinstance(task, int) and (task not in self.kept or task == self.live or task in self.training):
+        if isinstance(task, int) and not self._differs(task):
             task = None
         if isinstance(task, int) and not torch.is_grad_enabled():  # no autograd graph can hold the values
             self._tasks.append(_Swapped(self.live, self._write(module, self.kept[task])))
@@ -177,8 +181,7 @@ class TaskNorms:
         if task is not _MIXED or not isinstance(output, Tensor):
             return None
         labels = _labels(args, kwargs)
-        if not any(int(t) in self.kept and int(t) != self.live and int(t) not in self.training
-                   for t in labels.unique()):
+        if not any(self._differs(int(t)) for t in labels.unique()):
             return None
         x, out = args[0], output.new_zeros(output.shape)
         for t in labels.unique():  # as MultiTaskModule.forward, with each task's own values
