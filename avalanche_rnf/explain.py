@@ -83,7 +83,9 @@ def heatmaps(
     :param batch_size: samples per LRP pass.
 
     The starting relevance is a one-hot of ``y`` at the logits, so for a bias-free network of
-    Linear layers and ReLUs under the epsilon rule each map sums to 1 (up to the epsilon).
+    Linear layers and ReLUs under the epsilon rule each map sums to 1 (up to the epsilon). Where RNF
+    keeps each task's BatchNorms (:mod:`~avalanche_rnf.task_norms`), each task's samples are
+    explained with its own values in place.
     """
     if len(x) != len(y) or (task_labels is not None and len(task_labels) != len(y)):
         raise ValueError(f"x, y and task_labels need one entry per sample, got {len(x)}, {len(y)} and "
@@ -98,9 +100,10 @@ def heatmaps(
     maps = torch.zeros_like(x)
     for task in task_labels.unique():  # each task with its own BatchNorm values, before canonizers merge them
         mask = task_labels == task
+        rows = mask.to(x.device)
         with task_norms.using_task(model, int(task)):
-            maps[mask.to(x.device)] = _heatmaps(model, x[mask.to(x.device)], y[mask.to(y.device)], task_labels[mask],
-                                                composite, call, batch_size).to(x.device)
+            maps[rows] = _heatmaps(model, x[rows], y[mask.to(y.device)], task_labels[mask], composite, call,
+                                   batch_size).to(x.device)
     return maps
 
 
