@@ -21,7 +21,8 @@ from torch import Tensor, nn
 UNIT_TYPES = (nn.Linear, nn.Conv2d)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 _UNIT_PARAMS = ("weight", "bias")
-_NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+"""A BatchNorm's tensors whose dimension 0 indexes its channels."""
 
 
 class UnsupportedModelError(ValueError):
@@ -90,7 +91,7 @@ class UnitLayer:
         for unit, norm in self.modules:
             owners.append((unit, _UNIT_PARAMS))
             if norm is not None and norms:
-                owners.append((norm, _NORM_TENSORS))
+                owners.append((norm, NORM_TENSORS))
         for owner, attrs in owners:
             module = model.get_submodule(owner)
             for attr in attrs:

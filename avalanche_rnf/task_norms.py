@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+from avalanche_rnf.layers import NORM_TENSORS
+
 Values = dict[str, dict[str, Tensor]]
 """BatchNorm name -> its tensors by attribute (those it has of ``NORM_TENSORS``)."""
 
