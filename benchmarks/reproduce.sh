@@ -738,3 +738,8 @@ rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1
   --out "$R/split_cifar10-task" --resume --rerun rnf "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --strategies rnf --seeds 0 1 2 \
   "${new_defaults[@]}" --loggers text --ray --out "$R/split_cifar10-task-slim_resnet18" --resume --rerun rnf "${extra[@]}"
+# The SlimResNet18 time pair read again with each task's own BatchNorms (the same command as above; the targets
+# table takes both its time and its peak memory ratio from it).
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
+  --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"

@@ -167,8 +167,8 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
 
 def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[RunRecord]) -> None:
     """The SlimResNet18 targets: accuracy against the baselines run and Joint, forgetting, and time and
-    peak memory against Naive's in the same run; time from the quiet pair ``timed`` where it ran (the
-    relevance share is with the other columns')."""
+    peak memory against Naive's: from the quiet pair ``timed`` where it ran, else from the accuracy
+    runs (the relevance share is with the other columns')."""
     rnf = _rnf_and(records)
     if not rnf:
         return
@@ -193,9 +193,10 @@ def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[R
         verdict=_verdict(forget <= 0.005, f"{forget - 0.005:.4f}"))
     same = (rnf, _rnf_and(records, "naive"), "same run", SLIM)
     quiet = (_rnf_and(timed), _rnf_and(timed, "naive"), "side by side on a quiet machine, validation split", SLIM_TIME)
+    pair = quiet if quiet[0] and quiet[1] else same
     for what, of, bar, (mine, naive, where, name) in (
-            ("training time", _train_time, TIME_BAR, quiet if quiet[0] and quiet[1] else same),
-            ("peak memory (RSS above the run's start)", lambda r: r.peak_rss_delta_mb, MEMORY_BAR, same)):
+            ("training time", _train_time, TIME_BAR, pair),
+            ("peak memory (RSS above the run's start)", lambda r: r.peak_rss_delta_mb, MEMORY_BAR, pair)):
         if naive:
             ratio = _ratio(mine, naive, of)
             row(target=f"SlimResNet18 {what} <= {bar:.2f}x Naive's ({where})", measured=f"{ratio:.2f}x",
