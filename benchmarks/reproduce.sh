@@ -732,6 +732,10 @@ rnf-bench --sweep benchmarks/sweeps/rnf-defaults-task-norms.json --strategies rn
 rnf-bench --sweep benchmarks/sweeps/rnf-defaults-task-norms-on.json --strategies rnf --seeds 100 101 --loggers text \
   --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
   --out "$R/sweep-defaults-task-norms-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# ... and task_norms=False with SlimResNet18 on the same kind of CPU (validation splits): a tie.
+rnf-bench --sweep benchmarks/sweeps/rnf-defaults-task-norms-off.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
+  --out "$R/sweep-defaults-task-norms-off-split_cifar10-task-slim_resnet18" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1 2 "${new_defaults[@]}" \
   --loggers text --out "$R/defaults-split_cifar10-task" --resume --rerun rnf "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario task --strategies rnf --seeds 0 1 2 --loggers text \
