@@ -747,3 +747,8 @@ rnf-bench --benchmark split_cifar10 --scenario task --model slim_resnet18 --stra
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
   --model slim_resnet18 --seeds 100 "${new_defaults[@]}" --loggers text --ray \
   --out "$R/time-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# A larger share for the earlier tasks on SlimResNet18, task-incremental (capacity_flex=1.5 against the default 1; validation
+# splits, seeds 100 and 101, beside sweep-defaults-task-norms-split_cifar10-task-slim_resnet18): level.
+rnf-bench --sweep benchmarks/sweeps/rnf-task-flex.json --strategies rnf --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
+  --out "$R/sweep-task-flex-split_cifar10-task-slim_resnet18" "${extra[@]}"
