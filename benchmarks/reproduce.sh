@@ -715,6 +715,10 @@ rnf-bench --sweep benchmarks/sweeps/regularisers-class-key.json --strategies ewc
   --out "$R/sweep-regularisers-split_cifar10-class" "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario class --strategies ewc,si,mas --seeds 0 1 2 --ray --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun ewc,si,mas "${extra[@]}"
+# ... then their learning rate at the chosen value (0.005 and 0.02 beside the 0.01 above, the same seed): each kept 0.01,
+# so the test stream was not read again.
+rnf-bench --sweep benchmarks/sweeps/lr-class-regularisers.json --strategies si,lwf,mas,ewc --benchmark split_cifar10 \
+  --scenario class --seeds 100 --cpus-per-run 2 --loggers text --out "$R/sweep-lr-regularisers-split_cifar10-class" "${extra[@]}"
 # Naive, Replay and Joint: the learning rate on the validation split (3 values, sweep seed 100). Naive kept 0.01;
 # Replay's and Joint's test streams were read once at their choice, 0.02.
 rnf-bench --sweep benchmarks/sweeps/lr-class.json --strategies naive,replay,joint --benchmark split_cifar10 \
