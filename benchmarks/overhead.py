@@ -10,8 +10,9 @@ each in a fresh process, one after the other; run it on a quiet machine and comp
 Prints one line per strategy: training seconds, peak RSS above entry (MiB) and, for RNF, the
 seconds and peak RSS of its phases (LRP relevance, data-flow tracing, the tolerance search,
 learning a task's recognition statistics, BatchNorm statistics recomputed for the isolated
-sub-network). Phases overlap: the search recomputes BatchNorm statistics for every candidate it
-tries, so "calibration" includes calls made inside "search".
+sub-network) and the seconds of holding frozen weights in each training step. Phases overlap:
+the search recomputes BatchNorm statistics for every candidate it tries, so "calibration"
+includes calls made inside "search".
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
 import avalanche_rnf.choosing as choosing
+import avalanche_rnf.freezing as freezing
 import avalanche_rnf.graph as graph
 import avalanche_rnf.inference as inference
 import avalanche_rnf.keeping as keeping
@@ -40,6 +42,8 @@ from avalanche_rnf.bench.models import SmallCNN
 PHASES = {"relevance": (options.Relevance, "score"), "tracing": (graph, "traced_layers"),
           "search": (choosing.Chooser, "searched"), "recognition": (inference.TaskInferrer, "learn_task"),
           "calibration": (keeping, "calibrated_norms")}
+STEP_PHASES = {"holding": (freezing.FreezeState, ("mask_grads", "restore"))}
+"""Called in every training step: timed only (a memory sampler per call would cost more than they do)."""
 
 
 def _measured(function: Callable[..., Any], label: str, out: dict[str, list[float]]) -> Callable[..., Any]:
@@ -54,6 +58,16 @@ def _measured(function: Callable[..., Any], label: str, out: dict[str, list[floa
     return wrapper
 
 
+def _timed(function: Callable[..., Any], label: str, out: dict[str, list[float]]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        out.setdefault(label, [0.0, 0.0])[0] += time.perf_counter() - start
+        return result
+
+    return wrapper
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["small_cnn", "slim_resnet18"], default="slim_resnet18")
@@ -61,6 +75,9 @@ def main() -> None:
     parser.add_argument("--experiences", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64, help="training mini-batch size")
+    parser.add_argument("--eval-batch-size", type=int, default=None,
+                        help="evaluation mini-batch size (default: the training one; the harness's is 512), which "
+                             "decides whether RNF measures BatchNorm statistics in one pass or norm by norm")
     scenario = parser.add_mutually_exclusive_group()
     scenario.add_argument("--class-incremental", action="store_true",
                           help="RNF with task_inference='class', max_drop 0.002 and one retraining epoch")
@@ -85,6 +102,9 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
     phases: dict[str, list[float]] = {}
     for label, (owner, name) in PHASES.items():
         setattr(owner, name, _measured(getattr(owner, name), label, phases))
+    for label, (cls, names) in STEP_PHASES.items():
+        for name in names:
+            setattr(cls, name, _timed(getattr(cls, name), label, phases))
     generator = torch.Generator().manual_seed(0)
     n = args.samples * args.experiences
     y = torch.arange(2 * args.experiences).repeat_interleave(args.samples // 2)
@@ -101,6 +121,7 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
     if args.task_incremental:
         model = as_multitask(model, "linear" if args.model == "slim_resnet18" else "classifier")
     common: dict[str, Any] = dict(model=model, train_mb_size=args.batch_size, train_epochs=args.epochs,
+                                  eval_mb_size=args.eval_batch_size or args.batch_size,
                                   optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                                   evaluator=EvaluationPlugin())
     extra: dict[str, Any] = dict(tolerance=Tolerance(0.002), retraining=Retraining(1)) \
@@ -117,7 +138,8 @@ def _run(args: argparse.Namespace, strategy_name: str) -> str:
         for experience in bench.train_stream:
             strategy.train(experience)
     seconds = time.perf_counter() - start
-    shown = ", ".join(f"{k} {s:.1f} s / {m:.0f} MiB" for k, (s, m) in phases.items())
+    shown = ", ".join(f"{k} {s:.1f} s" + ("" if k in STEP_PHASES else f" / {m:.0f} MiB")
+                      for k, (s, m) in phases.items())
     return (f"{strategy_name}: train {seconds:.1f} s, peak RSS delta {memory.delta_mb:.0f} MiB"
             + (f"; {shown}" if shown else ""))
 
