@@ -51,7 +51,7 @@ def test_slim_resnet_targets_are_left_out_without_rnf_runs(tmp_path):
     assert _rows(tmp_path, [_run("naive", 0, 0.5, 95.0, 100.0)]) == {}
 
 
-def test_slim_resnet_time_comes_from_the_quiet_pair_where_it_ran(tmp_path):
+def test_slim_resnet_time_and_memory_come_from_the_quiet_pair_where_it_ran(tmp_path):
     _write(tmp_path / SLIM_TIME, [_run("rnf", 100, 0.9, 108.0, 500.0), _run("naive", 100, 0.5, 100.0, 100.0)])
     rows = _rows(tmp_path, [_run("rnf", 0, 0.9, 130.0, 120.0), _run("naive", 0, 0.5, 100.0, 100.0)])
     time = next(v for k, v in rows.items() if "training time" in k)
