@@ -216,17 +216,18 @@ def test_defaults_overrides_bring_every_tuned_column_back_to_the_library_s_defau
 def test_defaults_table_compares_each_column_s_defaults_with_its_tuned_rnf(tmp_path):
     from avalanche_rnf.bench.defaults_table import command, defaults_table, folder_name, verdict
 
-    _write(tmp_path / "s-task", [_record("lrp", 0, 0.90), _record("lrp", 1, 0.92)])
-    _write(tmp_path / folder_name("s-task"), [_record("lrp", 0, 0.90), _record("lrp", 1, 0.91)])
+    _write(tmp_path / "s-task", [_record("lrp", 0, 0.910), _record("lrp", 1, 0.912)])
+    _write(tmp_path / folder_name("s-task"), [_record("lrp", 0, 0.905), _record("lrp", 1, 0.907)])
     _write(tmp_path / "s-class", [_record("lrp", 0, 0.90), _record("lrp", 1, 0.92)])
     _write(tmp_path / folder_name("s-class"), [_record("lrp", 0, 0.80), _record("lrp", 1, 0.82)])
     table = defaults_table(tmp_path, columns=("s-task", "s-class", "s-domain"))
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert set(rows) == {"s-task", "s-class"}  # no runs, no row
-    assert "**met**: -0.005 (seeds' spread ±0.014)" in rows["s-task"]
-    assert "missed by 0.090: -0.100" in rows["s-class"]
-    assert verdict([0.9, 0.91], [0.92, 0.94]).endswith("inside the spread") is False
-    assert verdict([0.90, 0.96], [0.92, 0.98]).endswith("inside the spread")
+    assert "**met**: -0.005 (seeds' spread ±0.001)" in rows["s-task"]
+    assert "missed: -0.100 (seeds' spread ±0.014)" in rows["s-class"]
+    assert verdict([0.9, 0.91], [0.92, 0.94]).startswith("missed: -0.025")  # 0.015 beyond the bar, spread 0.014
+    assert verdict([0.90, 0.96], [0.92, 0.98]).startswith("tied: -0.020")  # 0.010 beyond it, inside the spread
+    assert verdict([0.95, 0.96], [0.94, 0.99]).startswith("tied: -0.010")  # at the bar: tied, not met
     assert verdict([0.9], [0.9]) == "not enough seeds (2 needed)"
     assert folder_name("split_mnist-class") == "mechanisms-split_mnist-class-defaults"
     assert "--param rnf.task_inference=\"auto\" --param rnf.max_drop=0.005" in command("split_fmnist-class")
@@ -245,8 +246,12 @@ def test_peer_targets_compare_rnf_with_the_best_peer_its_target_names(tmp_path):
     _write(tmp_path / "split_digits-task", main)
     _write(tmp_path / "split_fmnist-class", [run(s, seed, a) for s, a in (("rnf", 0.8), ("slda", 0.7), ("replay", 0.9))
                                              for seed in (0, 1)])
+    slim = "split_cifar10-task-slim_resnet18"  # task-IL on a ResNet: every baseline is a peer, Joint is not
+    _write(tmp_path / slim, [run(s, seed, a + 0.02 * seed) for s, a in (("rnf", 0.83), ("replay", 0.86), ("joint", 0.9))
+                             for seed in (0, 1)])
     rows = {line.split("|")[1].strip(): line for line in peer_targets_table(tmp_path).splitlines()[2:]}
-    assert set(rows) == {"split_digits-task", "split_fmnist-class"}
+    assert set(rows) == {"split_digits-task", "split_fmnist-class", slim}
+    assert "| replay 0.870" in rows[slim] and "missed: -0.030 (spread ±0.014)" in rows[slim]
     assert "| packnet 0.96" in rows["split_digits-task"] and "missed: -0.010" in rows["split_digits-task"]
     assert "| slda 0.700" in rows["split_fmnist-class"] and "**met**: +0.100" in rows["split_fmnist-class"]
     assert verdict([0.90, 0.92], [0.91, 0.93]).startswith("tied: -0.010")

@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
 
 UNIT_SCORES = ("lrp", "random", "weight", "activation", "taylor")
 """The unit scores compared, LRP first: the others are compared with it."""
@@ -69,17 +70,6 @@ def _percent(shares: list[float]) -> str:
         return "–"
     mean = f"{100 * statistics.mean(shares):.1f}"
     return mean if len(shares) == 1 else f"{mean} ± {100 * statistics.stdev(shares):.1f}"
-
-
-def gap_and_spread(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Mean of ``a`` minus mean of ``b``, and the larger of their standard deviations (2 values each at least)."""
-    return statistics.mean(a) - statistics.mean(b), max(statistics.stdev(a), statistics.stdev(b))
-
-
-def outcome(gap: float, spread: float, margin: float = 0.0) -> str:
-    """``"met"`` where ``gap`` exceeds ``margin`` by more than the seeds' ``spread``, ``"missed"`` where it
-    falls short of it by more than that, ``"tied"`` within it."""
-    return "met" if gap - margin > spread else "missed" if margin - gap > spread else "tied"
 
 
 def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> str:

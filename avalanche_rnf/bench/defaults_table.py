@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avalanche_rnf.bench.ablation_table import gap_and_spread
 from avalanche_rnf.bench.defaults_diff import defaults_overrides
 from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.mechanism_table import STREAMS as MECHANISM_STREAMS
 from avalanche_rnf.bench.mechanism_table import rnf_runs
 from avalanche_rnf.bench.results import mean_std, present
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
 
 COLUMNS = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
            "permuted_mnist-task", "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
@@ -45,14 +45,13 @@ def command(column: str, out: str = "benchmarks/results") -> str:
 
 
 def verdict(defaults: list[float], tuned: list[float], margin: float = MARGIN) -> str:
-    """Whether the defaults' mean accuracy is within ``margin`` of the tuned RNF's, with the seeds' spread."""
+    """Whether the defaults' mean accuracy is within ``margin`` of the tuned RNF's: met or missed beyond
+    the seeds' spread, tied inside it (:func:`~avalanche_rnf.bench.verdicts.outcome`)."""
     if len(defaults) < 2 or len(tuned) < 2:
         return "not enough seeds (2 needed)"
     gap, spread = gap_and_spread(defaults, tuned)
-    text = f"{gap:+.3f} (seeds' spread ±{spread:.3f})"
-    if gap >= -margin:
-        return f"**met**: {text}"
-    return f"missed by {-margin - gap:.3f}: {text}" + (", inside the spread" if -gap <= spread else "")
+    word = outcome(gap, spread, -margin)
+    return f"{'**met**' if word == 'met' else word}: {gap:+.3f} (seeds' spread ±{spread:.3f})"
 
 
 def defaults_table(results: Path, link: str = "benchmarks/results/", columns: tuple[str, ...] = COLUMNS) -> str:

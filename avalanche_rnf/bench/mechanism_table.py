@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avalanche_rnf.bench.ablation_table import gap_and_spread, outcome
 from avalanche_rnf.bench.defaults_diff import defaults_overrides
 from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
 
 Step = tuple[str, str, dict[str, object]]
 ORDER = {"task": ("isolation", "capacity", "tolerance", "retraining"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avalanche_rnf.bench.ablation_table import gap_and_spread, outcome
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
 
 STORES_DATA = frozenset({"replay", "er_ace", "joint"})
 """Strategies that keep training inputs (Joint: all of them)."""
@@ -21,6 +21,7 @@ TARGETS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("split_mnist-task", "task-IL: at least the best baseline, forgetting 0", frozenset({"joint"})),
     ("split_fmnist-task", "task-IL: at least the best baseline, forgetting 0", frozenset({"joint"})),
     ("split_cifar10-task", "task-IL: at least the best baseline, forgetting 0", frozenset({"joint"})),
+    ("split_cifar10-task-slim_resnet18", "task-IL: at least the best baseline, forgetting 0", frozenset({"joint"})),
     ("split_mnist-class", "class-IL: at least the best peer that stores no inputs", None),
     ("split_fmnist-class", "class-IL: at least the best peer that stores no inputs", None),
     ("split_cifar10-class", "class-IL: at least the best peer that stores no inputs", None),

@@ -1,6 +1,7 @@
 """The results tables of the README and the documentation, from the committed result files
-(``benchmarks/results/*/results.json``): strategies x benchmarks, RNF's targets met or missed,
-class-incremental RNF with task inference, and explanation drift (``rnf-bench --explain``)."""
+(``benchmarks/results/*/results.json``): strategies x benchmarks, RNF's targets met, tied or missed
+(:mod:`~avalanche_rnf.bench.verdicts`), class-incremental RNF with task inference, and explanation
+drift (``rnf-bench --explain``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Callable
 from avalanche_rnf.bench.defaults_diff import inferred, non_defaults
 from avalanche_rnf.bench.hparams import STRATEGIES
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
+from avalanche_rnf.bench.verdicts import gap_and_spread, judged, spread
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -91,13 +93,28 @@ def _train_time(record: RunRecord) -> float:
     return sum(record.train_seconds)
 
 
-def _verdict(ok: bool, gap: str) -> str:
-    return "**met**" if ok else f"missed by {gap}"
+def _ratios(records: list[RunRecord], base: list[RunRecord], of: Callable[[RunRecord], float]) -> list[float]:
+    """Per seed both ran: ``of`` of ``records`` against ``of`` of ``base`` (their spread over seeds)."""
+    theirs = {r.seed: of(r) for r in base}
+    return [of(r) / theirs[r.seed] for r in records if r.seed in theirs]
+
+
+def _ratio_verdict(ratio: float, ratios: list[float], bar: float) -> str:
+    return judged(bar - ratio, spread(ratios), "{:+.2f}x".format)
+
+
+def _share(gap: float) -> str:
+    return f"{gap:+.1%}"
+
+
+def _forgetting(gap: float) -> str:
+    return f"{gap:+.4f}"
 
 
 def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
     """The targets for RNF, each met or missed, from the committed result files."""
-    lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict | results |", "|---|---|---|---|---|"]
+    lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict (margin beyond the bar; seeds' spread) | "
+             "results |", "|---|---|---|---|---|"]
 
     def load(name):
         folder = results / name
@@ -115,20 +132,23 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
         if not rnf:
             row(f"{label}: accuracy >= {acc_min}", name, "not run", 0, "–")
             continue
-        acc, forget = _mean(r.average_accuracy for r in rnf), _mean(r.forgetting for r in rnf)
+        accs, forgets = [r.average_accuracy for r in rnf], [r.forgetting for r in rnf]
+        acc, forget = _mean(accs), _mean(forgets)
         row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.4f}", len(rnf),
-            _verdict(acc >= acc_min, f"{acc_min - acc:.4f}"))
+            judged(acc - acc_min, spread(accs), "{:+.4f}".format))
         if forget_max is not None:
             row(f"{label}: forgetting <= {forget_max}", name, f"{forget:.4f}", len(rnf),
-                _verdict(forget <= forget_max, f"{forget - forget_max:.4f}"))
+                judged(forget_max - forget, spread(forgets), _forgetting))
     records = load("permuted_mnist-domain")
     rnf = _rnf_and(records)
     best = max(((_mean(r.average_accuracy for r in _rnf_and(records, s)), s) for s in ("ewc", "si", "lwf", "mas")
                 if _rnf_and(records, s)), default=(None, ""))
     if rnf and best[0] is not None:
         acc = _mean(r.average_accuracy for r in rnf)
+        gap, width = gap_and_spread([r.average_accuracy for r in rnf],
+                                    [r.average_accuracy for r in _rnf_and(records, best[1])])
         row(f"PermutedMNIST domain-IL: above every regularisation baseline (best: {best[1]} {best[0]:.3f})",
-            "permuted_mnist-domain", f"{acc:.3f}", len(rnf), _verdict(acc > best[0], f"{best[0] - acc:.3f}"))
+            "permuted_mnist-domain", f"{acc:.3f}", len(rnf), judged(gap, width))
     for name in ("permuted_mnist-domain", "permuted_mnist-task"):
         records = load(name)
         rnf, naive = _rnf_and(records), _rnf_and(records, "naive")
@@ -136,32 +156,35 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
             values = ", ".join(f"{k}={v}" for k, v in sorted(rnf[0].config["params"].items()))
             kind = "task-IL (a head per task" if name == "permuted_mnist-task" else "domain-IL (one head"
             label = f", {kind}; RNF with {values})"
+            gap, width = gap_and_spread([r.matrix[-1][-1] for r in rnf], [r.matrix[-1][-1] for r in naive])
             last, base = _mean(r.matrix[-1][-1] for r in rnf), _mean(r.matrix[-1][-1] for r in naive)
             free = {k: 1 - _mean(r.frozen_fractions[-1][k] for r in rnf) for k in rnf[0].frozen_fractions[-1]
                     if ".classifiers." not in k}
             free_text = ", ".join(f"{k} {v:.2f}" for k, v in free.items())
             row(f"10-experience stream{label}: last task within 0.02 of Naive's on it ({base:.3f})", name,
                 f"{last:.3f}; free fraction per layer after it: {free_text}", len(rnf),
-                _verdict(last >= base - 0.02, f"{base - 0.02 - last:.3f}"))
+                judged(gap + 0.02, width))
     cost = load("cost-split_mnist-task")
     rnf, naive, ewc = (_rnf_and(cost, s) for s in ("rnf", "naive", "ewc"))
     if rnf and naive:
         ratio = _ratio(rnf, naive, _train_time)
         row(f"training time <= {TIME_BAR:.2f}x Naive's (same run)", "cost-split_mnist-task", f"{ratio:.2f}x",
-            len(rnf), _verdict(ratio <= TIME_BAR, f"{ratio - TIME_BAR:.2f}x"))
+            len(rnf), _ratio_verdict(ratio, _ratios(rnf, naive, _train_time), TIME_BAR))
     _slim_rows(load(SLIM), partial(row, name=SLIM), load(SLIM_TIME))
     for name, stream in (("cost-split_mnist-task", "split_mnist"), ("split_cifar10-task", "split_cifar10"),
                          (SLIM, "SlimResNet18")):
         rnf = _rnf_and(load(name))
         if rnf:
-            share = _mean(sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf)
+            shares = [sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf]
+            share = _mean(shares)
             row(f"relevance pass <= 5% of RNF's training time ({stream})", name, f"{share:.1%}",
-                len(rnf), _verdict(share <= 0.05, f"{share - 0.05:.1%}"))
+                len(rnf), judged(0.05 - share, spread(shares), _share))
     rnf = _rnf_and(cost)
     if rnf and ewc:
         mine, theirs = _mean(r.state_bytes[-1] for r in rnf), _mean(r.state_bytes[-1] for r in ewc)
         row("state kept between experiences < EWC's", "cost-split_mnist-task",
-            f"{mine / 1024:.0f} KiB (EWC {theirs / 1024:.0f} KiB)", len(rnf), _verdict(mine < theirs, "–"))
+            f"{mine / 1024:.0f} KiB (EWC {theirs / 1024:.0f} KiB)", len(rnf),
+            judged((theirs - mine) / 1024, 0.0, "{:+.0f} KiB".format))
     return "\n".join(lines)
 
 
@@ -176,21 +199,22 @@ def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[R
     baselines = sorted({r.strategy for r in records if r.status == "ok"} - {"rnf", "joint"})
     shared = set.intersection(*({r.seed for r in _rnf_and(records, s)} for s in ["rnf", *baselines]))
     if baselines and shared:  # like for like: the seeds every strategy ran
-        means = {s: _mean(r.average_accuracy for r in _rnf_and(records, s) if r.seed in shared)
-                 for s in ["rnf", *baselines]}
-        best, value = max(((s, means[s]) for s in baselines), key=lambda kv: kv[1])
+        scores = {s: [r.average_accuracy for r in _rnf_and(records, s) if r.seed in shared]
+                  for s in ["rnf", *baselines]}
+        best = max(baselines, key=lambda s: _mean(scores[s]))
         on = "" if len(shared) == len(rnf) else f", on seeds {', '.join(map(str, sorted(shared)))}, which all ran"
         row(target=f"SlimResNet18 task-IL: accuracy >= every baseline run ({', '.join(baselines)}; best: {best}{on})",
-            measured=f"{means['rnf']:.3f} ({best} {value:.3f})", seeds=len(shared),
-            verdict=_verdict(means["rnf"] >= value, f"{value - means['rnf']:.3f}"))
+            measured=f"{_mean(scores['rnf']):.3f} ({best} {_mean(scores[best]):.3f})", seeds=len(shared),
+            verdict=judged(*gap_and_spread(scores["rnf"], scores[best])))
     joint = _rnf_and(records, "joint")
     if joint:
-        value = _mean(r.average_accuracy for r in joint)
-        row(target="SlimResNet18 task-IL: within 0.02 of Joint", measured=f"{acc:.3f} (Joint {value:.3f})",
-            seeds=len(rnf), verdict=_verdict(acc >= value - 0.02, f"{value - 0.02 - acc:.3f}"))
-    forget = _mean(r.forgetting for r in rnf)
-    row(target="SlimResNet18 task-IL: forgetting <= 0.005", measured=f"{forget:.4f}", seeds=len(rnf),
-        verdict=_verdict(forget <= 0.005, f"{forget - 0.005:.4f}"))
+        gap, width = gap_and_spread([r.average_accuracy for r in rnf], [r.average_accuracy for r in joint])
+        row(target="SlimResNet18 task-IL: within 0.02 of Joint",
+            measured=f"{acc:.3f} (Joint {_mean(r.average_accuracy for r in joint):.3f})", seeds=len(rnf),
+            verdict=judged(gap + 0.02, width))
+    forgets = [r.forgetting for r in rnf]
+    row(target="SlimResNet18 task-IL: forgetting <= 0.005", measured=f"{_mean(forgets):.4f}", seeds=len(rnf),
+        verdict=judged(0.005 - _mean(forgets), spread(forgets), _forgetting))
     same = (rnf, _rnf_and(records, "naive"), "same run", SLIM)
     quiet = (_rnf_and(timed), _rnf_and(timed, "naive"), "side by side on a quiet machine, validation split", SLIM_TIME)
     pair = quiet if quiet[0] and quiet[1] else same
@@ -200,7 +224,7 @@ def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[R
         if naive:
             ratio = _ratio(mine, naive, of)
             row(target=f"SlimResNet18 {what} <= {bar:.2f}x Naive's ({where})", measured=f"{ratio:.2f}x",
-                seeds=len(mine), verdict=_verdict(ratio <= bar, f"{ratio - bar:.2f}x"), name=name)
+                seeds=len(mine), verdict=_ratio_verdict(ratio, _ratios(mine, naive, of), bar), name=name)
 
 
 def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
@@ -216,7 +240,7 @@ def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results
         if not rnf:
             lines.append(f"| {name} | >= {target} | not run | | | 0 | | | | | |")
             continue
-        acc = _mean(r.average_accuracy for r in rnf)
+        accs = [r.average_accuracy for r in rnf]
         recognised = _mean(_mean(v for v in r.task_recognition[-1] if v is not None) for r in rnf)
         others = {s: _mean(r.average_accuracy for r in _rnf_and(records, s))
                   for s in {r.strategy for r in records} - {"rnf", "replay", "joint"} if _rnf_and(records, s)}
@@ -225,7 +249,7 @@ def task_agnostic_table(results: Path = RESULTS, link: str = "benchmarks/results
         memory = _mean(r.recognition_bytes[-1] for r in rnf) / 1024
         lines.append(" | ".join([
             f"| {name}", f">= {target}", f"{mean_std(present(r.average_accuracy for r in rnf))}", f"{recognised:.3f}",
-            _verdict(acc >= target, f"{target - acc:.3f}"), str(len(rnf)),
+            judged(_mean(accs) - target, spread(accs)), str(len(rnf)),
             f"{best[0]} {best[1]:.3f}" if best else "–",
             f"{_mean(r.average_accuracy for r in replay):.3f}" if replay else "not run", f"{memory:.0f} KiB",
             f"{_mean(r.state_bytes[-1] for r in replay) / 1024:.0f} KiB" if replay else "–",
