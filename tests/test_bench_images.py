@@ -93,10 +93,27 @@ def test_width_and_hidden_size_options_narrow_the_small_cnn():
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 8, 16, 16]
     assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [64, 10]
-    with pytest.raises(ValueError, match="--width sets the small CNN's channels; split_mnist"):
+    with pytest.raises(ValueError, match="--width sets the small CNN's or SlimResNet18's channels; split_mnist"):
         make_plan(parse(["--benchmark", "split_mnist", "--width", "8"]))
-    with pytest.raises(ValueError, match="with --model slim_resnet18 does not train it"):
-        make_plan(parse(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--width", "8"]))
+
+
+def test_width_sets_slim_resnet18_s_first_stage_and_names_the_run_after_it():
+    from avalanche_rnf.bench.arguments import build_parser
+    from avalanche_rnf.bench.planning import make_plan
+
+    parse = build_parser().parse_args
+    made = make_plan(parse(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--width", "10",
+                            "--strategies", "naive"]))
+    assert made["name"] == "split_cifar10-task-slim_resnet18-width10"
+    training = made["specs"][0].training
+    assert (training.slim_width, training.width) == (10, 32) and training.as_dict()["slim_width"] == 10
+    default = make_plan(parse(["--benchmark", "split_cifar10", "--model", "slim_resnet18", "--strategies", "naive"]))
+    assert "slim_width" not in default["specs"][0].training.as_dict()  # the runs before the option keep their keys
+    model = make_model("image", (3, 32, 32), 10, True, name="slim_resnet18", slim_width=10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels == 10 and max(c.out_channels for c in convs) == 80
+    assert max(c.out_channels for c in make_model("image", (3, 32, 32), 10, True, name="slim_resnet18").modules()
+               if isinstance(c, nn.Conv2d)) == 160
     with pytest.raises(ValueError, match="--preset si-pmnist fixes its network"):
         make_plan(parse(["--preset", "si-pmnist", "--hidden-size", "64"]))
     with pytest.raises(ValueError, match="--hidden-size must be a positive number of units, got 0"):

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="training mini-batch size (default: the table's)")
     p.add_argument("--lr", type=float, help="learning rate, for every strategy (default: the table's)")
     p.add_argument("--width", type=int, help="channels in the small CNN's first block (image benchmarks; the table's: "
-                   "32), for every strategy")
+                   "32), or with --model slim_resnet18 in its first stage (Avalanche's: 20), for every strategy")
     p.add_argument("--hidden-size", type=int, help="hidden units per layer of the MLP, or of the small CNN's hidden "
                    "Linear layer (default: the table's)")
     p.add_argument("--reset-optimizer", action=argparse.BooleanOptionalAction, default=None,

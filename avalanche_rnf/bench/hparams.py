@@ -42,10 +42,12 @@ class Training:
     online: int = 0
     #: The model: "" for the benchmark's own (an MLP or :class:`SmallCNN`), or one of ``MODELS``.
     model: str = ""
+    #: ``SlimResNet18``'s channels in its first stage (``nf``; 0: Avalanche's 20), ``--width`` with it.
+    slim_width: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         fields = asdict(self)
-        for name in ("online", "model"):  # runs without them keep the configuration (and run keys) they had
+        for name in ("online", "model", "slim_width"):  # runs without them keep the configuration (and run keys)
             if not fields[name]:
                 del fields[name]
         return fields

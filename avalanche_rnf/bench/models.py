@@ -67,11 +67,12 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_head: bool,
                hidden_size: int = 256, hidden_layers: int = 2, width: int = 32,
-               activation: str = "relu", name: str = "") -> nn.Module:
+               activation: str = "relu", name: str = "", slim_width: int = 0) -> nn.Module:
     """The benchmark's model: ``SimpleMLP`` for flat or 1-channel inputs, ``SmallCNN`` for RGB images,
     or the model ``name`` (one of :data:`MODELS`; ``""``: the benchmark's own).
 
-    ``activation`` is the MLP's hidden nonlinearity (``"relu"`` or ``"tanh"``).
+    ``activation`` is the MLP's hidden nonlinearity (``"relu"`` or ``"tanh"``); ``slim_width``
+    ``SlimResNet18``'s channels in its first stage (0: Avalanche's 20; each later stage doubles them).
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(_ACTIVATIONS)}")
@@ -81,7 +82,8 @@ def make_model(family: str, input_shape: tuple[int, ...], n_outputs: int, multi_
         if tuple(input_shape) != (3, 32, 32):  # it reshapes its input to that
             raise ValueError(f"slim_resnet18 needs 3x32x32 RGB images (split_cifar10, imagefolder with --image-size "
                              f"32), got inputs {tuple(input_shape)}")
-        return as_multitask(SlimResNet18(n_outputs), "linear") if multi_head else SlimResNet18(n_outputs)
+        resnet = SlimResNet18(n_outputs, nf=slim_width or 20)
+        return as_multitask(resnet, "linear") if multi_head else resnet
     if family == "image":
         model: nn.Module = SmallCNN(n_outputs, in_channels=input_shape[0], width=width, hidden=hidden_size)
     else:
@@ -104,4 +106,5 @@ def model_for(stream: Stream, training: Training, multi_head: bool | None = None
     return make_model(stream.info.family, stream.input_shape, stream.n_outputs,
                       stream.multi_head if multi_head is None else multi_head,
                       hidden_size=training.hidden_size, hidden_layers=training.hidden_layers,
-                      width=training.width, activation=training.activation, name=training.model)
+                      width=training.width, activation=training.activation, name=training.model,
+                      slim_width=training.slim_width)

@@ -63,17 +63,18 @@ def make_plan(args: argparse.Namespace) -> Plan:
         space = _sweep_space(args)
         strategies = (names(args.strategies)
                       or (list(space.strategies) if space and args.sweep != "default" else list(STRATEGIES)))
+        model = getattr(args, "model", None) or ""
         training = with_overrides(TRAINING[benchmark], epochs=args.epochs, batch_size=args.batch_size,
-                                  lr=args.lr, reset_optimizer=args.reset_optimizer, width=width,
-                                  hidden_size=hidden_size)
-        if getattr(args, "model", None):
+                                  lr=args.lr, reset_optimizer=args.reset_optimizer, hidden_size=hidden_size,
+                                  **({"slim_width": width} if model == "slim_resnet18" else {"width": width}))
+        if model:
             if BENCHMARKS[benchmark].family != "image":
-                raise ValueError(f"--model {args.model} trains on RGB images (split_cifar10, imagefolder), not on "
+                raise ValueError(f"--model {model} trains on RGB images (split_cifar10, imagefolder), not on "
                                  f"{benchmark}")
-            training = with_overrides(training, model=args.model)
-        if width is not None and (BENCHMARKS[benchmark].family != "image" or training.model):
-            raise ValueError(f"--width sets the small CNN's channels; {benchmark}"
-                             + (f" with --model {training.model}" if training.model else "") + " does not train it")
+            training = with_overrides(training, model=model)
+        if width is not None and (BENCHMARKS[benchmark].family != "image" or model not in ("", "slim_resnet18")):
+            raise ValueError(f"--width sets the small CNN's or SlimResNet18's channels; {benchmark}"
+                             + (f" with --model {model}" if model else "") + " trains neither")
         if args.online is not None:
             if not args.online > 0:
                 raise ValueError(f"--online needs a positive sub-experience size, got {args.online}")
@@ -83,6 +84,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
                   for s in strategies}
         prefix = "search-" if args.search else "sweep-" if args.sweep else ""
         name = (f"{prefix}{benchmark}-{scenario}" + (f"-{training.model}" if training.model else "")
+                + (f"-width{training.slim_width}" if training.slim_width else "")
                 + (f"-online{args.online}" if args.online else ""))
     infer_tasks = bool(getattr(args, "infer_tasks", False))
     if infer_tasks:
