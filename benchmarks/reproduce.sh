@@ -756,3 +756,11 @@ rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf 
 rnf-bench --sweep benchmarks/sweeps/rnf-task-flex.json --strategies rnf --seeds 100 101 --loggers text \
   --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 "${new_defaults[@]}" \
   --out "$R/sweep-task-flex-split_cifar10-task-slim_resnet18" "${extra[@]}"
+# A second SlimResNet18 time pair, seed 101, after the one above (the same command; the targets table takes the time and
+# peak memory ratios over both pairs, with their spread), then the summary of both.
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --seeds 101 "${new_defaults[@]}" --loggers text --ray \
+  --out "$R/time-split_cifar10-task-slim_resnet18" --resume "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
+  --model slim_resnet18 --seeds 100 101 "${new_defaults[@]}" --loggers text --ray \
+  --out "$R/time-split_cifar10-task-slim_resnet18" --resume "${extra[@]}"
