@@ -764,3 +764,14 @@ rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf 
 rnf-bench --sweep benchmarks/sweeps/memory-defaults.json --strategies naive,rnf --benchmark split_cifar10 --scenario task \
   --model slim_resnet18 --seeds 100 101 "${new_defaults[@]}" --loggers text --ray \
   --out "$R/time-split_cifar10-task-slim_resnet18" --resume "${extra[@]}"
+# Is the width each task keeps what holds RNF back on SlimResNet18? RNF at its defaults and Joint with 10 and 30
+# channels in the first stage (--width; Avalanche's is 20), and Joint at Avalanche's width, beside RNF's runs in
+# sweep-defaults-task-norms-split_cifar10-task-slim_resnet18 (validation splits, seeds 100 and 101): the gap stays.
+for w in 10 30; do
+  rnf-bench --sweep benchmarks/sweeps/width-reference.json --strategies joint,rnf --seeds 100 101 --loggers text \
+    --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 --width "$w" "${new_defaults[@]}" \
+    --out "$R/sweep-width-split_cifar10-task-slim_resnet18-width$w" "${extra[@]}"
+done
+rnf-bench --sweep benchmarks/sweeps/width-reference.json --strategies joint --seeds 100 101 --loggers text \
+  --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 \
+  --out "$R/sweep-width-split_cifar10-task-slim_resnet18-joint" "${extra[@]}"

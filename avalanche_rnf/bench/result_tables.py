@@ -112,7 +112,8 @@ def _forgetting(gap: float) -> str:
 
 
 def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
-    """The targets for RNF, each met or missed, from the committed result files."""
+    """The targets for RNF, each met, tied or missed (:func:`~avalanche_rnf.bench.verdicts.judged`), from the
+    committed result files."""
     lines = ["| target | measured (RNF, mean over seeds) | seeds | verdict (margin beyond the bar; seeds' spread) | "
              "results |", "|---|---|---|---|---|"]
 
