@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
-from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
+from avalanche_rnf.bench.verdicts import gap_and_spread, judged
 
 STORES_DATA = frozenset({"replay", "er_ace", "joint"})
 """Strategies that keep training inputs (Joint: all of them)."""
@@ -39,9 +39,7 @@ def verdict(rnf: list[float], best: list[float]) -> str:
     ``missed`` below it by more than the spread."""
     if len(rnf) < 2 or len(best) < 2:
         return "not enough seeds (2 needed)"
-    gap, spread = gap_and_spread(rnf, best)
-    word = outcome(gap, spread)
-    return f"{'**met**' if word == 'met' else word}: {gap:+.3f} (spread ±{spread:.3f})"
+    return judged(*gap_and_spread(rnf, best))
 
 
 def peer_targets_table(results: Path, link: str = "benchmarks/results/") -> str:

@@ -103,12 +103,8 @@ def _ratio_verdict(ratio: float, ratios: list[float], bar: float) -> str:
     return judged(bar - ratio, spread(ratios), "{:+.2f}x".format)
 
 
-def _share(gap: float) -> str:
-    return f"{gap:+.1%}"
-
-
-def _forgetting(gap: float) -> str:
-    return f"{gap:+.4f}"
+_FOUR_PLACES = "{:+.4f}".format
+"""How the fixed-bar accuracy and forgetting rows write their margins and spreads."""
 
 
 def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") -> str:
@@ -136,10 +132,10 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
         accs, forgets = [r.average_accuracy for r in rnf], [r.forgetting for r in rnf]
         acc, forget = _mean(accs), _mean(forgets)
         row(f"{label}: accuracy >= {acc_min}", name, f"{acc:.4f}", len(rnf),
-            judged(acc - acc_min, spread(accs), "{:+.4f}".format))
+            judged(acc - acc_min, spread(accs), _FOUR_PLACES))
         if forget_max is not None:
             row(f"{label}: forgetting <= {forget_max}", name, f"{forget:.4f}", len(rnf),
-                judged(forget_max - forget, spread(forgets), _forgetting))
+                judged(forget_max - forget, spread(forgets), _FOUR_PLACES))
     records = load("permuted_mnist-domain")
     rnf = _rnf_and(records)
     best = max(((_mean(r.average_accuracy for r in _rnf_and(records, s)), s) for s in ("ewc", "si", "lwf", "mas")
@@ -179,7 +175,7 @@ def targets_table(results: Path = RESULTS, link: str = "benchmarks/results/") ->
             shares = [sum(r.relevance_seconds) / sum(r.train_seconds) for r in rnf]
             share = _mean(shares)
             row(f"relevance pass <= 5% of RNF's training time ({stream})", name, f"{share:.1%}",
-                len(rnf), judged(0.05 - share, spread(shares), _share))
+                len(rnf), judged(0.05 - share, spread(shares), "{:+.1%}".format))
     rnf = _rnf_and(cost)
     if rnf and ewc:
         mine, theirs = _mean(r.state_bytes[-1] for r in rnf), _mean(r.state_bytes[-1] for r in ewc)
@@ -215,7 +211,7 @@ def _slim_rows(records: list[RunRecord], row: Callable[..., None], timed: list[R
             verdict=judged(gap + 0.02, width))
     forgets = [r.forgetting for r in rnf]
     row(target="SlimResNet18 task-IL: forgetting <= 0.005", measured=f"{_mean(forgets):.4f}", seeds=len(rnf),
-        verdict=judged(0.005 - _mean(forgets), spread(forgets), _forgetting))
+        verdict=judged(0.005 - _mean(forgets), spread(forgets), _FOUR_PLACES))
     same = (rnf, _rnf_and(records, "naive"), "same run", SLIM)
     quiet = (_rnf_and(timed), _rnf_and(timed, "naive"), "side by side on a quiet machine, validation split", SLIM_TIME)
     pair = quiet if quiet[0] and quiet[1] else same
