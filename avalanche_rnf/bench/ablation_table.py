@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from avalanche_rnf.bench.results import RunRecord, load_records, mean_std, present
-from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome, shown
 
 UNIT_SCORES = ("lrp", "random", "weight", "activation", "taylor")
 """The unit scores compared, LRP first: the others are compared with it."""
@@ -79,8 +79,7 @@ def verdict(lrp: list[float], random: list[float], margin: float = MARGIN) -> st
         return "not enough seeds (2 needed)"
     gap, spread = gap_and_spread(lrp, random)
     text = f"LRP {gap:+.3f} against random (target +{margin:.2f}; seeds' spread ±{spread:.3f})"
-    word = outcome(gap, spread, margin)
-    return f"{text}: **met**" if word == "met" else f"{text}: {word}"
+    return f"{text}: {shown(outcome(gap, spread, margin))}"
 
 
 def ablation_table(results: Path, link: str = "benchmarks/results/", order: tuple[str, ...] = ABLATION_ORDER,

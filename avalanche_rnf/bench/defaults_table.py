@@ -17,7 +17,7 @@ from avalanche_rnf.bench.hparams import strategy_params
 from avalanche_rnf.bench.mechanism_table import STREAMS as MECHANISM_STREAMS
 from avalanche_rnf.bench.mechanism_table import rnf_runs
 from avalanche_rnf.bench.results import mean_std, present
-from avalanche_rnf.bench.verdicts import gap_and_spread, outcome
+from avalanche_rnf.bench.verdicts import gap_and_spread, outcome, shown
 
 COLUMNS = ("split_digits-task", "split_mnist-task", "split_mnist-class", "split_fmnist-task", "split_fmnist-class",
            "permuted_mnist-task", "permuted_mnist-domain", "split_cifar10-task", "split_cifar10-class")
@@ -50,8 +50,7 @@ def verdict(defaults: list[float], tuned: list[float], margin: float = MARGIN) -
     if len(defaults) < 2 or len(tuned) < 2:
         return "not enough seeds (2 needed)"
     gap, spread = gap_and_spread(defaults, tuned)
-    word = outcome(gap, spread, -margin)
-    return f"{'**met**' if word == 'met' else word}: {gap:+.3f} (seeds' spread ±{spread:.3f})"
+    return f"{shown(outcome(gap, spread, -margin))}: {gap:+.3f} (seeds' spread ±{spread:.3f})"
 
 
 def defaults_table(results: Path, link: str = "benchmarks/results/", columns: tuple[str, ...] = COLUMNS) -> str:

@@ -30,9 +30,13 @@ def outcome(gap: float, spread: float, margin: float = 0.0) -> str:
     return "met" if gap - margin > spread else "missed" if margin - gap > spread else "tied"
 
 
+def shown(word: str) -> str:
+    """An :func:`outcome` as the tables write it: ``met`` in bold, ``tied`` and ``missed`` plain."""
+    return "**met**" if word == "met" else word
+
+
 def judged(gap: float, spread: float, show: Callable[[float], str] = "{:+.3f}".format) -> str:
     """The verdict on a target that ``gap`` clears (positive: beyond the bar, in the target's direction),
     with the gap and the spread written by ``show`` (e.g. ``**met**: +0.012 (spread ±0.003)``)."""
-    word = outcome(gap, spread)
     text = show(gap) + (f" (spread ±{show(spread).lstrip('+')})" if spread > 0 else "")
-    return f"**met**: {text}" if word == "met" else f"{word}: {text}"
+    return f"{shown(outcome(gap, spread))}: {text}"
