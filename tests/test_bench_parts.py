@@ -11,7 +11,14 @@ from avalanche_rnf.bench.evaluation import own_head_logits
 from avalanche_rnf.bench.hparams import TRAINING, strategy_params
 from avalanche_rnf.bench.models import make_model
 from avalanche_rnf.bench.plots import seen_average
-from avalanche_rnf.bench.results import average_accuracy, backward_transfer, forgetting
+from avalanche_rnf.bench.results import (
+    RunRecord,
+    average_accuracy,
+    backward_transfer,
+    forgetting,
+    learning_accuracy,
+    summary_table,
+)
 from avalanche_rnf.bench.runner import RunSpec, run
 from avalanche_rnf.bench.streams import build_stream
 
@@ -25,6 +32,24 @@ def test_scores_of_a_known_matrix():
     assert forgetting(m) == pytest.approx((0.4 - 0.1) / 2)
     assert backward_transfer(m) == pytest.approx(((0.5 - 0.9) + (0.9 - 0.8)) / 2)
     assert forgetting([[1.0, 0.5]]) is None and backward_transfer([[1.0, 0.5]]) is None
+    assert learning_accuracy(m) == pytest.approx((0.9 + 0.8 + 0.6) / 3)
+    assert learning_accuracy([[1.0, 0.5]]) is None
+
+
+def test_summary_table_shows_learning_accuracy_apart_from_what_was_kept():
+    """A strategy that learns less but keeps it all, against one that learns more and forgets."""
+    def record(strategy, matrix):
+        return RunRecord("b", "task", strategy, 0, {}, matrix=matrix)
+
+    table = summary_table([record("keeps", [[0.8, 0.5], [0.8, 0.7]]), record("forgets", [[0.9, 0.5], [0.6, 0.9]]),
+                           record("joint", [[0.85, 0.85]])])
+    header, _, *rows = table.splitlines()
+    columns = [c.strip() for c in header.split("|")[1:-1]]
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]] for row in rows}
+    at = columns.index("learning accuracy")
+    assert cells["keeps"][at] == "0.750" and cells["forgets"][at] == "0.900" and cells["joint"][at] == "–"
+    assert cells["keeps"][columns.index("average accuracy")] == "0.750"
+    assert all(len(c) == len(columns) for c in cells.values())
 
 
 def test_best_point_is_chosen_among_the_points_run_on_the_most_seeds():

@@ -134,7 +134,7 @@ def close_loggers(loggers: list, wandb, record) -> None:
         if record.matrix:
             wandb.log_matrix("accuracy_matrix", record.matrix)
         wandb.log_summary({"average_accuracy": record.average_accuracy, "forgetting": record.forgetting,
-                           "backward_transfer": record.backward_transfer,
+                           "backward_transfer": record.backward_transfer, "learning_accuracy": record.learning_accuracy,
                            "train_seconds": sum(record.train_seconds), "peak_rss_delta_mb": record.peak_rss_delta_mb,
                            "state_bytes": record.state_bytes[-1] if record.state_bytes else None,
                            "status": record.status})

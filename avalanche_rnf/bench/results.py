@@ -4,6 +4,8 @@
 accuracy matrix; joint training has a single row, after training on everything).
 
 - average accuracy: mean of the last row;
+- learning accuracy (Riemer et al. 2019): mean of ``A[j][j]``, each experience right after
+  training on it: what the strategy learned, before any forgetting;
 - forgetting (Chaudhry et al. 2018): mean over old experiences of the best accuracy reached
   before the last step minus the final accuracy;
 - backward transfer (Lopez-Paz & Ranzato 2017): mean of ``A[T-1][j] - A[j][j]`` over old ones.
@@ -37,6 +39,14 @@ def forgetting(matrix: Matrix) -> float | None:
     if t < 2:
         return None
     return sum(max(matrix[i][j] for i in range(j, t - 1)) - matrix[-1][j] for j in range(t - 1)) / (t - 1)
+
+
+def learning_accuracy(matrix: Matrix) -> float | None:
+    """Mean accuracy on each experience right after training on it (None with a single row)."""
+    t = len(matrix)
+    if t < 2:
+        return None
+    return sum(matrix[j][j] for j in range(t)) / t
 
 
 def backward_transfer(matrix: Matrix) -> float | None:
@@ -96,6 +106,10 @@ class RunRecord:
     @property
     def backward_transfer(self) -> float | None:
         return backward_transfer(self.matrix) if self.matrix else None
+
+    @property
+    def learning_accuracy(self) -> float | None:
+        return learning_accuracy(self.matrix) if self.matrix else None
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if v or k not in OPTIONAL}
@@ -258,13 +272,13 @@ def summary_table(records: Iterable[RunRecord], order: Iterable[str] = ()) -> st
     for r in records:
         by_strategy.setdefault(r.strategy, []).append(r)
     order = [s for s in dict.fromkeys(order) if s in by_strategy] + [s for s in by_strategy if s not in order]
-    lines = ["| strategy | seeds | average accuracy | forgetting | BWT | Avalanche-reported | train time (s) | "
-             "peak RSS delta (MiB) | state kept (KiB) | RNF relevance (s) |", "|---" * 10 + "|"]
+    lines = ["| strategy | seeds | average accuracy | forgetting | BWT | learning accuracy | Avalanche-reported | "
+             "train time (s) | peak RSS delta (MiB) | state kept (KiB) | RNF relevance (s) |", "|---" * 11 + "|"]
     for name in order:
         runs = [r for r in by_strategy[name] if r.status == "ok"]
         if not runs:
             reason = by_strategy[name][0].reason
-            lines.append(f"| {name} | 0 | {by_strategy[name][0].status}: {reason} |" + " |" * 7)
+            lines.append(f"| {name} | 0 | {by_strategy[name][0].status}: {reason} |" + " |" * 8)
             continue
 
         def col(get, runs=runs):
@@ -274,7 +288,8 @@ def summary_table(records: Iterable[RunRecord], order: Iterable[str] = ()) -> st
         lines.append(" | ".join([
             f"| {name}", str(len(runs)) + (f" ({failed} failed)" if failed else ""),
             col(lambda r: r.average_accuracy), col(lambda r: r.forgetting),
-            col(lambda r: r.backward_transfer), col(lambda r: r.stream_accuracy_avalanche),
+            col(lambda r: r.backward_transfer), col(lambda r: r.learning_accuracy),
+            col(lambda r: r.stream_accuracy_avalanche),
             _fmt(col(lambda r: sum(r.train_seconds)), 1), _fmt(col(lambda r: r.peak_rss_delta_mb), 0),
             _fmt(col(lambda r: r.state_bytes[-1] / 1024 if r.state_bytes else None), 1),
             _fmt(col(lambda r: sum(r.relevance_seconds) if r.relevance_seconds else None), 2) + " |",
