@@ -8,7 +8,7 @@ class of every task learned so far (streaming linear discriminant analysis, as A
 ``StreamingLDA``), shrunk towards a scaled identity. A task's score is the log of the summed
 likelihoods of its classes, so the scores are comparable across tasks as they are and their
 softmax is the task's posterior probability (equal class priors). Statistics only, never inputs:
-the ``D x D`` scatter summed over the stream (float32), and the class means.
+the ``D x D`` scatter summed over the stream (float32, its upper triangle), and the class means.
 :class:`JointRecognizer` adds its task log-posteriors to the per-task scores
 (``TaskInference(layers="all+input")``, the class-incremental default).
 """
@@ -20,7 +20,15 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from avalanche_rnf.recognition import SHRINKAGE, TaskRecognizer, TaskStats, class_scatter, shrunk_precision
+from avalanche_rnf.recognition import (
+    SHRINKAGE,
+    TaskRecognizer,
+    TaskStats,
+    class_scatter,
+    pack_symmetric,
+    shrunk_precision,
+    unpack_symmetric,
+)
 
 INPUT_VALUES = 1024
 """At most this many input values per sample reach the pooled LDA (its scatter is their square)."""
@@ -41,8 +49,8 @@ class PooledRecognizer(TaskRecognizer):
     def __init__(self, shrinkage: float = SHRINKAGE) -> None:
         super().__init__(shrinkage)
         self.scatter: Tensor | None = None
-        """``[D, D]``: the centred outer products of every class's samples, summed over tasks (summed in
-        float64, kept in float32)."""
+        """The centred outer products of every class's samples, summed over tasks (summed in float64,
+        kept in float32): the upper triangle of the symmetric ``[D, D]`` sum (:func:`pack_symmetric`)."""
         self.samples = 0
         """Degrees of freedom of ``scatter``: samples minus classes, summed over tasks."""
         self._weights: tuple[Tensor, Tensor] | None = None
@@ -64,9 +72,9 @@ class PooledRecognizer(TaskRecognizer):
         labels = labels.cpu()
         scatter = torch.zeros(len(columns), len(columns), dtype=torch.float64)
         if self.scatter is not None:
-            scatter += self.scatter
+            scatter += unpack_symmetric(self.scatter)
         classes, means = class_scatter(columns, features, labels, 1.0, scatter)
-        self.scatter = scatter.float()
+        self.scatter = pack_symmetric(scatter).float()
         self.samples += max(len(labels) - len(classes), 1)
         self.tasks.append(TaskStats(columns, classes, means.float(), torch.tensor(0.0)))
         self._weights = None
@@ -75,7 +83,7 @@ class PooledRecognizer(TaskRecognizer):
         """Per learned class, the weights and bias of its linear discriminant (cached until a task is added)."""
         if self._weights is None:
             assert self.scatter is not None, "no task learned yet"
-            precision = shrunk_precision(self.scatter.double() / self.samples, self.shrinkage)
+            precision = shrunk_precision(unpack_symmetric(self.scatter.double()) / self.samples, self.shrinkage)
             means = torch.cat([task.means for task in self.tasks]).double()
             weights = means @ precision
             self._weights = (weights.float(), (-0.5 * (weights * means).sum(1)).float())
@@ -104,7 +112,8 @@ class PooledRecognizer(TaskRecognizer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.scatter = None if state["scatter"] is None else state["scatter"].clone()
+        scatter = state["scatter"]
+        self.scatter = None if scatter is None else pack_symmetric(scatter) if scatter.dim() == 2 else scatter.clone()
         self.samples = state["samples"]
         self._weights = None
 

@@ -94,6 +94,25 @@ def class_scatter(columns: Tensor, features: Tensor, labels: Tensor, power: floa
     return classes, means
 
 
+def pack_symmetric(matrix: Tensor) -> Tensor:
+    """The upper triangle, diagonal included, of ``matrix``'s symmetric part, row by row
+    (``[D (D + 1) / 2]``): a symmetric matrix in half its size."""
+    rows, cols = torch.triu_indices(len(matrix), len(matrix))
+    return ((matrix + matrix.T) / 2)[rows, cols]
+
+
+def unpack_symmetric(packed: Tensor) -> Tensor:
+    """The ``[D, D]`` symmetric matrix whose upper triangle :func:`pack_symmetric` kept."""
+    size = int(round(((8 * len(packed) + 1) ** 0.5 - 1) / 2))
+    if size * (size + 1) // 2 != len(packed):
+        raise ValueError(f"{len(packed)} values are not the upper triangle of a square matrix")
+    rows, cols = torch.triu_indices(size, size, device=packed.device)
+    matrix = packed.new_empty(size, size)
+    matrix[rows, cols] = packed
+    matrix[cols, rows] = packed
+    return matrix
+
+
 def shrunk_precision(covariance: Tensor, shrinkage: float) -> Tensor:
     """The inverse of ``covariance`` shrunk towards the identity scaled to its mean variance."""
     scale = float(covariance.trace()) / len(covariance) or 1.0
@@ -108,7 +127,8 @@ class TaskStats:
     columns: Tensor  # long [D]: which input columns of the output layer are this task's features
     classes: Tensor  # long [C]
     means: Tensor  # [C, D]
-    precision: Tensor  # [D, D]: inverse of the shrunk pooled covariance; a scalar: a multiple of the identity
+    precision: Tensor  # inverse of the shrunk pooled covariance: its upper triangle (pack_symmetric) or
+    # the [D, D] matrix; a scalar: a multiple of the identity
     centre: float = 0.0  # mean of the calibration samples' distances
     spread: float = 1.0  # their standard deviation
     power: float = POWER  # the features' power transform, before the means and the precision
@@ -116,13 +136,17 @@ class TaskStats:
     def distance(self, features: Tensor) -> Tensor:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
-        means, precision = self.means.to(f.device), self.precision.to(f.device)
+        means, precision = self.means.to(f.device), self.precision_matrix().to(f.device)
         if precision.dim() == 0:  # a scaled Euclidean distance: one matrix product, no [N, C, D] difference
             scale = precision.sqrt()  # (always the product, so that a row's distance is the same in any batch)
             distances = torch.cdist(f * scale, means * scale, compute_mode="use_mm_for_euclid_dist")
             return distances.pow(2).min(-1).values
         diff = f[:, None, :] - means[None]
         return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(-1).values
+
+    def precision_matrix(self) -> Tensor:
+        """The precision as a ``[D, D]`` matrix (a scalar: as it is)."""
+        return unpack_symmetric(self.precision) if self.precision.dim() == 1 else self.precision
 
     def score(self, features: Tensor) -> Tensor:
         """``[N]``: standardised closeness to the task (higher: more likely this task)."""
@@ -155,7 +179,8 @@ class TaskRecognizer:
         ``calibration``: features of other samples of the task (e.g. held out from training), as one
         tensor or batch by batch, whose distances set the task's distance scale; ``None``: the fitting
         samples themselves. The fit works on one class's columns at a time (a float64 copy, centred
-        in place), and keeps the D x D scatter only where the shrinkage leaves part of it.
+        in place), and keeps the D x D scatter only where the shrinkage leaves part of it; of the
+        symmetric precision, only the upper triangle is kept.
         """
         columns = columns.flatten().long().cpu()
         if columns.numel() == 0:
@@ -170,6 +195,8 @@ class TaskRecognizer:
             precision = torch.tensor(1 / scale)
         else:
             precision = shrunk_precision(scatter / samples, self.shrinkage)
+        if precision.dim() == 2:
+            precision = pack_symmetric(precision)  # symmetric: its upper triangle is kept
         task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
         given = calibration if calibration is not None else features
         parts = given.split(CHUNK) if isinstance(given, Tensor) else given

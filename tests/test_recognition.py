@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from avalanche_rnf.recognition import TaskRecognizer, TaskStats, power_transform, task_weighted_log_probs
+from avalanche_rnf.recognition import (
+    TaskRecognizer,
+    TaskStats,
+    pack_symmetric,
+    power_transform,
+    task_weighted_log_probs,
+    unpack_symmetric,
+)
 from avalanche_rnf.taps import FeatureTap, Tap, unit_statistics
 
 
@@ -55,7 +62,8 @@ def test_recognizer_keeps_statistics_only_and_rejects_bad_input():
     rec = TaskRecognizer()
     rec.add_task(torch.tensor([0, 1]), train[:400], labels[:400])
     stored = rec.tasks[0]
-    assert stored.means.shape == (2, 2) and stored.precision.shape == (2, 2)  # no samples kept
+    assert stored.means.shape == (2, 2) and stored.precision_matrix().shape == (2, 2)  # no samples kept
+    assert stored.precision.shape == (3,)  # the symmetric precision's upper triangle
     with pytest.raises(ValueError, match="feature column"):
         rec.add_task(torch.tensor([], dtype=torch.long), train, labels)
     with pytest.raises(ValueError, match="shrinkage"):
@@ -99,7 +107,24 @@ def test_a_shrunk_fit_is_the_pooled_within_class_covariance_of_the_transformed_c
     shrunk = (1 - shrinkage) * covariance + shrinkage * covariance.trace() / len(columns) * torch.eye(len(columns))
     stored = rec.tasks[0]
     assert torch.equal(stored.classes, classes) and torch.allclose(stored.means, means.float())
-    assert torch.allclose(stored.precision, torch.linalg.inv(shrunk).float(), rtol=1e-5)
+    assert torch.allclose(stored.precision_matrix(), torch.linalg.inv(shrunk).float(), rtol=1e-5)
+
+
+def test_a_precision_kept_as_its_upper_triangle_scores_as_the_full_matrix_in_half_the_bytes():
+    matrix = torch.randn(7, 7, generator=torch.Generator().manual_seed(0))
+    matrix = matrix @ matrix.T
+    assert torch.equal(unpack_symmetric(pack_symmetric(matrix)), (matrix + matrix.T) / 2)
+    with pytest.raises(ValueError, match="upper triangle"):
+        unpack_symmetric(torch.zeros(5))
+    train, labels, tasks = _clusters(0)
+    test = _clusters(1)[0]
+    rec = TaskRecognizer()
+    rec.add_task(torch.arange(6), train[tasks == 0], labels[tasks == 0])
+    packed = rec.tasks[0]
+    full = TaskStats(**{**vars(packed), "precision": packed.precision_matrix()})
+    assert packed.precision.shape == (21,) and torch.equal(full.precision, full.precision.T)
+    assert torch.allclose(packed.distance(test), full.distance(test))
+    assert packed.nbytes() - full.nbytes() == -15 * 4  # 21 of 36 floats
 
 
 @pytest.mark.parametrize("shrinkage", [0.01, 1.0])
