@@ -136,7 +136,7 @@ class TaskStats:
     def distance(self, features: Tensor) -> Tensor:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""
         f = power_transform(features[:, self.columns.to(features.device)].float(), self.power)
-        means, precision = self.means.to(f.device), self.precision_matrix().to(f.device)
+        means, precision = self.means.to(f.device), self.precision_matrix(f.device)
         if precision.dim() == 0:  # a scaled Euclidean distance: one matrix product, no [N, C, D] difference
             scale = precision.sqrt()  # (always the product, so that a row's distance is the same in any batch)
             distances = torch.cdist(f * scale, means * scale, compute_mode="use_mm_for_euclid_dist")
@@ -144,9 +144,10 @@ class TaskStats:
         diff = f[:, None, :] - means[None]
         return torch.einsum("ncd,de,nce->nc", diff, precision, diff).min(-1).values
 
-    def precision_matrix(self) -> Tensor:
-        """The precision as a ``[D, D]`` matrix (a scalar: as it is)."""
-        return unpack_symmetric(self.precision) if self.precision.dim() == 1 else self.precision
+    def precision_matrix(self, device: torch.device | str = "cpu") -> Tensor:
+        """The precision as a ``[D, D]`` matrix on ``device`` (a scalar: as it is)."""
+        precision = self.precision.to(device)
+        return unpack_symmetric(precision) if precision.dim() == 1 else precision
 
     def score(self, features: Tensor) -> Tensor:
         """``[N]``: standardised closeness to the task (higher: more likely this task)."""
