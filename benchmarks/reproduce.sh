@@ -775,3 +775,7 @@ done
 rnf-bench --sweep benchmarks/sweeps/width-reference.json --strategies joint --seeds 100 101 --loggers text \
   --no-plots --ray --benchmark split_cifar10 --scenario task --model slim_resnet18 \
   --out "$R/sweep-width-split_cifar10-task-slim_resnet18-joint" "${extra[@]}"
+# The class-incremental SlimResNet18 column's EWC, SI and MAS at the values chosen on validation splits for the small
+# CNN's class-incremental column (tuned.json's split_cifar10 class values), replacing their runs at the earlier values.
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies ewc,si,mas --seeds 0 1 2 \
+  --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume --rerun ewc,si,mas "${extra[@]}"
