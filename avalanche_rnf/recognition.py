@@ -127,11 +127,15 @@ class TaskStats:
     columns: Tensor  # long [D]: which input columns of the output layer are this task's features
     classes: Tensor  # long [C]
     means: Tensor  # [C, D]
-    precision: Tensor  # inverse of the shrunk pooled covariance: its upper triangle (pack_symmetric) or
-    # the [D, D] matrix; a scalar: a multiple of the identity
+    precision: Tensor  # inverse of the shrunk pooled covariance, its upper triangle (pack_symmetric; a [D, D]
+    # matrix given is packed); a scalar: a multiple of the identity
     centre: float = 0.0  # mean of the calibration samples' distances
     spread: float = 1.0  # their standard deviation
     power: float = POWER  # the features' power transform, before the means and the precision
+
+    def __post_init__(self) -> None:
+        if self.precision.dim() == 2:  # e.g. from a checkpoint that kept the whole matrix
+            self.precision = pack_symmetric(self.precision)
 
     def distance(self, features: Tensor) -> Tensor:
         """``[N]``: squared Mahalanobis distance of each input to the nearest class mean of the task."""

@@ -121,10 +121,13 @@ def test_a_precision_kept_as_its_upper_triangle_scores_as_the_full_matrix_in_hal
     rec = TaskRecognizer()
     rec.add_task(torch.arange(6), train[tasks == 0], labels[tasks == 0])
     packed = rec.tasks[0]
-    full = TaskStats(**{**vars(packed), "precision": packed.precision_matrix()})
-    assert packed.precision.shape == (21,) and torch.equal(full.precision, full.precision.T)
-    assert torch.allclose(packed.distance(test), full.distance(test))
-    assert packed.nbytes() - full.nbytes() == -15 * 4  # 21 of 36 floats
+    full = packed.precision_matrix()
+    assert packed.precision.shape == (21,) and torch.equal(full, full.T) and full.shape == (6, 6)
+    diff = test[:, None, :] - packed.means[None]
+    assert torch.allclose(packed.distance(test), torch.einsum("ncd,de,nce->nc", diff, full, diff).min(-1).values)
+    assert packed.nbytes() == sum(t.numel() * 4 for t in (packed.means, packed.precision)) + 8 * (6 + 2)
+    older = TaskStats(**{**vars(packed), "precision": full})  # a checkpoint that kept the whole matrix
+    assert torch.equal(older.precision, packed.precision)
 
 
 @pytest.mark.parametrize("shrinkage", [0.01, 1.0])
