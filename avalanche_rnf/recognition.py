@@ -201,7 +201,7 @@ class TaskRecognizer:
         else:
             precision = shrunk_precision(scatter / samples, self.shrinkage)
         if precision.dim() == 2:
-            precision = pack_symmetric(precision)  # symmetric: its upper triangle is kept
+            precision = pack_symmetric(precision)  # packed in float64, before the cast (not in __post_init__)
         task = TaskStats(columns, classes, means.float(), precision.float(), power=self.power)
         given = calibration if calibration is not None else features
         parts = given.split(CHUNK) if isinstance(given, Tensor) else given
