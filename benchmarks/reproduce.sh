@@ -779,3 +779,10 @@ rnf-bench --sweep benchmarks/sweeps/width-reference.json --strategies joint --se
 # CNN's class-incremental column (tuned.json's split_cifar10 class values), replacing their runs at the earlier values.
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies ewc,si,mas --seeds 0 1 2 \
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume --rerun ewc,si,mas "${extra[@]}"
+# The class-incremental SlimResNet18 column's LwF at the alpha chosen on validation splits for the small CNN's
+# class-incremental column (tuned.json's split_cifar10 class value, 1), replacing its runs at 2; Replay at that
+# column's learning rate (0.02) in a directory of its own: the column keeps Replay at the benchmark's 0.01.
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies lwf --seeds 0 1 2 \
+  --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume --rerun lwf "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay --seeds 0 1 2 \
+  --param replay.lr=0.02 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18-replay-lr0.02" "${extra[@]}"
