@@ -786,3 +786,13 @@ rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --str
   --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18" --resume --rerun lwf "${extra[@]}"
 rnf-bench --benchmark split_cifar10 --scenario class --model slim_resnet18 --strategies replay --seeds 0 1 2 \
   --param replay.lr=0.02 --loggers text --ray --out "$R/split_cifar10-class-slim_resnet18-replay-lr0.02" "${extra[@]}"
+# Task recognition with each task's statistics on the units it froze itself only (not also the earlier tasks' units
+# it reads), beside the plugin's recogniser: validation splits, seeds 100 and 101 (split_cifar10: seed 100).
+for b in split_mnist split_fmnist; do
+  for seed in 100 101; do
+    python -m avalanche_rnf.bench.recognizers --benchmark "$b" --seed "$seed" --validation 0.1 \
+      --out "$R/recognizers-own-units-$b-validation-seed$seed"
+  done
+done
+python -m avalanche_rnf.bench.recognizers --benchmark split_cifar10 --seed 100 --validation 0.1 \
+  --out "$R/recognizers-own-units-split_cifar10-validation-seed100"

@@ -157,10 +157,12 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all", "input", "all+input"}
     assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
     assert results["Mahalanobis, shrinkage 0.3 | input"] != results["Mahalanobis, shrinkage 0.3 | all"]
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 28
+    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 36
     fitted = "Mahalanobis, shrinkage 0.01, standardised per task, features ** 1.0"  # the plugin's recogniser
     plain = "Mahalanobis, shrinkage 0.01, standardised per task | all"
-    assert results[f"{fitted}, 3000 samples | all"] == results[plain]
+    assert {k: v for k, v in results[f"{fitted}, 3000 samples | all"].items() if k != "kib"} == results[plain]
+    own = results[f"{fitted}, 3000 samples, each task's own units only | all"]  # not the earlier tasks' units
+    assert 0 < own["kib"] < results[f"{fitted}, 3000 samples | all"]["kib"]
     assert f"{fitted}, all training samples, task posterior 1.0 | all" in results
     assert not any("mirror" in name for name in names)  # digits are not images
     best = "Mahalanobis, shrinkage 0.01, standardised per task"
@@ -171,8 +173,12 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
     assert "| recogniser | features" in (tmp_path / "result.md").read_text()
     # the input's pooled LDA alone is the joint recogniser at weight 0 (digits: the input needs no pooling)
     pooled = results["LDA, covariance pooled over tasks, shrinkage 0.01 | input"]
-    assert results["per-task scores x 0.0 + pooled LDA task log-posterior | all+input"] == pooled
-    assert results["per-task scores x 4.0 + pooled LDA task log-posterior | all+input"] != pooled
+    joint = {(units, weight): results[f"per-task scores{units} x {weight} + pooled LDA task log-posterior | all+input"]
+             for units in ("", ", each task's own units only") for weight in (0.0, 4.0)}
+    scores = {key: {k: v for k, v in row.items() if k != "kib"} for key, row in joint.items()}
+    assert scores["", 0.0] == pooled == scores[", each task's own units only", 0.0]  # the pooled LDA alone
+    assert scores["", 4.0] != pooled
+    assert joint[", each task's own units only", 4.0]["kib"] < joint["", 4.0]["kib"]
 
 
 def test_recognizer_comparison_on_a_validation_split(tmp_path):

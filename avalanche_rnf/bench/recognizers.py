@@ -13,12 +13,13 @@ recognised task's classes may win (rows marked "task posterior": each class weig
 task's probability instead, ``TaskInference(posterior=...)``). The last rows fit the plugin's
 own recogniser (its shrinkage and power) on :data:`SAMPLES` per task, as the rows above, and on
 every training sample, and for images also on each input's features averaged with its mirror
-image's (``TaskInference(views=["hflip"])``). The rows marked ``all+input`` add the per-task scores
-from every layer, times a weight, to the pooled LDA's task log-posterior on the input's values
-(``TaskInference(layers="all+input")``, whose weight is :data:`~avalanche_rnf.pooled.WEIGHT`).
-With ``--validation F``, the model trains on ``1 - F`` of each experience's training data and
-everything is scored on the held-out rest, not on the test stream (how the recognition options
-are chosen).
+image's (``TaskInference(views=["hflip"])``), and on the units each task froze itself only (not
+also the earlier tasks' units it reads; a smaller recogniser). The rows marked ``all+input`` add
+the per-task scores from every layer, times a weight, to the pooled LDA's task log-posterior on the
+input's values (``TaskInference(layers="all+input")``, whose weight is
+:data:`~avalanche_rnf.pooled.WEIGHT`). With ``--validation F``, the model trains on ``1 - F`` of each
+experience's training data and everything is scored on the held-out rest, not on the test stream
+(how the recognition options are chosen).
 
     python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 \
         --out benchmarks/results/recognizers-split_mnist
@@ -137,23 +138,31 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
 def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
     """Every layer's per-task scores times each of :data:`WEIGHTS`, plus the task log-posterior of
     the LDA pooled over every task on the input's values (``TaskInference(layers="all+input")``
-    weighs them by :data:`~avalanche_rnf.pooled.WEIGHT`)."""
+    weighs them by :data:`~avalanche_rnf.pooled.WEIGHT`); also with the per-task part on each task's
+    own units only, and the recogniser's size in KiB."""
     train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], "all+input", SAMPLES)
     test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], "all+input")
     test_f = torch.cat([f for f, _, _ in test])
-    joint = JointRecognizer()
-    for columns, (fit, _, y) in zip(_kept_columns(tap, kept), train):
-        joint.add_task(columns, fit, y, shared=tap.shared())
-    own_scores = TaskRecognizer.scores(joint, test_f)  # its per-task part alone, unweighted
-    pooled_scores = joint.pooled.scores(test_f).log_softmax(1)
-    return {f"per-task scores x {weight} + pooled LDA task log-posterior | all+input":
-            _score(weight * own_scores + pooled_scores, test_logits, test_y, joint) for weight in WEIGHTS}
+    results = {}
+    own = _own_columns(tap, kept)
+    for units, task_columns in (("", _kept_columns(tap, kept)), (", each task's own units only", own)):
+        joint = JointRecognizer()
+        for columns, (fit, _, y) in zip(task_columns, train):
+            joint.add_task(columns, fit, y, shared=tap.shared())
+        per_task = TaskRecognizer.scores(joint, test_f)  # its per-task part alone, unweighted
+        pooled_scores = joint.pooled.scores(test_f).log_softmax(1)
+        results.update({f"per-task scores{units} x {weight} + pooled LDA task log-posterior | all+input": {
+            **_score(weight * per_task + pooled_scores, test_logits, test_y, joint), "kib": joint.nbytes() / 1024}
+            for weight in WEIGHTS})
+    return results
 
 
 def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor, test_y: Tensor):
     """The plugin's recogniser (its shrinkage and power, ``"all"`` layers) fitted on :data:`SAMPLES`
     and on every training sample (``TaskInference(samples=None)``); for images
-    also on each input's features averaged with its mirror image's (``TaskInference(views=["hflip"])``)."""
+    also on each input's features averaged with its mirror image's (``TaskInference(views=["hflip"])``);
+    and on :data:`SAMPLES` from only the units each task froze itself, not also those of earlier tasks
+    that it reads: fewer features per task, a smaller recogniser. These rows give its size in KiB."""
     recognizer = strategy.rnf.recognizer
     train_sets = [e.dataset for e in stream.benchmark.train_stream]
     test_sets = [e.dataset for e in stream.benchmark.test_stream]
@@ -167,23 +176,36 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
     columns = _kept_columns(tap, kept)
     train = {(size, view): features(strategy, train_sets, "all", size, view)[0]
              for size in sizes.values() for view in views.values()}
+    own = _own_columns(tap, kept)
+    fits = [(fitted_on, size, columns) for fitted_on, size in sizes.items()]
+    fits.append((f"{SAMPLES} samples, each task's own units only", SAMPLES, own))
     results = {}
     for label, view in views.items():
         test_f = torch.cat([f for f, _ in _mean(test[None][0], test[view][0])])
-        for fitted_on, size in sizes.items():
+        for fitted_on, size, task_columns in fits:
             fitted = TaskRecognizer(recognizer.shrinkage, recognizer.power)
-            for cols, (fit, y) in zip(columns, _mean(train[size, None], train[size, view])):
+            for cols, (fit, y) in zip(task_columns, _mean(train[size, None], train[size, view])):
                 fitted.add_task(cols, fit, y)
             for posterior in (None, POSTERIOR_SCALE):
                 suffix = "" if posterior is None else f", task posterior {posterior}"
-                results[f"{name}, {fitted_on}{label}{suffix} | all"] = _score(
-                    fitted.scores(test_f), test_logits, test_y, recognizer, posterior)
+                results[f"{name}, {fitted_on}{label}{suffix} | all"] = {**_score(
+                    fitted.scores(test_f), test_logits, test_y, recognizer, posterior), "kib": fitted.nbytes() / 1024}
     return results
 
 
 def _kept_columns(tap, kept: list[dict[str, Tensor]]) -> list[Tensor]:
     """Per task: the feature columns ``tap`` read from the units it kept (all of a tap of the input)."""
     return [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
+
+
+def _own_columns(tap, kept: list[dict[str, Tensor]]) -> list[Tensor]:
+    """Per task: the feature columns of the units it kept that no earlier task had kept (and of the
+    input), or of all it kept where its own units provide none."""
+    shared, out = tap.shared(), []
+    for before, masks, kept_columns in zip([{}] + kept, kept, _kept_columns(tap, kept)):
+        own = _kept_columns(tap, [{n: m & ~before[n] if n in before else m for n, m in masks.items()}])[0]
+        out.append(own if (~torch.isin(own, shared)).any() else kept_columns)
+    return out
 
 
 def _mean(plain: list, viewed: list) -> list[tuple[Tensor, Tensor]]:
@@ -274,10 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Task recognisers on {args.benchmark} (class-incremental, seed {args.seed}, {scored})", "",
              f"`{command}`", "",
              f"Statistics from up to {SAMPLES} class-balanced training samples per task.", "",
-             "| recogniser | features (`recognition_layers`) | task recognised | class-incremental accuracy |",
-             "|---|---|---|---|"]
-    lines += [f"| {k} | {v['task_recognised']:.3f} | {v['class_incremental_accuracy']:.3f} |"
-              for k, v in results.items()]
+             "| recogniser | features (`recognition_layers`) | task recognised | class-incremental accuracy | KiB |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['task_recognised']:.3f} | {v['class_incremental_accuracy']:.3f} | "
+              + (f"{v['kib']:.0f} |" if "kib" in v else "– |") for k, v in results.items()]
     atomic_write(out / "result.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
