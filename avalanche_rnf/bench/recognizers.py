@@ -143,12 +143,11 @@ def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor,
     train, tap = features(strategy, [e.dataset for e in stream.benchmark.train_stream], "all+input", SAMPLES)
     test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], "all+input")
     test_f = torch.cat([f for f, _, _ in test])
-    results = {}
-    own = _own_columns(tap, kept)
-    for units, task_columns in (("", _kept_columns(tap, kept)), (", each task's own units only", own)):
+    results, columns, shared = {}, _kept_columns(tap, kept), tap.shared()
+    for units, task_columns in (("", columns), (", each task's own units only", _own_columns(tap, kept, columns))):
         joint = JointRecognizer()
-        for columns, (fit, _, y) in zip(task_columns, train):
-            joint.add_task(columns, fit, y, shared=tap.shared())
+        for cols, (fit, _, y) in zip(task_columns, train):
+            joint.add_task(cols, fit, y, shared=shared)
         per_task = TaskRecognizer.scores(joint, test_f)  # its per-task part alone, unweighted
         pooled_scores = joint.pooled.scores(test_f).log_softmax(1)
         results.update({f"per-task scores{units} x {weight} + pooled LDA task log-posterior | all+input": {
@@ -176,9 +175,8 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
     columns = _kept_columns(tap, kept)
     train = {(size, view): features(strategy, train_sets, "all", size, view)[0]
              for size in sizes.values() for view in views.values()}
-    own = _own_columns(tap, kept)
     fits = [(fitted_on, size, columns) for fitted_on, size in sizes.items()]
-    fits.append((f"{SAMPLES} samples, each task's own units only", SAMPLES, own))
+    fits.append((f"{SAMPLES} samples, each task's own units only", SAMPLES, _own_columns(tap, kept, columns)))
     results = {}
     for label, view in views.items():
         test_f = torch.cat([f for f, _ in _mean(test[None][0], test[view][0])])
@@ -198,13 +196,13 @@ def _kept_columns(tap, kept: list[dict[str, Tensor]]) -> list[Tensor]:
     return [tap.columns({t.source: masks[t.source] for t in tap.taps if t.source is not None}) for masks in kept]
 
 
-def _own_columns(tap, kept: list[dict[str, Tensor]]) -> list[Tensor]:
+def _own_columns(tap, kept: list[dict[str, Tensor]], kept_columns: list[Tensor]) -> list[Tensor]:
     """Per task: the feature columns of the units it kept that no earlier task had kept (and of the
-    input), or of all it kept where its own units provide none."""
+    input), or its ``kept_columns`` (:func:`_kept_columns`) where its own units provide none."""
     shared, out = tap.shared(), []
-    for before, masks, kept_columns in zip([{}] + kept, kept, _kept_columns(tap, kept)):
+    for before, masks, all_kept in zip([{}] + kept, kept, kept_columns):
         own = _kept_columns(tap, [{n: m & ~before[n] if n in before else m for n, m in masks.items()}])[0]
-        out.append(own if (~torch.isin(own, shared)).any() else kept_columns)
+        out.append(own if (~torch.isin(own, shared)).any() else all_kept)
     return out
 
 
