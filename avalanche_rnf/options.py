@@ -203,9 +203,10 @@ class TaskInference:
         feed into every layer after the first (conv channels as mean and spread over positions);
         ``"last"``: only the output layer's input; ``"input"``: what the first unit layer reads (the
         model's input when that layer comes first), the same for every task. A conv first layer
-        reads only each input channel's mean and spread. ``"all+input"``: ``"all"``, plus the input's
-        values (images average-pooled to at most 1024) in one linear discriminant analysis whose
-        covariance is pooled over every task (:class:`~avalanche_rnf.pooled.JointRecognizer`).
+        reads only each input channel's mean and spread. ``"all+input"``: ``"all"``, plus the model's
+        input values (images average-pooled to at most 1024, also where the model flattens them) in
+        one linear discriminant analysis whose covariance is pooled over every task
+        (:class:`~avalanche_rnf.pooled.JointRecognizer`).
     :param samples: training samples (class-balanced) per task whose features give its statistics;
         ``None``: all of them.
     :param shrinkage: weight of the scaled identity in each task's shrunk covariance: small values

@@ -31,12 +31,15 @@ from avalanche_rnf.recognition import (
 )
 
 INPUT_VALUES = 1024
-"""At most this many input values per sample reach the pooled LDA (its scatter is their square)."""
+"""At most this many input values per sample reach the pooled LDA (its scatter is their square):
+CIFAR's 3 x 32 x 32 pooled to 3 x 16 x 16 (768), MNIST's 28 x 28 as it is (784)."""
 
 
-def input_values(inputs: Tensor, limit: int = INPUT_VALUES) -> Tensor:
+def input_values(inputs: Tensor, limit: int | None = None) -> Tensor:
     """``[N, D]``: each input's values, images (``[N, C, H, W]``) average-pooled over 2 x 2 blocks
-    until at most ``limit`` values are left (CIFAR's 3 x 32 x 32 to 3 x 16 x 16)."""
+    until at most ``limit`` values are left (:data:`INPUT_VALUES` where ``None``); flat inputs as
+    they are."""
+    limit = INPUT_VALUES if limit is None else limit
     x = inputs.float()
     while x.dim() == 4 and x[0].numel() > limit and min(x.shape[-2:]) >= 2:
         x = torch.nn.functional.avg_pool2d(x, 2)

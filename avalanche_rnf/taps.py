@@ -6,8 +6,9 @@ positions) and tells which of those features a task's kept units provide.
 :func:`recognition_taps` chooses the layers (``TaskInference.layers``): ``"last"``, the output
 layer's input; ``"all"``, the input of every layer that its units feed; ``"input"``, what the
 first unit layer reads (the model's input when that layer comes first), shared by every task;
-``"all+input"``, ``"all"`` and the first layer's input values
-(:func:`~avalanche_rnf.pooled.input_values`) for :class:`~avalanche_rnf.pooled.JointRecognizer`.
+``"all+input"``, ``"all"`` and the model's input values (:func:`~avalanche_rnf.pooled.input_values`,
+read at the model itself, so images stay images even where the model flattens them) for
+:class:`~avalanche_rnf.pooled.JointRecognizer`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Tap:
     """Read the input of ``layer``, which ``units`` units of the layer ``source`` provide.
 
     ``source`` ``None``: ``layer`` reads the model's input (``units`` its input features or
-    channels), which no task owns: every task's statistics use all of it.
+    channels; ``layer`` ``""`` is the model itself), which no task owns: every task's statistics
+    use all of it.
     """
 
     layer: str
@@ -66,7 +68,11 @@ class FeatureTap:
         self._handles = [model.get_submodule(tap.layer).register_forward_pre_hook(self._hook(tap)) for tap in self.taps]
 
     def _hook(self, tap: Tap) -> Any:
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        def hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+            if not inputs or not isinstance(inputs[0], Tensor):
+                where = repr(tap.layer) if tap.layer else "the model"
+                raise TypeError(f"task inference reads the tensor passed first to {where}, "
+                                f"but it got {type(inputs[0]).__name__ if inputs else 'no argument'}")
             part = tap.read(inputs[0].detach()) if tap.read else unit_statistics(inputs[0], tap.units)
             self.widths[tap.layer] = part.shape[1]
             self._parts[tap.layer] = part
@@ -92,9 +98,11 @@ class FeatureTap:
         columns, offset = [], 0
         for tap in self.taps:
             width = self.widths[tap.layer]
-            owned = torch.ones(tap.units, dtype=torch.bool) if tap.source is None else keep[tap.source]
-            units = owned.flatten().bool().cpu().nonzero().flatten()
-            columns += [units + offset + block * tap.units for block in range(width // tap.units)]
+            if tap.source is None:
+                columns.append(torch.arange(offset, offset + width))
+            else:
+                units = keep[tap.source].flatten().bool().cpu().nonzero().flatten()
+                columns += [units + offset + block * tap.units for block in range(width // tap.units)]
             offset += width
         return torch.cat(columns) if columns else torch.zeros(0, dtype=torch.long)
 
@@ -129,4 +137,5 @@ def recognition_taps(model: nn.Module, layers: list[UnitLayer], which: str) -> l
     own = [Tap(n, fed[n], n_units(model.get_submodule(fed[n]))) for n in names]
     if which != "all+input":
         return own
-    return own + [Tap(first, None, n_inputs(model.get_submodule(first)), read=input_values)]
+    # the model's own input, not the first layer's: a flattening model (an MLP) still shows images as images
+    return own + [Tap("", None, n_inputs(model.get_submodule(first)), read=input_values)]

@@ -184,12 +184,16 @@ def test_recognizer_comparison_scores_every_feature_set(tmp_path):
 def test_recognizer_comparison_on_a_validation_split(tmp_path):
     import json
 
+    from avalanche_rnf import pooled
     from avalanche_rnf.bench import recognizers
 
-    assert recognizers.main(["--benchmark", "split_digits", "--validation", "0.2", "--out", str(tmp_path)]) == 0
+    assert recognizers.main(["--benchmark", "split_digits", "--validation", "0.2", "--input-values", "32",
+                             "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["validation"] == 0.2
-    assert "validation split, 20% of the training data" in (tmp_path / "result.md").read_text()
+    assert saved["validation"] == 0.2 and saved["input_values"] == 32
+    assert pooled.INPUT_VALUES == 1024  # the default again after the run
+    text = (tmp_path / "result.md").read_text()
+    assert "validation split, 20% of the training data" in text and "average-pooled to at most 32" in text
 
 
 def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tmp_path):

@@ -7,6 +7,7 @@ import io
 import pytest
 import torch
 
+from avalanche_rnf import pooled
 from avalanche_rnf.pooled import WEIGHT, JointRecognizer, PooledRecognizer, input_values
 from avalanche_rnf.recognition import TaskRecognizer, unpack_symmetric
 
@@ -97,11 +98,14 @@ def test_joint_scores_add_weighted_per_task_scores_to_the_pooled_log_posterior()
     assert joint.nbytes() == own.nbytes() + pooled.nbytes()
 
 
-def test_input_values_pool_images_to_the_limit_and_leave_flat_inputs_as_they_are():
+def test_input_values_pool_images_to_the_limit_and_leave_flat_inputs_as_they_are(monkeypatch):
     images = torch.rand(2, 3, 32, 32)
     values = input_values(images)
     assert values.shape == (2, 768)  # 3 x 16 x 16: 3072 values halved once in each direction
     assert torch.allclose(values[0, 0], images[0, 0, :2, :2].mean())
     assert input_values(images, limit=192).shape == (2, 192)
+    assert input_values(torch.rand(2, 1, 28, 28)).shape == (2, 784)  # MNIST: under the limit
+    monkeypatch.setattr(pooled, "INPUT_VALUES", 768)
+    assert input_values(torch.rand(2, 1, 28, 28)).shape == (2, 196)  # the limit read when called
     flat = torch.rand(2, 784)
     assert torch.equal(input_values(flat), flat)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from avalanche_rnf.layers import find_unit_layers
 from avalanche_rnf.recognition import (
     TaskRecognizer,
     TaskStats,
@@ -16,7 +17,7 @@ from avalanche_rnf.recognition import (
     task_weighted_log_probs,
     unpack_symmetric,
 )
-from avalanche_rnf.taps import FeatureTap, Tap, unit_statistics
+from avalanche_rnf.taps import FeatureTap, Tap, recognition_taps, unit_statistics
 
 
 # ---------------------------------------------------------------- the recognizer
@@ -238,3 +239,19 @@ def test_feature_tap_reads_layer_inputs_and_maps_kept_units_to_columns():
         features = tap.pop()
     assert features.shape == (7, 7) and torch.allclose(features[:, :2], unit_statistics(x, 1))
     assert tap.columns(keep).tolist() == [0, 1, 4, 6]
+
+
+def test_the_input_tap_reads_images_where_the_model_flattens_them():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2352, 16), nn.ReLU(), nn.Linear(16, 4))
+    taps = recognition_taps(model, find_unit_layers(model), "all+input")
+    assert [(t.layer, t.source) for t in taps] == [("3", "1"), ("", None)]  # the model itself, not its first Linear
+    x = torch.rand(5, 3, 28, 28)
+    with FeatureTap(model, taps) as tap:
+        model(x)
+        features = tap.pop()
+    assert features.shape == (5, 16 + 588)  # 3 x 14 x 14 pooled (input_values), not the Linear's 2352 values
+    assert torch.allclose(features[:, 16:], nn.functional.avg_pool2d(x, 2).flatten(1))
+    assert tap.shared().tolist() == list(range(16, 604))
+    assert tap.columns({"1": torch.tensor([True] + [False] * 15)}).tolist() == [0] + list(range(16, 604))
+    with FeatureTap(model, taps), pytest.raises(TypeError, match="passed first to the model, but it got no"):
+        model(x=x)  # a keyword argument: the hook sees no input

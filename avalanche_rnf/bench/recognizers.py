@@ -19,7 +19,8 @@ the per-task scores from every layer, times a weight, to the pooled LDA's task l
 input's values (``TaskInference(layers="all+input")``, whose weight is
 :data:`~avalanche_rnf.pooled.WEIGHT`). With ``--validation F``, the model trains on ``1 - F`` of each
 experience's training data and everything is scored on the held-out rest, not on the test stream
-(how the recognition options are chosen).
+(how the recognition options are chosen); ``--input-values N`` pools images further for the
+pooled LDA (a smaller recogniser).
 
     python -m avalanche_rnf.bench.recognizers --benchmark split_mnist --seed 0 \
         --out benchmarks/results/recognizers-split_mnist
@@ -38,6 +39,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from avalanche_rnf import pooled
 from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.options import TaskInference
@@ -278,22 +280,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation", type=float, default=0.0, metavar="F",
                         help="train on 1 - F of each experience and score on the held-out F, not the test stream")
+    parser.add_argument("--input-values", type=int, default=pooled.INPUT_VALUES, metavar="N",
+                        help="images reach the pooled LDA average-pooled to at most N values (all+input rows)")
     parser.add_argument("--out", required=True, help="directory for result.json and result.md")
     args = parser.parse_args(argv)
     from avalanche_rnf.bench.machine import machine_facts
 
-    stream, strategy, kept = train_rnf(args.benchmark, args.seed, args.validation)
-    results = compare(strategy, stream, kept)
+    pooled.INPUT_VALUES, default = args.input_values, pooled.INPUT_VALUES
+    try:
+        stream, strategy, kept = train_rnf(args.benchmark, args.seed, args.validation)
+        results = compare(strategy, stream, kept)
+    finally:
+        pooled.INPUT_VALUES = default
     command = "python -m avalanche_rnf.bench.recognizers " + shlex.join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = {"command": command, "benchmark": args.benchmark, "seed": args.seed, "validation": args.validation,
-             "results": results, "machine": machine_facts("cpu")}
+             "input_values": args.input_values, "results": results, "machine": machine_facts("cpu")}
     atomic_write(out / "result.json", json.dumps(saved, indent=1))
     scored = f"validation split, {args.validation:.0%} of the training data" if args.validation else "test stream"
     lines = [f"# Task recognisers on {args.benchmark} (class-incremental, seed {args.seed}, {scored})", "",
              f"`{command}`", "",
-             f"Statistics from up to {SAMPLES} class-balanced training samples per task.", "",
+             f"Statistics from up to {SAMPLES} class-balanced training samples per task; in the pooled LDA "
+             f"of the all+input rows, each input's values average-pooled to at most {args.input_values}.", "",
              "| recogniser | features (`recognition_layers`) | task recognised | class-incremental accuracy | KiB |",
              "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['task_recognised']:.3f} | {v['class_incremental_accuracy']:.3f} | "
