@@ -1,8 +1,6 @@
-"""Harness parts: scores, own-head accuracy, state sizes, the SI and LwF fixes, recognizer and capacity studies."""
+"""Harness parts: scores, own-head accuracy, state sizes, the SI and LwF fixes, the capacity study."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
@@ -146,56 +144,6 @@ def test_lwf_state_is_its_teacher_copy_of_the_model(digits_task):
     assert backbone + head <= record.state_bytes[0] <= backbone + 5 * head
 
 
-def test_recognizer_comparison_scores_every_feature_set(tmp_path):
-    import json
-
-    from avalanche_rnf.bench import recognizers
-
-    assert recognizers.main(["--benchmark", "split_digits", "--seed", "0", "--out", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "result.json").read_text())["results"]
-    names = {name.rsplit(" | ", 1)[0] for name in results}
-    assert {name.rsplit(" | ", 1)[1] for name in results} == {"last", "all", "input", "all+input"}
-    assert "max logit | all" not in results and "max logit | last" in results  # logits do not depend on features
-    assert results["Mahalanobis, shrinkage 0.3 | input"] != results["Mahalanobis, shrinkage 0.3 | all"]
-    assert all(0 <= v["task_recognised"] <= 1 for v in results.values()) and len(names) == 36
-    fitted = "Mahalanobis, shrinkage 0.01, standardised per task, features ** 1.0"  # the plugin's recogniser
-    plain = "Mahalanobis, shrinkage 0.01, standardised per task | all"
-    assert {k: v for k, v in results[f"{fitted}, 3000 samples | all"].items() if k != "kib"} == results[plain]
-    own = results[f"{fitted}, 3000 samples, each task's own units only | all"]  # not the earlier tasks' units
-    assert 0 < own["kib"] < results[f"{fitted}, 3000 samples | all"]["kib"]
-    assert f"{fitted}, all training samples, task posterior 1.0 | all" in results
-    assert not any("mirror" in name for name in names)  # digits are not images
-    best = "Mahalanobis, shrinkage 0.01, standardised per task"
-    assert results[f"{best} | all"]["task_recognised"] > results["max logit | last"]["task_recognised"]
-    assert results[f"{best}, features ** 0.5 | all"] != results[f"{best} | all"]
-    soft = results[f"{best}, task posterior 1.0 | all"]
-    assert soft["task_recognised"] == results[f"{best} | all"]["task_recognised"]
-    assert "| recogniser | features" in (tmp_path / "result.md").read_text()
-    # the input's pooled LDA alone is the joint recogniser at weight 0 (digits: the input needs no pooling)
-    pooled = results["LDA, covariance pooled over tasks, shrinkage 0.01 | input"]
-    joint = {(units, weight): results[f"per-task scores{units} x {weight} + pooled LDA task log-posterior | all+input"]
-             for units in ("", ", each task's own units only") for weight in (0.0, 4.0)}
-    scores = {key: {k: v for k, v in row.items() if k != "kib"} for key, row in joint.items()}
-    assert scores["", 0.0] == pooled == scores[", each task's own units only", 0.0]  # the pooled LDA alone
-    assert scores["", 4.0] != pooled
-    assert joint[", each task's own units only", 4.0]["kib"] < joint["", 4.0]["kib"]
-
-
-def test_recognizer_comparison_on_a_validation_split(tmp_path):
-    import json
-
-    from avalanche_rnf import pooled
-    from avalanche_rnf.bench import recognizers
-
-    assert recognizers.main(["--benchmark", "split_digits", "--validation", "0.2", "--input-values", "32",
-                             "--out", str(tmp_path)]) == 0
-    saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["validation"] == 0.2 and saved["input_values"] == 32
-    assert pooled.INPUT_VALUES == 1024  # the default again after the run
-    text = (tmp_path / "result.md").read_text()
-    assert "validation split, 20% of the training data" in text and "average-pooled to at most 32" in text
-
-
 def test_capacity_scores_a_fresh_network_of_each_width_on_the_last_experience(tmp_path):
     import json
 
@@ -285,94 +233,3 @@ def test_lwf_shrink_ce_divides_the_cross_entropy_by_the_experience_count(digits_
     for exp, ratio in spy.ratios:
         assert ratio == pytest.approx(exp + 1, rel=1e-5)
     assert {exp for exp, _ in spy.ratios} == {0, 1, 2}
-
-
-def test_streaming_lda_on_raw_inputs_runs_class_incremental_and_not_with_task_heads():
-    from avalanche_rnf.bench.hparams import TRAINING, strategy_params
-    from avalanche_rnf.bench.runner import RunSpec, run
-    from avalanche_rnf.bench.streams import build_stream
-
-    stream = build_stream("split_digits", "class", seed=0)
-    record = run(RunSpec("slda", strategy_params("slda", "split_digits", "class"), TRAINING["split_digits"], 0),
-                 stream, raise_errors=True)
-    assert record.status == "ok" and len(record.matrix) == 5
-    assert record.average_accuracy > 0.8  # class means and a shared covariance of 8x8 digits, no task labels
-    # its state: class means, counts, the covariance and its inverse over the 64 pixels, as float32
-    assert record.state_bytes[-1] == 4 * (10 * 64 + 10 + 2 * 64 * 64)
-    skipped = run(RunSpec("slda", strategy_params("slda", "split_digits", "task"), TRAINING["split_digits"], 0),
-                  build_stream("split_digits", "task", seed=0))
-    assert skipped.status == "skipped" and "task heads" in skipped.reason
-
-
-def test_streaming_lda_on_backbone_features_trains_the_backbone_on_the_first_experience_only():
-    from avalanche.training.plugins import EvaluationPlugin
-
-    from avalanche_rnf.bench.models import model_for
-    from avalanche_rnf.bench.strategies import build_strategy
-
-    stream = build_stream("split_digits", "class", seed=0)
-    training = TRAINING["split_digits"]
-    torch.manual_seed(0)
-    network = model_for(stream, training)
-    initial = [p.detach().clone() for p in network.features.parameters()]
-    strategy = build_strategy("slda_backbone", network, training, strategy_params("slda_backbone", "split_digits",
-                              "class"), evaluator=EvaluationPlugin(loggers=[]), input_shape=tuple(stream.input_shape))
-    train = stream.benchmark.train_stream
-    strategy.train(train[0])
-    first = [p.detach().clone() for p in network.features.parameters()]
-    assert any(not torch.equal(a, b) for a, b in zip(initial, first))  # trained on the first experience
-    strategy.train(train[1])
-    assert all(torch.equal(a, b) for a, b in zip(first, network.features.parameters()))  # then frozen
-    assert strategy.cK.sum() == len(train[0].dataset) + len(train[1].dataset)  # the LDA read both experiences
-
-    record = run(RunSpec("slda_backbone", strategy_params("slda_backbone", "split_digits", "class"), training, 0),
-                 stream, raise_errors=True)
-    assert record.status == "ok" and len(record.matrix) == 5
-    assert record.average_accuracy > 0.5  # class means of features trained on two of the ten digits
-    width = network.classifier.in_features
-    assert record.state_bytes[-1] == 4 * (10 * width + 10 + 2 * width * width)
-    online = run(RunSpec("slda_backbone", strategy_params("slda_backbone", "split_digits", "class"),
-                         dataclasses.replace(training, online=16), 0), stream)
-    assert online.status == "skipped" and "first experience" in online.reason
-    # a network that flattens its input itself (Avalanche's SimpleMLP) on image-shaped inputs
-    from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
-    from avalanche.models import SimpleMLP
-
-    x, y = torch.randn(40, 1, 4, 4), torch.arange(4).repeat_interleave(10)
-    parts = [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])]
-    mlp = SimpleMLP(num_classes=4, input_size=16, hidden_size=8)
-    images = build_strategy("slda_backbone", mlp, training, {"shrinkage": 1e-4}, evaluator=EvaluationPlugin(loggers=[]),
-                            input_shape=(1, 4, 4))
-    for experience in tensors_benchmark(parts, parts, task_labels=[0, 0]).train_stream:
-        images.train(experience)
-    assert images.cK.tolist() == [10, 10, 10, 10]
-    with pytest.raises(ValueError, match="output layer is a Linear"):
-        build_strategy("slda_backbone", torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), training,
-                       {"shrinkage": 1e-4}, evaluator=EvaluationPlugin(loggers=[]), input_shape=(1, 4, 4))
-
-
-def test_streaming_lda_reads_what_a_residual_networks_output_layer_reads():
-    """On Avalanche's SlimResNet18 the features are the pooled channels its ``linear`` layer reads."""
-    from avalanche.models import SlimResNet18
-    from avalanche.training.plugins import EvaluationPlugin
-
-    from avalanche_rnf.bench.slda import OutputLayerInput
-    from avalanche_rnf.bench.strategies import build_strategy
-
-    torch.manual_seed(0)
-    network = SlimResNet18(nclasses=4).eval()
-    x = torch.randn(6, 3, 32, 32)
-    read = []
-    network.linear.register_forward_hook(lambda module, args, out: read.append(args[0]))
-    features = OutputLayerInput(network)(x)
-    assert features.shape == (6, network.linear.in_features) and torch.equal(features, read[-1])
-
-    from avalanche.benchmarks.scenarios.deprecated.generators import tensors_benchmark
-
-    x, y = torch.randn(16, 3, 32, 32), torch.arange(4).repeat_interleave(4)
-    parts = [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])]
-    strategy = build_strategy("slda_backbone", network, TRAINING["split_digits"], {"shrinkage": 1e-4},
-                              evaluator=EvaluationPlugin(loggers=[]), input_shape=(3, 32, 32))
-    for experience in tensors_benchmark(parts, parts, task_labels=[0, 0]).train_stream:
-        strategy.train(experience)
-    assert strategy.cK.tolist() == [4, 4, 4, 4]

@@ -33,24 +33,18 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from avalanche_rnf import pooled
+from avalanche_rnf.bench.recognizer_candidates import accuracy_of, fit_candidates
 from avalanche_rnf.bench.results import atomic_write
 from avalanche_rnf.layers import evaluating
 from avalanche_rnf.options import TaskInference
-from avalanche_rnf.pooled import JointRecognizer, PooledRecognizer
-from avalanche_rnf.recognition import (
-    TaskRecognizer,
-    View,
-    horizontal_flip,
-    recognised_task_logits,
-    task_weighted_log_probs,
-)
+from avalanche_rnf.pooled import JointRecognizer
+from avalanche_rnf.recognition import TaskRecognizer, View, horizontal_flip
 from avalanche_rnf.reference import balanced_indices
 
 LAYERS = ("last", "all", "input")
@@ -124,13 +118,13 @@ def compare(strategy, stream, kept: list[dict[str, Tensor]]) -> dict[str, dict[s
         test, _ = features(strategy, [e.dataset for e in stream.benchmark.test_stream], layers)
         columns = _kept_columns(tap, kept)
         test_f, test_logits, test_y = (torch.cat(parts) for parts in zip(*test))
-        candidates = _candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0],
-                                 pooled=layers == "input")
+        candidates = fit_candidates(columns, classes, train, test_logits, with_logits=layers == LAYERS[0],
+                                    pooled=layers == "input")
         for name, score in candidates.items():
             scores = score(test_f)
-            results[f"{name} | {layers}"] = _score(scores, test_logits, test_y, recognizer)
+            results[f"{name} | {layers}"] = accuracy_of(scores, test_logits, test_y, recognizer)
             if name in POSTERIOR:
-                results[f"{name}, task posterior {POSTERIOR_SCALE} | {layers}"] = _score(
+                results[f"{name}, task posterior {POSTERIOR_SCALE} | {layers}"] = accuracy_of(
                     scores, test_logits, test_y, recognizer, POSTERIOR_SCALE)
     results.update(_more_data(strategy, stream, kept, test_logits, test_y))
     results.update(_joint(strategy, stream, kept, test_logits, test_y))
@@ -153,7 +147,7 @@ def _joint(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Tensor,
         per_task = TaskRecognizer.scores(joint, test_f)  # its per-task part alone, unweighted
         pooled_scores = joint.pooled.scores(test_f).log_softmax(1)
         results.update({f"per-task scores{units} x {weight} + pooled LDA task log-posterior | all+input": {
-            **_score(weight * per_task + pooled_scores, test_logits, test_y, joint), "kib": joint.nbytes() / 1024}
+            **accuracy_of(weight * per_task + pooled_scores, test_logits, test_y, joint), "kib": joint.nbytes() / 1024}
             for weight in WEIGHTS})
     return results
 
@@ -188,7 +182,7 @@ def _more_data(strategy, stream, kept: list[dict[str, Tensor]], test_logits: Ten
                 fitted.add_task(cols, fit, y)
             for posterior in (None, POSTERIOR_SCALE):
                 suffix = "" if posterior is None else f", task posterior {posterior}"
-                results[f"{name}, {fitted_on}{label}{suffix} | all"] = {**_score(
+                results[f"{name}, {fitted_on}{label}{suffix} | all"] = {**accuracy_of(
                     fitted.scores(test_f), test_logits, test_y, recognizer, posterior), "kib": fitted.nbytes() / 1024}
     return results
 
@@ -214,64 +208,6 @@ def _mean(plain: list, viewed: list) -> list[tuple[Tensor, Tensor]]:
     if viewed is plain:
         return [(f, y) for f, _, y in plain]
     return [((f + g) / 2, y) for (f, _, y), (g, _, _) in zip(plain, viewed)]
-
-
-def _score(scores: Tensor, test_logits: Tensor, test_y: Tensor, recognizer: TaskRecognizer,
-           posterior: float | None = None) -> dict[str, float]:
-    """Tasks recognised, and class-incremental accuracy with the recognised task's classes only or
-    (``posterior``) with each class weighed by its task's probability (``TaskInference(posterior=...)``)."""
-    n_classes = test_logits.shape[1]
-    predicted = scores.argmax(1)
-    task_of_class = recognizer.task_of_class(n_classes)
-    if posterior is None:
-        outputs = recognised_task_logits(test_logits, predicted, recognizer.class_mask(n_classes))
-    else:
-        outputs = task_weighted_log_probs(test_logits, scores, task_of_class, posterior)
-    return {"task_recognised": float((predicted == task_of_class[test_y]).float().mean()),
-            "class_incremental_accuracy": float((outputs.argmax(1) == test_y).float().mean())}
-
-
-def _candidates(columns: list[Tensor], classes: list[Tensor], train, test_logits: Tensor,
-                with_logits: bool, pooled: bool) -> dict[str, Callable[[Tensor], Tensor]]:
-    """The recognisers, each a function from test features to ``[N, tasks]`` scores."""
-    def diagonal(f: Tensor) -> Tensor:
-        scores = []
-        for cols, task_classes, (fit, _, y) in zip(columns, classes, train):
-            x = fit[:, cols]
-            means = torch.stack([x[y == c].mean(0) for c in task_classes])
-            variance = (x - means[torch.searchsorted(task_classes, y)]).pow(2).mean(0)
-            variance = variance.clamp_min(1e-2 * float(variance.mean()) + 1e-12)
-            z = (f[:, cols][:, None] - means[None]) ** 2 / variance + variance.log()
-            scores.append(-0.5 * z.mean(-1).max(-1).values)
-        return torch.stack(scores, 1)
-
-    def mahalanobis(shrinkage: float, standardised: bool, power: float = 1.0) -> Callable[[Tensor], Tensor]:
-        recognizer = TaskRecognizer(shrinkage, power)
-        for cols, (fit, _, y) in zip(columns, train):
-            recognizer.add_task(cols, fit, y)
-        if standardised:
-            return recognizer.scores
-        return lambda f: torch.stack([-task.distance(f) for task in recognizer.tasks], 1)
-
-    candidates: dict[str, Callable[[Tensor], Tensor]] = {}
-    if with_logits:  # the same for both feature sets
-        candidates["max logit"] = lambda f: torch.stack([test_logits[:, c].max(-1).values for c in classes], 1)
-        candidates["softmax mass"] = lambda f: torch.stack([test_logits.softmax(1)[:, c].sum(-1) for c in classes], 1)
-    candidates["diagonal Gaussian per class"] = diagonal
-    for s in (0.01, 0.1, 0.3):
-        candidates[f"Mahalanobis, shrinkage {s}"] = mahalanobis(s, False)
-    for s in (0.01, 0.1, 0.3):
-        candidates[f"Mahalanobis, shrinkage {s}, standardised per task"] = mahalanobis(s, True)
-    for power in (0.75, 0.5, 0.33):
-        candidates[f"Mahalanobis, shrinkage 0.01, standardised per task, features ** {power}"] = \
-            mahalanobis(0.01, True, power)
-    if pooled:  # every task reads the same features: one covariance over all classes
-        for s in (1e-4, 0.01, 0.1):
-            lda = PooledRecognizer(s)
-            for cols, (fit, _, y) in zip(columns, train):
-                lda.add_task(cols, fit, y)
-            candidates[f"LDA, covariance pooled over tasks, shrinkage {s}"] = lda.scores
-    return candidates
 
 
 def main(argv: list[str] | None = None) -> int:
