@@ -71,8 +71,9 @@ class FeatureTap:
         def hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
             if not inputs or not isinstance(inputs[0], Tensor):
                 where = repr(tap.layer) if tap.layer else "the model"
-                raise TypeError(f"task inference reads the tensor passed first to {where}, "
-                                f"but it got {type(inputs[0]).__name__ if inputs else 'no argument'}")
+                raise TypeError(f"task inference reads the tensor passed first to {where}, but it got "
+                                f"{type(inputs[0]).__name__ if inputs else 'no argument'}; pass the input as a "
+                                "tensor, or TaskInference(layers='all') to recognise tasks from the units alone")
             part = tap.read(inputs[0].detach()) if tap.read else unit_statistics(inputs[0], tap.units)
             self.widths[tap.layer] = part.shape[1]
             self._parts[tap.layer] = part
