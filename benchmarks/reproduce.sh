@@ -805,3 +805,17 @@ for b in split_mnist split_fmnist; do
       --input-values 768 --out "$R/recognizers-input768-$b-validation-seed$seed"
   done
 done
+# split_mnist task-incremental with one search budget for every strategy (its key parameter x the learning rates
+# 0.005, 0.01 and 0.02; Naive, Replay and Joint the learning rates; sweep seeds 100 and 101), the test stream read
+# once at each strategy's best point, and the mechanism steps and defaults again at the column's new values.
+rnf-bench --sweep benchmarks/sweeps/split_mnist-task.json --benchmark split_mnist --scenario task --seeds 100 101 \
+  --loggers text --out "$R/sweep-split_mnist-task" --write-tuned "${extra[@]}"
+rnf-bench --sweep benchmarks/sweeps/rnf-split_mnist-task-lr.json --strategies rnf --benchmark split_mnist \
+  --scenario task --seeds 100 101 --loggers text --out "$R/sweep-split_mnist-task" --resume --write-tuned "${extra[@]}"
+swept=naive,ewc,si,lwf,mas,packnet,replay,joint,rnf
+rnf-bench --benchmark split_mnist --scenario task --strategies "$swept" --seeds 0 1 2 3 4 --loggers text --ray \
+  --out "$R/split_mnist-task" --resume --rerun "$swept" "${extra[@]}"
+python -c 'import sys; from avalanche_rnf.bench.mechanism_table import commands
+print("\n".join(commands("split_mnist-task", "0 1 2 3 4", sys.argv[1])))' "$R" | while read -r cmd; do
+  eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
+done
