@@ -122,7 +122,7 @@ def test_mechanism_steps_turn_each_mechanism_off_in_the_tuned_rnf():
     assert "isolate" not in made["isolation"]
     assert made["isolation"]["capacity"] == Capacity("unlimited", keep_last=False)
     assert made["capacity"]["capacity"] == Capacity("fair", keep_last=True) and made["capacity"]["tolerance"] is None
-    assert made["tolerance"]["tolerance"] == Tolerance(0.001, holdout=0.05) and made["tolerance"]["retraining"] is None
+    assert made["tolerance"]["tolerance"] == Tolerance(0.002, holdout=0.05) and made["tolerance"]["retraining"] is None
     assert made["retraining"] == rnf_options(tuned) and made["retraining"]["retraining"] == Retraining(1, lr_scale=4)
 
     tuned = strategy_params("rnf", "split_mnist", "class")
