@@ -819,3 +819,12 @@ python -c 'import sys; from avalanche_rnf.bench.mechanism_table import commands
 print("\n".join(commands("split_mnist-task", "0 1 2 3 4", sys.argv[1])))' "$R" | while read -r cmd; do
   eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
 done
+# The same on split_fmnist task-incremental (RNF in the same sweep file), and its defaults row at the column's values.
+rnf-bench --sweep benchmarks/sweeps/split_fmnist-task.json --benchmark split_fmnist --scenario task --seeds 100 101 \
+  --loggers text --out "$R/sweep-split_fmnist-task" --write-tuned "${extra[@]}"
+rnf-bench --benchmark split_fmnist --scenario task --strategies "$swept" --seeds 0 1 2 3 4 --loggers text --ray \
+  --out "$R/split_fmnist-task" --resume --rerun "$swept" "${extra[@]}"
+python -m avalanche_rnf.bench.defaults_table "$R" | grep -- "--benchmark split_fmnist --scenario task" | \
+  while read -r cmd; do
+    eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
+  done
