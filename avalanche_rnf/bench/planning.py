@@ -54,8 +54,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         strategies = names(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
                                   lr=args.lr, reset_optimizer=args.reset_optimizer)
-        params = {s: {**strategy_params(s, benchmark, scenario), **(preset.params if s == preset.strategy else {})}
-                  for s in strategies}
+        # the preset's optimizer and learning rate are every strategy's (tuned ones are for the benchmark's setting)
+        params = {s: {**{k: v for k, v in strategy_params(s, benchmark, scenario).items() if k != "lr"},
+                      **(preset.params if s == preset.strategy else {})} for s in strategies}
         name = f"preset-{args.preset}"
     else:
         benchmark = args.benchmark
