@@ -285,7 +285,7 @@ def test_the_report_names_each_setting_a_run_changed_from_the_library_defaults()
                         "task") == [
         "mass=0.9", "isolate=False", "capacity_flex=2", "unit_scores=random"]
     assert non_defaults(strategy_params("rnf", "split_mnist", "task"), "task") == [
-        "max_drop=0.001", "retrain_epochs=1", "retrain_lr_scale=4", "holdout=0.05"]
+        "max_drop=0.002", "retrain_epochs=1", "retrain_lr_scale=4", "holdout=0.05"]
     assert non_defaults(strategy_params("rnf", "split_cifar10", "task"), "task") == [  # tuned with the last task capped
         "max_drop=0.002", "retrain_epochs=1", "retrain_lr_scale=1.0", "keep_last=False"]
     assert non_defaults({"task_inference": True, "recognition_shrinkage": 0.01, "recognition_power": 0.5,
