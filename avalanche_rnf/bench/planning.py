@@ -54,9 +54,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         strategies = names(args.strategies) or [preset.strategy]
         training = with_overrides(preset.training, epochs=args.epochs, batch_size=args.batch_size,
                                   lr=args.lr, reset_optimizer=args.reset_optimizer)
-        # the preset's optimizer and learning rate are every strategy's (tuned ones are for the benchmark's setting)
-        params = {s: {**{k: v for k, v in strategy_params(s, benchmark, scenario).items() if k != "lr"},
-                      **(preset.params if s == preset.strategy else {})} for s in strategies}
+        params = {s: {**strategy_params(s, benchmark, scenario), **(preset.params if s == preset.strategy else {})}
+                  for s in strategies}
         name = f"preset-{args.preset}"
     else:
         benchmark = args.benchmark
@@ -93,7 +92,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise ValueError(f"--infer-tasks replaces the task labels of a task-incremental stream at evaluation; "
                              f"the {scenario} scenario has none to train with: use --scenario task")
         name += "-inferred"
-    if args.lr is not None:  # --lr is every strategy's learning rate, the table's per-strategy ones included
+    # --lr, or a preset's optimizer, sets every strategy's learning rate: the table's per-strategy ones are dropped
+    if args.lr is not None or args.preset:
         for values in params.values():
             values.pop("lr", None)
     for strategy, values in overrides.items():
