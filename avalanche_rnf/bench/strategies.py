@@ -62,7 +62,7 @@ def not_applicable(strategy: str, scenario: str, training: Training, family: str
         if scenario != "task":
             return "PackNet selects a sub-network by task label: task-incremental only"
         if family == "image":
-            return "Avalanche's PackNet does not support BatchNorm (SmallCNN has it)"
+            return "Avalanche's PackNet does not support BatchNorm, which the image models have"
         if training.epochs < 2:
             return "PackNet needs at least 2 epochs (train, prune, fine-tune)"
     return None
