@@ -828,3 +828,16 @@ python -m avalanche_rnf.bench.defaults_table "$R" | grep -- "--benchmark split_f
   while read -r cmd; do
     eval "$cmd" --ray --resume --rerun rnf '"${extra[@]}"' < /dev/null
   done
+# PackNet in every headline column: where it cannot run (no task labels, or BatchNorm in the model) the run records why.
+rnf-bench --benchmark split_fmnist --scenario class --strategies packnet --seeds 0 1 2 3 4 --loggers text \
+  --out "$R/split_fmnist-class" --resume "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario class --strategies packnet --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-class" --resume "${extra[@]}"
+for s in task class; do
+  rnf-bench --benchmark split_cifar10 --scenario "$s" --model slim_resnet18 --strategies packnet --seeds 0 1 2 \
+    --loggers text --out "$R/split_cifar10-$s-slim_resnet18" --resume --rerun packnet "${extra[@]}"
+done
+rnf-bench --benchmark split_cifar10 --scenario task --strategies packnet --seeds 0 1 2 --loggers text \
+  --out "$R/split_cifar10-task" --resume --rerun packnet "${extra[@]}"
+rnf-bench --benchmark split_cifar10 --scenario task --strategies packnet --seeds 0 1 2 --explain --loggers text \
+  --out "$R/explain-split_cifar10-task" --resume --rerun packnet "${extra[@]}"
