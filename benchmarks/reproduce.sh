@@ -843,10 +843,9 @@ rnf-bench --benchmark split_cifar10 --scenario task --strategies packnet --seeds
   --out "$R/explain-split_cifar10-task" --resume --rerun packnet "${extra[@]}"
 # permuted_mnist domain-incremental under one search budget for every strategy (its key parameter x the learning
 # rates 0.005, 0.01 and 0.02; one sweep seed), the test stream read again for the strategies whose values changed.
-# tuned.json holds each strategy's best point, written without --write-tuned: RNF's three max_drop values tie
-# (identical runs), and the table keeps the 0.002 it had where --write-tuned would take the first, 0.001.
+# RNF's three max_drop values tie (identical runs): --write-tuned keeps the value it ran with (0.002) on an exact tie.
 rnf-bench --sweep benchmarks/sweeps/permuted_mnist-domain.json --benchmark permuted_mnist --scenario domain \
-  --seeds 100 --loggers text --out "$R/sweep-permuted_mnist-domain" "${extra[@]}"
+  --seeds 100 --loggers text --write-tuned --out "$R/sweep-permuted_mnist-domain" "${extra[@]}"
 changed=naive,ewc,lwf,joint
 rnf-bench --benchmark permuted_mnist --scenario domain --strategies "$changed" --seeds 0 1 2 3 4 --loggers text \
   --ray --out "$R/permuted_mnist-domain" --resume --rerun "$changed" "${extra[@]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -60,6 +62,22 @@ def test_best_point_is_chosen_among_the_points_run_on_the_most_seeds():
             record(0.3, 1, 0.97)]
     best = best_points(runs, {"rnf": ["max_drop"]})["rnf"]
     assert best.params == {"max_drop": 0.3} and best.seeds == 2 and best.score == pytest.approx(0.97)
+
+
+def test_an_exact_tie_keeps_the_value_running_now_and_the_table_marks_every_tied_point():
+    from avalanche_rnf.bench.results import RunRecord, best_points
+    from avalanche_rnf.bench.summary import search_table
+
+    runs = [RunRecord("b", "task", "rnf", 100, {"params": {"max_drop": v}}, matrix=[[a]])
+            for v, a in ((0.001, 0.93), (0.002, 0.93), (0.005, 0.93), (0.01, 0.91))]
+    assert best_points(runs, {"rnf": ["max_drop"]})["rnf"].params == {"max_drop": 0.001}  # first one run
+    kept = best_points(runs, {"rnf": ["max_drop"]}, current={"rnf": {"max_drop": 0.002}})["rnf"]
+    assert kept.params == {"max_drop": 0.002} and kept.score == pytest.approx(0.93)
+    # the running value loses when it is not tied with the best
+    assert best_points(runs, {"rnf": ["max_drop"]}, current={"rnf": {"max_drop": 0.01}})["rnf"].params == {
+        "max_drop": 0.001}
+    marked = [row for row in search_table(runs).splitlines() if "**best**" in row]
+    assert [row.split(" | ")[2] for row in marked] == ["0.001", "0.002", "0.005"]
 
 
 def test_a_one_point_sweep_s_table_names_the_parameters_the_sweep_set():
@@ -129,6 +147,21 @@ def test_a_strategy_s_own_learning_rate_replaces_the_benchmark_s_and_lr_override
     assert {spec.strategy: spec.training.lr for spec in asked["specs"]} == {"naive": 0.3, "ewc": 0.2}
     with pytest.raises(ValueError, match="naive's lr must be a positive"):
         planning.make_plan(parse(["--strategies", "naive", "--param", "naive.lr=0"]))
+
+
+def test_a_sweep_s_running_points_are_the_values_its_strategies_run_with_now(tmp_path):
+    from avalanche_rnf.bench import planning
+    from avalanche_rnf.bench.arguments import build_parser
+    from avalanche_rnf.bench.cli import _running_points
+
+    space = tmp_path / "sweep.json"
+    space.write_text(json.dumps({"strategies": {"naive": {"lr": [0.1, 0.2]}, "rnf": {"max_drop": [0.001, 0.02]}}}))
+    args = ["--strategies", "naive,rnf", "--sweep", str(space), "--seeds", "100", "--param", "rnf.max_drop=0.02"]
+    tuned_lr = planning.strategy_params("naive", "split_digits", "task")["lr"]
+    plan = planning.make_plan(build_parser().parse_args(args))
+    assert _running_points(plan) == {"naive": {"lr": tuned_lr}, "rnf": {"max_drop": 0.02}}
+    plan = planning.make_plan(build_parser().parse_args([*args, "--lr", "0.3"]))
+    assert _running_points(plan) == {"naive": {"lr": 0.3}, "rnf": {"max_drop": 0.02}}
 
 
 def test_joint_training_is_plotted_at_its_average_over_all_experiences():

@@ -172,7 +172,7 @@ def _report_best(args: argparse.Namespace, plan: Plan, records: list[RunRecord])
     from avalanche_rnf.bench.results import best_points
     from avalanche_rnf.bench.sweep import write_tuned
 
-    best = best_points(records, plan["swept"])
+    best = best_points(records, plan["swept"], current=_running_points(plan))
     print("\nbest configuration per strategy (mean validation average accuracy over seeds):")
     for strategy, b in best.items():
         values = ", ".join(f"{k}={v}" for k, v in b.params.items()) or "(no parameters swept)"
@@ -183,6 +183,13 @@ def _report_best(args: argparse.Namespace, plan: Plan, records: list[RunRecord])
         print(f"wrote the best values of {', '.join(swept) or 'no strategy'} for "
               f"{plan['benchmark']}/{plan['scenario']} into {args.write_tuned} "
               f"(then: python -m avalanche_rnf.bench.report to refresh the README tables)")
+
+
+def _running_points(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Per swept strategy, the values of its swept parameters it runs with now (they win exact ties)."""
+    params, lr = plan["describe"]["params"], plan["describe"]["training"]["lr"]
+    return {strategy: {k: params[strategy].get(k, lr if k == "lr" else None) for k in keys}
+            for strategy, keys in plan["swept"].items()}
 
 
 def _wandb_summary(args: argparse.Namespace, out: Path, plan: Plan, plots: list[Path], table: str,

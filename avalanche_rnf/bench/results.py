@@ -24,7 +24,7 @@ import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 Matrix = list[list[float]]
 
@@ -233,11 +233,14 @@ class Best:
     seeds: int
 
 
-def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, Best]:
+def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]],
+                current: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Best]:
     """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds.
 
     Only points run on the most seeds compete: a mean over fewer (easier or harder) seeds is not
-    comparable, e.g. an older one-seed sweep in the same directory as a two-seed one.
+    comparable, e.g. an older one-seed sweep in the same directory as a two-seed one. Among points
+    that tie exactly (e.g. a parameter that changed nothing), ``current[strategy]``, the point the
+    strategy runs with now, wins, so that a tie never moves a value; otherwise the first one run.
     """
     scores: dict[tuple[str, str], list[float]] = {}
     for r in records:
@@ -246,10 +249,12 @@ def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dic
             point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
             scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(accuracy)
     best: dict[str, Best] = {}
+    rank: dict[str, tuple[int, float, bool]] = {}
     for (strategy, point_json), values in scores.items():
-        mean = sum(values) / len(values)
-        if strategy not in best or (len(values), mean) > (best[strategy].seeds, best[strategy].score):
-            best[strategy] = Best(json.loads(point_json), mean, len(values))
+        point = json.loads(point_json)
+        key = (len(values), sum(values) / len(values), point == dict((current or {}).get(strategy, {})))
+        if strategy not in best or key > rank[strategy]:
+            best[strategy], rank[strategy] = Best(point, key[1], key[0]), key
     return best
 
 

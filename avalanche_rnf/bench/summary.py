@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES
 from avalanche_rnf.bench.recognised import SAMPLES
-from avalanche_rnf.bench.results import RunRecord, atomic_write, best_points, summary_table
+from avalanche_rnf.bench.results import RunRecord, atomic_write, best_points, present, summary_table
 
 
 def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, search: bool = False,
@@ -59,7 +59,7 @@ def recognition_line(records: Iterable[RunRecord]) -> str:
 def search_table(records: Iterable[RunRecord], swept: dict[str, list[str]] | None = None) -> str:
     """Markdown table of a search or sweep: validation accuracy per strategy and point of its searched
     parameters (mean ± std over seeds; ``swept``: a sweep's parameters per strategy), the best point per
-    strategy marked."""
+    strategy marked (every one of them where points tie exactly)."""
     lines = ["| strategy | parameter | value | seeds | validation average accuracy | best |",
              "|---|---|---|---|---|---|"]
     by_strategy: dict[str, list[RunRecord]] = {}
@@ -74,24 +74,23 @@ def search_table(records: Iterable[RunRecord], swept: dict[str, list[str]] | Non
         points: dict[tuple[str, ...], list[RunRecord]] = {}
         for r in runs:
             points.setdefault(tuple(repr(r.config["params"].get(k)) for k in keys), []).append(r)
-        best = best_points(runs, {strategy: keys})[strategy].params
+        best = best_points(runs, {strategy: keys})[strategy]
         for rs in points.values():
-            scores = [r.average_accuracy for r in rs if r.status == "ok"]
+            scores = present(r.average_accuracy for r in rs if r.status == "ok")
+            tied = len(scores) == best.seeds and sum(scores) / len(scores) == best.score
             failed = [r for r in rs if r.status != "ok"]
             acc = _mean_std4(scores) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})" if failed else "")
             values = ", ".join(_value(rs[0].config["params"].get(k)) for k in keys) or "–"
-            point = {k: rs[0].config["params"].get(k) for k in keys}
-            mark = "**best**" if point == best and keys else ""
+            mark = "**best**" if tied and keys else ""
             lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores)} | {acc} | {mark} |")
     return "\n".join(lines)
 
 
-def _mean_std4(values: list[float | None]) -> str:
-    """Mean ± std with four digits (a run that finished has an accuracy: ``None`` does not occur)."""
+def _mean_std4(values: list[float]) -> str:
+    """Mean ± std with four digits."""
     if len(values) < 2:
         return f"{values[0]:.4f}" if values else "–"
-    numbers = [v for v in values if v is not None]
-    return f"{statistics.mean(numbers):.4f} ± {statistics.stdev(numbers):.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def _value(v: Any) -> str:
