@@ -107,6 +107,7 @@ def test_sweep_on_tune_reports_best_points_and_writes_them_back(tmp_path, capsys
     assert draws == sorted(p["max_drop"] for p in sweep.load_space(str(config)).points("rnf"))
 
     best = sweep.best_points(records, {"lwf": ["alpha"], "rnf": ["max_drop"]})
+    tied = 0  # points level with their strategy's best: the summary marks each
     for strategy, b in best.items():
         scores = {}
         for r in records:
@@ -114,11 +115,12 @@ def test_sweep_on_tune_reports_best_points_and_writes_them_back(tmp_path, capsys
                 point = next(v for k, v in r.config["params"].items() if k in b.params)
                 scores.setdefault(point, []).append(r.average_accuracy)
         assert b.seeds == 2 and b.score == pytest.approx(max(sum(v) / 2 for v in scores.values()))
+        tied += sum(sum(v) / len(v) == b.score for v in scores.values())
     written = json.loads(tuned.read_text())
     assert written["split_mnist/task"] == {"ewc": {"ewc_lambda": 10.0}}  # other entries kept
     assert written["split_digits/task"] == {s: b.params for s, b in best.items()}
     summary = (out / "summary.md").read_text()
-    assert summary.count("**best**") == 2 and "| lwf | alpha | 0.5 | 2 |" in summary
+    assert summary.count("**best**") == tied >= 2 and "| lwf | alpha | 0.5 | 2 |" in summary
     assert "best configuration per strategy" in capsys.readouterr().out
     assert any((out / "tune").iterdir())
 
