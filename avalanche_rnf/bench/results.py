@@ -233,14 +233,12 @@ class Best:
     seeds: int
 
 
-def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]],
-                current: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Best]:
-    """Per strategy, the point of ``keys[strategy]`` with the highest mean validation accuracy over seeds.
+def top_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, list[Best]]:
+    """Per strategy, every point of ``keys[strategy]`` level with the best one, in the order run.
 
-    Only points run on the most seeds compete: a mean over fewer (easier or harder) seeds is not
-    comparable, e.g. an older one-seed sweep in the same directory as a two-seed one. Among points
-    that tie exactly (e.g. a parameter that changed nothing), ``current[strategy]``, the point the
-    strategy runs with now, wins, so that a tie never moves a value; otherwise the first one run.
+    The best has the highest mean validation accuracy over seeds among the points run on the most
+    seeds: a mean over fewer (easier or harder) seeds is not comparable, e.g. an older one-seed sweep
+    in the same directory as a two-seed one. Points that tie exactly are all kept.
     """
     scores: dict[tuple[str, str], list[float]] = {}
     for r in records:
@@ -248,14 +246,25 @@ def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]],
         if r.status == "ok" and r.strategy in keys and accuracy is not None:
             point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
             scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(accuracy)
-    best: dict[str, Best] = {}
-    rank: dict[str, tuple[int, float, bool]] = {}
+    top: dict[str, list[Best]] = {}
     for (strategy, point_json), values in scores.items():
-        point = json.loads(point_json)
-        key = (len(values), sum(values) / len(values), point == dict((current or {}).get(strategy, {})))
-        if strategy not in best or key > rank[strategy]:
-            best[strategy], rank[strategy] = Best(point, key[1], key[0]), key
-    return best
+        b = Best(json.loads(point_json), sum(values) / len(values), len(values))
+        level = top.get(strategy)
+        if not level or (b.seeds, b.score) > (level[0].seeds, level[0].score):
+            top[strategy] = [b]
+        elif (b.seeds, b.score) == (level[0].seeds, level[0].score):
+            level.append(b)
+    return top
+
+
+def best_points(records: Iterable[RunRecord], keys: dict[str, list[str]],
+                current: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Best]:
+    """Per strategy, the best point of ``keys[strategy]`` (``top_points``). Among points that tie
+    exactly (e.g. a parameter that changed nothing), ``current[strategy]``, the point the strategy
+    runs with now, wins, so that a tie never moves a value; otherwise the first one run."""
+    running = current or {}
+    return {strategy: next((b for b in level if b.params == dict(running.get(strategy, {}))), level[0])
+            for strategy, level in top_points(records, keys).items()}
 
 
 def present(values: Iterable[float | None]) -> list[float]:
