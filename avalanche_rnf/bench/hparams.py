@@ -122,28 +122,11 @@ SCENARIO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-#: Task-recognition options of RNF per ``(benchmark, scenario)``, chosen on validation splits with
-#: ``python -m avalanche_rnf.bench.recognizers --validation 0.1`` (one trained model scores every option; results
-#: in ``benchmarks/results/recognizers-*-validation*``). On split_cifar10 the conv channels' skewed,
-#: non-negative means and spreads fit the Gaussians better square-rooted, and weighing each class by
-#: its task's probability adds a little (seed 0, class-incremental validation accuracy: 0.367 as before,
-#: 0.380 with ``recognition_power=0.5``, 0.382 with ``task_posterior=1.0`` too). Fitting on every
-#: training sample and averaging each image's features with its mirror image's (the model trains on
-#: mirrored images too) add more: 0.382 -> 0.388 on seed 0, 0.385 -> 0.421 on seed 1. On split_mnist the
-#: MLP's units are best as they are (0.864 against 0.826 square-rooted, 0.865 with the task posterior;
-#: split_fmnist: 0.735, 0.702, 0.725). The mirror image is what ``views="auto"`` picks on split_cifar10, whose
-#: training transforms flip images, so it is not listed.
-RECOGNITION: dict[tuple[str, str], dict[str, Any]] = {
-    ("split_cifar10", "class"): {"recognition_power": 0.5, "task_posterior": 1.0, "recognition_samples": None},
-}
-
-
 def strategy_params(strategy: str, benchmark: str, scenario: str) -> dict[str, Any]:
     """The parameters ``strategy`` runs with on ``benchmark`` in ``scenario``."""
     if strategy not in STRATEGY_DEFAULTS:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_DEFAULTS)}")
-    recognition = RECOGNITION.get((benchmark, scenario), {}) if strategy == "rnf" else {}
-    return {**STRATEGY_DEFAULTS[strategy], **SCENARIO_DEFAULTS.get((strategy, scenario), {}), **recognition,
+    return {**STRATEGY_DEFAULTS[strategy], **SCENARIO_DEFAULTS.get((strategy, scenario), {}),
             **TUNED.get((benchmark, scenario), {}).get(strategy, {})}
 
 
