@@ -26,7 +26,8 @@ from typing import Any
 
 RUNS: dict[str, list[str]] = {
     "split_digits-task": ["--benchmark", "split_digits", "--scenario", "task", "--seeds", "0", "1", "2",
-                          "--param", "rnf.max_drop=0.005", "--param", "rnf.lr=0.05"],
+                          "--param", "rnf.max_drop=0.005", "--param", "rnf.lr=0.05", "--param", "rnf.retrain_epochs=0",
+                          "--param", "rnf.keep_last=false"],
     "split_mnist-task": ["--benchmark", "split_mnist", "--scenario", "task", "--seeds", "0", "1", "2"],
     "split_mnist-class": ["--benchmark", "split_mnist", "--scenario", "class", "--seeds", "0", "1", "2",
                           "--param", "rnf.retrain_epochs=1", "--param", "rnf.retrain_lr_scale=1.0"],

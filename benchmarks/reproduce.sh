@@ -879,3 +879,17 @@ for b in split_mnist split_fmnist; do
 done
 rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 1 2 --ray --loggers text \
   --out "$R/split_cifar10-class" --resume --rerun rnf "${extra[@]}"
+# split_digits and split_fmnist task: RNF's search repeated from the library's defaults with the same budget (its
+# max_drop x the column's learning rates, sweep seeds 100 and 101); both chose the defaults themselves, and the
+# column's RNF was read once with them (the same runs as the defaults rows; split_fmnist's defaults row read again at
+# the benchmark's learning rate, now the column's).
+task_defaults=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
+               --param rnf.reference_size=300)
+for b in split_digits split_fmnist; do
+  rnf-bench --sweep "benchmarks/sweeps/rnf-$b-task.json" --benchmark "$b" --scenario task --strategies rnf \
+    --seeds 100 101 "${task_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-$b-task" "${extra[@]}"
+  rnf-bench --benchmark "$b" --scenario task --strategies rnf --seeds 0 1 2 3 4 --loggers text --out "$R/$b-task" \
+    --resume --rerun rnf "${extra[@]}"
+done
+rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 0 1 2 3 4 "${task_defaults[@]}" \
+  --param rnf.max_drop=null --loggers text --out "$R/defaults-split_fmnist-task" --resume --rerun rnf "${extra[@]}"
