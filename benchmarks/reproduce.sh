@@ -861,18 +861,19 @@ rnf-bench --benchmark split_cifar10 --scenario task --strategies replay,joint --
 # split_fmnist 3 max_drop values x 3 learning rates (sweep seeds 100 and 101); split_cifar10 the 3 values at the
 # benchmark's learning rate, then the learning rate at the chosen one (seed 100). The chosen points are in
 # tuned.json; each column's test stream was read once with them.
-class_defaults=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
-                --param rnf.reference_size=300 --param rnf.task_inference=auto)
+from_defaults=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
+               --param rnf.reference_size=300)
 for b in split_mnist split_fmnist; do
   rnf-bench --sweep benchmarks/sweeps/rnf-class.json --benchmark "$b" --scenario class --strategies rnf \
-    --seeds 100 101 "${class_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-$b-class" "${extra[@]}"
+    --seeds 100 101 "${from_defaults[@]}" --param rnf.task_inference=auto --loggers text --no-plots --ray \
+    --out "$R/sweep-rnf-$b-class" "${extra[@]}"
 done
 rnf-bench --sweep benchmarks/sweeps/rnf-class-key.json --benchmark split_cifar10 --scenario class --strategies rnf \
-  --seeds 100 "${class_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-split_cifar10-class" \
-  "${extra[@]}"
+  --seeds 100 "${from_defaults[@]}" --param rnf.task_inference=auto --loggers text --no-plots --ray \
+  --out "$R/sweep-rnf-split_cifar10-class" "${extra[@]}"
 rnf-bench --sweep benchmarks/sweeps/rnf-class-lr.json --benchmark split_cifar10 --scenario class --strategies rnf \
-  --seeds 100 "${class_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-lr-split_cifar10-class" \
-  "${extra[@]}"
+  --seeds 100 "${from_defaults[@]}" --param rnf.task_inference=auto --loggers text --no-plots --ray \
+  --out "$R/sweep-rnf-lr-split_cifar10-class" "${extra[@]}"
 for b in split_mnist split_fmnist; do
   rnf-bench --benchmark "$b" --scenario class --strategies rnf --seeds 0 1 2 3 4 --loggers text \
     --out "$R/$b-class" --resume --rerun rnf "${extra[@]}"
@@ -883,13 +884,11 @@ rnf-bench --benchmark split_cifar10 --scenario class --strategies rnf --seeds 0 
 # max_drop x the column's learning rates, sweep seeds 100 and 101); both chose the defaults themselves, and the
 # column's RNF was read once with them (the same runs as the defaults rows; split_fmnist's defaults row read again at
 # the benchmark's learning rate, now the column's).
-task_defaults=(--param rnf.keep_last=auto --param rnf.retrain_epochs=0.9 --param rnf.retrain_lr_scale=2.0
-               --param rnf.reference_size=300)
 for b in split_digits split_fmnist; do
   rnf-bench --sweep "benchmarks/sweeps/rnf-$b-task.json" --benchmark "$b" --scenario task --strategies rnf \
-    --seeds 100 101 "${task_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-$b-task" "${extra[@]}"
+    --seeds 100 101 "${from_defaults[@]}" --loggers text --no-plots --ray --out "$R/sweep-rnf-$b-task" "${extra[@]}"
   rnf-bench --benchmark "$b" --scenario task --strategies rnf --seeds 0 1 2 3 4 --loggers text --out "$R/$b-task" \
     --resume --rerun rnf "${extra[@]}"
 done
-rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 0 1 2 3 4 "${task_defaults[@]}" \
+rnf-bench --benchmark split_fmnist --scenario task --strategies rnf --seeds 0 1 2 3 4 "${from_defaults[@]}" \
   --param rnf.max_drop=null --loggers text --out "$R/defaults-split_fmnist-task" --resume --rerun rnf "${extra[@]}"
