@@ -233,6 +233,11 @@ class Best:
     seeds: int
 
 
+def point_of(record: RunRecord, keys: Iterable[str]) -> dict[str, Any]:
+    """The values of ``keys`` a run had, as JSON gives them back (how :class:`Best` holds a point)."""
+    return json.loads(json.dumps({k: record.config["params"].get(k) for k in keys}, sort_keys=True))
+
+
 def top_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict[str, list[Best]]:
     """Per strategy, every point of ``keys[strategy]`` level with the best one, in the order run.
 
@@ -244,8 +249,8 @@ def top_points(records: Iterable[RunRecord], keys: dict[str, list[str]]) -> dict
     for r in records:
         accuracy = r.average_accuracy  # None only for a run without a matrix: not a finished one
         if r.status == "ok" and r.strategy in keys and accuracy is not None:
-            point = {k: r.config["params"].get(k) for k in keys[r.strategy]}
-            scores.setdefault((r.strategy, json.dumps(point, sort_keys=True)), []).append(accuracy)
+            point = json.dumps(point_of(r, keys[r.strategy]), sort_keys=True)
+            scores.setdefault((r.strategy, point), []).append(accuracy)
     top: dict[str, list[Best]] = {}
     for (strategy, point_json), values in scores.items():
         b = Best(json.loads(point_json), sum(values) / len(values), len(values))

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from avalanche_rnf.bench.hparams import SEARCH, STRATEGIES
 from avalanche_rnf.bench.recognised import SAMPLES
-from avalanche_rnf.bench.results import RunRecord, atomic_write, present, summary_table, top_points
+from avalanche_rnf.bench.results import RunRecord, atomic_write, point_of, present, summary_table, top_points
 
 
 def write_summary(out: Path, meta: dict[str, Any], records: list[RunRecord], *, search: bool = False,
@@ -80,8 +80,7 @@ def search_table(records: Iterable[RunRecord], swept: dict[str, list[str]] | Non
             failed = [r for r in rs if r.status != "ok"]
             acc = _mean_std4(scores) + (f" ({len(failed)} {failed[0].status}: {failed[0].reason})" if failed else "")
             values = ", ".join(_value(rs[0].config["params"].get(k)) for k in keys) or "–"
-            point = {k: rs[0].config["params"].get(k) for k in keys}
-            mark = "**best**" if keys and any(b.params == point for b in level) else ""
+            mark = "**best**" if keys and point_of(rs[0], keys) in [b.params for b in level] else ""
             lines.append(f"| {strategy} | {', '.join(keys) or '–'} | {values} | {len(scores)} | {acc} | {mark} |")
     return "\n".join(lines)
 
